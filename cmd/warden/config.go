@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/wardenauthz/warden/claims"
+)
+
+// Config is Warden's whole configuration. Each key is set, in rising order
+// of precedence, by its default, the YAML file, a WARDEN_* environment
+// variable and a flag.
+type Config struct {
+	Listen   string         `yaml:"listen"`
+	DataDir  string         `yaml:"data_dir"`
+	Tokens   claims.Config  `yaml:"tokens"`
+	Policies PoliciesConfig `yaml:"policies"`
+}
+
+// PoliciesConfig says where the policy set comes from and how it is queried.
+type PoliciesConfig struct {
+	Dir         string        `yaml:"dir"`
+	Entrypoint  string        `yaml:"entrypoint"`
+	EvalTimeout time.Duration `yaml:"eval_timeout"`
+}
+
+func defaultConfig() Config {
+	return Config{
+		Listen:  "127.0.0.1:8480",
+		DataDir: "./warden-data",
+		Tokens: claims.Config{
+			Leeway:      claims.DefaultLeeway,
+			MaxLifetime: claims.DefaultMaxLifetime,
+			MaxSize:     claims.DefaultMaxSize,
+		},
+		Policies: PoliciesConfig{
+			Entrypoint:  "warden/authz",
+			EvalTimeout: 50 * time.Millisecond,
+		},
+	}
+}
+
+// setting is one configuration key that a flag and an environment variable
+// can set. tokens.issuers is a list and is set only in the file.
+type setting struct {
+	key   string // as in the YAML file
+	usage string
+	bind  func(fs *flag.FlagSet, name string, c *Config)
+}
+
+var settings = []setting{
+	{"listen", "address the HTTP API listens on (host:port)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Listen, n, c.Listen, "")
+	}},
+	{"data_dir", "directory for Warden's state (development key, event store)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.DataDir, n, c.DataDir, "")
+	}},
+	{"tokens.leeway", "clock skew allowed on exp, nbf and iat (at most 5m)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.DurationVar(&c.Tokens.Leeway, n, c.Tokens.Leeway, "")
+	}},
+	{"tokens.max_lifetime", "tokens whose exp - iat is longer are rejected", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.DurationVar(&c.Tokens.MaxLifetime, n, c.Tokens.MaxLifetime, "")
+	}},
+	{"tokens.max_size", "largest compact token accepted, in bytes", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.IntVar(&c.Tokens.MaxSize, n, c.Tokens.MaxSize, "")
+	}},
+	{"policies.dir", "directory of Rego modules and data files (empty: the shipped policies)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Policies.Dir, n, c.Policies.Dir, "")
+	}},
+	{"policies.entrypoint", "package path of the decision document", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Policies.Entrypoint, n, c.Policies.Entrypoint, "")
+	}},
+	{"policies.eval_timeout", "longest a policy evaluation may run before it denies with policy_timeout", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.DurationVar(&c.Policies.EvalTimeout, n, c.Policies.EvalTimeout, "")
+	}},
+}
+
+// flagName is a key's flag: data_dir -> data-dir, tokens.max_lifetime ->
+// tokens-max-lifetime.
+func flagName(key string) string { return strings.NewReplacer(".", "-", "_", "-").Replace(key) }
+
+// envName is a key's environment variable: tokens.max_lifetime ->
+// WARDEN_TOKENS_MAX_LIFETIME.
+func envName(key string) string {
+	return "WARDEN_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// configFlags binds every setting of c to a flag, plus --config.
+func configFlags(name string, c *Config, configPath *string, output io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(configPath, "config", "", "")
+	for _, s := range settings {
+		s.bind(fs, flagName(s.key), c)
+	}
+	return fs
+}
+
+// printSettings documents every setting: flag, environment variable, YAML
+// key, default and meaning.
+func printSettings(w io.Writer) {
+	def := defaultConfig()
+	fmt.Fprintf(w, "  --config PATH\n        YAML configuration file (env WARDEN_CONFIG)\n")
+	var path string
+	fs := configFlags("", &def, &path, io.Discard)
+	for _, s := range settings {
+		f := fs.Lookup(flagName(s.key))
+		fmt.Fprintf(w, "  --%s  (env %s, file key %s, default %q)\n        %s\n", f.Name, envName(s.key), s.key, f.DefValue, s.usage)
+	}
+	fmt.Fprintf(w, "  tokens.issuers (file only)\n        trusted issuers; empty runs the development issuer (see README)\n")
+}
+
+// loadConfig builds the configuration from the defaults, the file named by
+// --config or WARDEN_CONFIG, the environment and the flags, then validates it.
+// It returns the remaining positional arguments.
+func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, error) {
+	// A first pass over the flags only finds --config; the flags are parsed
+	// again below so that they win over the file and the environment.
+	var path string
+	scratch := defaultConfig()
+	fs := configFlags(name, &scratch, &path, io.Discard)
+	if extra != nil {
+		extra(fs)
+	}
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "Usage of warden %s:\n", name)
+			printSettings(stderr)
+			if extra != nil {
+				printExtra(stderr, extra)
+			}
+		}
+		return Config{}, err
+	}
+	if path == "" {
+		path = getenv("WARDEN_CONFIG")
+	}
+
+	cfg := defaultConfig()
+	if path != "" {
+		if err := readConfigFile(path, &cfg); err != nil {
+			return Config{}, err
+		}
+	}
+	fs = configFlags(name, &cfg, &path, stderr)
+	if extra != nil {
+		extra(fs)
+	}
+	for _, s := range settings {
+		if v := getenv(envName(s.key)); v != "" {
+			if err := fs.Lookup(flagName(s.key)).Value.Set(v); err != nil {
+				return Config{}, fmt.Errorf("environment %s=%q: %v", envName(s.key), v, err)
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q; settings are flags like --listen=127.0.0.1:8480", fs.Arg(0))
+	}
+	return cfg, cfg.validate()
+}
+
+// printExtra documents a command's own flags (those that are not settings).
+func printExtra(w io.Writer, extra func(*flag.FlagSet)) {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	extra(fs)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// readConfigFile reads the YAML file at path over cfg. Unknown keys are
+// errors: a misspelt key silently ignored is a security setting not applied.
+func readConfigFile(path string, cfg *Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %s", path, yamlMessage(err))
+	}
+	return nil
+}
+
+var yamlFieldNotFound = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+// yamlMessage rewords yaml.v3's errors to name the key rather than the Go
+// type that holds it.
+func yamlMessage(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = yamlFieldNotFound.ReplaceAllString(msg, "unknown key $1 (see \"warden serve --help\" for the keys)")
+	return strings.ReplaceAll(msg, "\n ", "")
+}
+
+var entrypointPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$`)
+
+// validate checks every key, naming the key and the fix in its error.
+func (c Config) validate() error {
+	var errs []string
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Sprintf("listen: %q is not host:port, e.g. 127.0.0.1:8480", c.Listen))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, "data_dir: must not be empty; set a directory Warden may write, e.g. ./warden-data")
+	}
+	if err := c.Tokens.Validate(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if !entrypointPattern.MatchString(c.Policies.Entrypoint) {
+		errs = append(errs, fmt.Sprintf("policies.entrypoint: %q is not a package path like warden/authz", c.Policies.Entrypoint))
+	}
+	if c.Policies.EvalTimeout <= 0 || c.Policies.EvalTimeout > 10*time.Second {
+		errs = append(errs, fmt.Sprintf("policies.eval_timeout: %v must be above 0 and at most 10s, e.g. 50ms", c.Policies.EvalTimeout))
+	}
+	if len(errs) > 0 {
+		return errors.New("invalid configuration:\n  " + strings.Join(errs, "\n  "))
+	}
+	return nil
+}

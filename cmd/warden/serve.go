@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/wardenauthz/warden/claims"
+	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/policies"
+	"github.com/wardenauthz/warden/web"
+)
+
+// shutdownTimeout bounds how long in-flight requests may take to finish
+// after SIGINT/SIGTERM.
+const shutdownTimeout = 15 * time.Second
+
+// serve implements "warden serve": it runs the decision server until ctx is
+// cancelled, reloading the policies on SIGHUP.
+func serve(ctx context.Context, prog string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig("serve", args, getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+
+	var dev *devIssuer
+	if len(cfg.Tokens.Issuers) == 0 {
+		if dev, _, err = loadDevIssuer(cfg.DataDir); err != nil {
+			return err
+		}
+		cfg.Tokens.Issuers = []claims.IssuerConfig{dev.issuerConfig()}
+	}
+	verifier, err := claims.NewVerifier(ctx, cfg.Tokens, claims.WithLogger(logger))
+	if err != nil {
+		return fmt.Errorf("tokens: %w", err)
+	}
+	policyFS := policySource(cfg.Policies)
+	engine, err := decision.NewEngine(ctx, policyFS, decision.Options{
+		Entrypoint:  cfg.Policies.Entrypoint,
+		EvalTimeout: cfg.Policies.EvalTimeout,
+		Logger:      logger,
+	})
+	if err != nil {
+		return fmt.Errorf("policies: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           web.NewServer(logger, verifier, engine, web.Options{}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	addr := ln.Addr().String()
+	logger.Info("warden serving", "addr", addr, "policy_revision", engine.Revision(), "version", versionString())
+	if dev != nil {
+		if err := printDevBanner(stderr, prog, addr, cfg, dev); err != nil {
+			return err
+		}
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case err := <-serveErr:
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			// A set that fails to compile is refused and the old one
+			// keeps answering.
+			rev, err := engine.Reload(ctx, policySource(cfg.Policies))
+			if err != nil {
+				logger.Error("policy reload refused; the previous policy set stays active", "revision", engine.Revision(), "err", err)
+				continue
+			}
+			logger.Info("policies reloaded", "revision", rev)
+		case <-ctx.Done():
+			logger.Info("shutting down; letting in-flight requests finish", "timeout", shutdownTimeout)
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve: %w", err)
+			}
+			return nil
+		}
+	}
+}
+
+// policySource is the policy set's files: policies.dir, or the shipped set.
+func policySource(c PoliciesConfig) fs.FS {
+	if c.Dir == "" {
+		return policies.FS()
+	}
+	return os.DirFS(c.Dir)
+}
+
+// printDevBanner says loudly that Warden trusts a development issuer, and
+// how to use it.
+func printDevBanner(w io.Writer, prog, addr string, cfg Config, dev *devIssuer) error {
+	admin, err := dev.mint("dev-admin", []string{"warden-admin"}, cfg.Tokens.MaxLifetime, nil, time.Now())
+	if err != nil {
+		return err
+	}
+	dataFlag := ""
+	if cfg.DataDir != defaultConfig().DataDir {
+		dataFlag = " --data-dir " + cfg.DataDir
+	}
+	fmt.Fprintf(w, `
+  ==================================================================
+   WARDEN IS IN DEVELOPMENT MODE: it trusts the development issuer
+   %q (audience %q), whose key is in %s.
+   Configure tokens.issuers before exposing it to anything real.
+  ==================================================================
+
+  Mint a token:
+    TOKEN=$(%s token%s --sub alice --roles manager)
+
+  Ask a decision:
+    curl -s http://%s/v1/decision -H 'Content-Type: application/json' \
+      -d '{"token":"'"$TOKEN"'","action":"orders:approve","resource":{"type":"order","id":"42"}}'
+
+  Admin token (valid %v):
+    %s
+
+`, devIssuerName, devAudience, cfg.DataDir, prog, dataFlag, addr, cfg.Tokens.MaxLifetime, admin)
+	return nil
+}

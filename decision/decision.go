@@ -1,0 +1,67 @@
+// Package decision is Warden's engine: it turns verified claims and a request
+// into a policy input, evaluates the active Rego policy set over it and
+// returns a Decision.
+//
+// It sits between claims (which verifies the token) and web (which decodes
+// and encodes HTTP). Before Rego runs, the engine asks its Revocations
+// whether the token is still honoured; the events package implements that
+// interface from the permission-change stream.
+package decision
+
+import (
+	"time"
+
+	"github.com/wardenauthz/warden/claims"
+)
+
+// Reason is the one code that explains a decision. The token_* codes are the
+// claims.Code values of a failed verification.
+type Reason string
+
+// The reason codes of DESIGN §5.
+const (
+	ReasonAllowed              Reason = "allowed"
+	ReasonPolicyDenied         Reason = "policy_denied"
+	ReasonPolicyError          Reason = "policy_error"
+	ReasonPolicyTimeout        Reason = "policy_timeout"
+	ReasonTokenRevoked         Reason = "token_revoked"
+	ReasonTokenStale           Reason = "token_stale"
+	ReasonSubjectDisabled      Reason = "subject_disabled"
+	ReasonRevocationStateStale Reason = "revocation_state_stale"
+)
+
+// Request is the HTTP request a proxy asks about (forward-auth only). Header
+// names are lower-cased; authorization and cookie headers are removed.
+type Request struct {
+	Method  string
+	Path    string
+	Query   string
+	Host    string
+	Headers map[string]string
+}
+
+// Input is what a decision is asked about.
+type Input struct {
+	Claims   *claims.Claims
+	Action   string
+	Resource map[string]any
+	Context  map[string]any
+	Request  *Request // nil except for forward-auth
+}
+
+// Decision is the engine's answer. The zero value denies.
+type Decision struct {
+	Allow    bool
+	Reason   Reason
+	Reasons  []string          // from the policy's reasons set, sorted
+	Headers  map[string]string // from the policy's headers object, on allow
+	Refresh  bool              // the client should refresh its token and retry
+	Revision string            // the policy set revision that decided
+}
+
+// Revocations is what the engine needs of the revocation ledger: the reason a
+// verified token may no longer be honoured at now, or "" when nothing revokes
+// it. Check runs on every decision and must be safe for concurrent use.
+type Revocations interface {
+	Check(c *claims.Claims, now time.Time) Reason
+}

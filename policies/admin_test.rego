@@ -1,0 +1,30 @@
+package warden.admin_test
+
+import data.warden.admin
+
+req(claims, action) := {
+	"token": {"claims": claims, "header": {"alg": "ES256", "kid": "k1", "typ": "JWT"}},
+	"subject": object.get(claims, "sub", ""),
+	"action": action,
+	"resource": {},
+	"context": {},
+}
+
+test_warden_admin_allowed if {
+	admin.allow with input as req({"sub": "root", "roles": ["staff", "warden-admin"]}, "POST /v1/events")
+	admin.allow with input as req({"sub": "root", "roles": ["warden-admin"]}, "GET /v1/revocations")
+}
+
+test_other_roles_denied if {
+	not admin.allow with input as req({"sub": "alice", "roles": ["manager"]}, "POST /v1/events")
+}
+
+test_missing_roles_denied if {
+	not admin.allow with input as req({"sub": "alice"}, "GET /v1/status")
+}
+
+test_roles_not_an_array_denied if {
+	every roles in ["warden-admin", {"r": "warden-admin"}, null] {
+		not admin.allow with input as req({"sub": "alice", "roles": roles}, "GET /v1/status")
+	}
+}

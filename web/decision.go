@@ -1,0 +1,169 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/wardenauthz/warden/claims"
+	"github.com/wardenauthz/warden/decision"
+)
+
+// check is one question about a token: may it do action on resource?
+type check struct {
+	Action   string         `json:"action"`
+	Resource map[string]any `json:"resource"`
+	Context  map[string]any `json:"context"`
+}
+
+type decisionRequest struct {
+	Token string `json:"token"`
+	check
+}
+
+type decisionsRequest struct {
+	Token  string  `json:"token"`
+	Checks []check `json:"checks"`
+}
+
+// decisionResponse is the answer to one check. A token failure is a decision
+// too: allow false with the token's reason code.
+type decisionResponse struct {
+	DecisionID     string          `json:"decision_id"`
+	Allow          bool            `json:"allow"`
+	Reason         decision.Reason `json:"reason"`
+	Reasons        []string        `json:"reasons"`
+	Subject        string          `json:"subject"`
+	PolicyRevision string          `json:"policy_revision"`
+	Refresh        bool            `json:"refresh"`
+}
+
+type decisionsResponse struct {
+	Subject        string             `json:"subject"`
+	PolicyRevision string             `json:"policy_revision"`
+	Results        []decisionResponse `json:"results"`
+}
+
+// handleDecision answers POST /v1/decision.
+func (s *server) handleDecision() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req decisionRequest
+		if err := s.decodeJSON(c, &req); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if req.Action == "" {
+			s.writeError(c, errorf(codeInvalidRequest, "action is required, e.g. \"orders:read\""))
+			return
+		}
+		ctx := c.Request.Context()
+		start := s.opts.Now()
+		cl, err := s.verifier.Verify(ctx, s.token(c, req.Token))
+		resp := s.decide(ctx, cl, err, req.check)
+		s.metrics.latency.Observe(s.opts.Now().Sub(start).Seconds())
+		c.JSON(200, resp)
+	}
+}
+
+// handleDecisions answers POST /v1/decisions: one token verification, many
+// checks, results in the order of the checks.
+func (s *server) handleDecisions() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req decisionsRequest
+		if err := s.decodeJSON(c, &req); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if len(req.Checks) == 0 || len(req.Checks) > s.opts.MaxChecks {
+			s.writeError(c, errorf(codeInvalidRequest, fmt.Sprintf("checks must hold 1 to %d checks, not %d", s.opts.MaxChecks, len(req.Checks))))
+			return
+		}
+		for i, ch := range req.Checks {
+			if ch.Action == "" {
+				s.writeError(c, errorf(codeInvalidRequest, fmt.Sprintf("checks[%d].action is required", i)))
+				return
+			}
+		}
+		ctx := c.Request.Context()
+		start := s.opts.Now()
+		cl, err := s.verifier.Verify(ctx, s.token(c, req.Token))
+		resp := decisionsResponse{Results: make([]decisionResponse, len(req.Checks))}
+		for i, ch := range req.Checks {
+			resp.Results[i] = s.decide(ctx, cl, err, ch)
+		}
+		s.metrics.latency.Observe(s.opts.Now().Sub(start).Seconds())
+		resp.Subject = resp.Results[0].Subject
+		resp.PolicyRevision = resp.Results[0].PolicyRevision
+		c.JSON(200, resp)
+	}
+}
+
+// token is the token a request asks about: the body's, or else the request's
+// own Authorization: Bearer header.
+func (s *server) token(c *gin.Context, fromBody string) string {
+	if fromBody != "" {
+		return fromBody
+	}
+	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// decide turns a verification result and one check into the response. A
+// failed verification denies with the token's reason code.
+func (s *server) decide(ctx context.Context, cl *claims.Claims, verifyErr error, ch check) decisionResponse {
+	var d decision.Decision
+	if verifyErr != nil {
+		d = decision.Decision{Reason: s.tokenReason(ctx, verifyErr), Revision: s.engine.Revision()}
+	} else {
+		d = s.engine.Decide(ctx, decision.Input{
+			Claims:   cl,
+			Action:   ch.Action,
+			Resource: ch.Resource,
+			Context:  ch.Context,
+		})
+	}
+	s.metrics.decisions.WithLabelValues(string(d.Reason)).Inc()
+
+	resp := decisionResponse{
+		DecisionID:     newDecisionID(),
+		Allow:          d.Allow,
+		Reason:         d.Reason,
+		Reasons:        d.Reasons,
+		PolicyRevision: d.Revision,
+		Refresh:        d.Refresh,
+	}
+	if resp.Reasons == nil {
+		resp.Reasons = []string{}
+	}
+	if cl != nil {
+		resp.Subject = cl.Subject
+	}
+	return resp
+}
+
+// tokenReason is the reason code of a failed verification. The cause goes to
+// the log at debug level; the client sees only the code.
+func (s *server) tokenReason(ctx context.Context, err error) decision.Reason {
+	var ce *claims.Error
+	if !errors.As(err, &ce) {
+		// Verify promises *claims.Error; anything else still denies.
+		s.logger.ErrorContext(ctx, "token verification failed unexpectedly", "err", err)
+		return decision.Reason(claims.CodeMalformed)
+	}
+	s.logger.DebugContext(ctx, "token rejected", "reason", ce.Code, "err", ce)
+	return decision.Reason(ce.Code)
+}
+
+// newDecisionID returns a time-ordered unique id (UUIDv7), so decision logs
+// sort by time. NewV7 fails only when crypto/rand does, which since Go 1.24
+// crashes the process instead of returning an error.
+func newDecisionID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}

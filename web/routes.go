@@ -1,0 +1,32 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routes is the one place every route of Warden is registered.
+func (s *server) routes() http.Handler {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(s.recoverPanics, s.logRequests)
+
+	r.GET("/healthz", s.handleHealthz())
+	r.GET("/readyz", s.handleReadyz())
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{})))
+
+	v1 := r.Group("/v1")
+	v1.POST("/decision", s.handleDecision())
+	v1.POST("/decisions", s.handleDecisions())
+
+	r.NoRoute(func(c *gin.Context) {
+		s.writeError(c, errorf(codeNotFound, "no route "+c.Request.Method+" "+c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		s.writeError(c, errorf(codeMethodNotAllowed, "method "+c.Request.Method+" is not allowed here"))
+	})
+	return r
+}

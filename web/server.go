@@ -1,0 +1,137 @@
+// Package web is everything HTTP in Warden: the Gin router (all routes in
+// routes.go), the decision API, health and metrics, and the one mapping from
+// errors to statuses.
+//
+// A decision request reads straight through: web decodes the JSON body,
+// Verifier.Verify turns the token into claims, Engine.Decide evaluates the
+// policy, and web encodes the answer. The package declares the small
+// interfaces it needs of claims and decision so tests can drive the real
+// implementations through the real router.
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wardenauthz/warden/claims"
+	"github.com/wardenauthz/warden/decision"
+)
+
+// Verifier turns a compact JWT into verified claims. Its errors are
+// *claims.Error values carrying the reason code.
+type Verifier interface {
+	Verify(ctx context.Context, token string) (*claims.Claims, error)
+	CacheStats() (hits, misses uint64)
+}
+
+// Engine decides over verified claims with the active policy set.
+type Engine interface {
+	Decide(ctx context.Context, in decision.Input) decision.Decision
+	Revision() string
+}
+
+// Readiness is a part whose state /readyz reports: Ready returns nil when the
+// part can serve, or an error saying why not.
+type Readiness interface {
+	Ready() error
+}
+
+var (
+	_ Verifier = (*claims.Verifier)(nil)
+	_ Engine   = (*decision.Engine)(nil)
+)
+
+// Options are the optional settings of the HTTP server.
+type Options struct {
+	// MaxBodyBytes bounds a request body; larger bodies get 413. Default 64 KiB.
+	MaxBodyBytes int64
+	// MaxChecks bounds the checks of one POST /v1/decisions. Default 100.
+	MaxChecks int
+	// Registerer receives Warden's metrics; /metrics serves Gatherer.
+	// Default: a new registry used for both.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Readiness lists parts besides the engine that /readyz consults.
+	Readiness []Readiness
+	// Now is the clock for decision timing. Default time.Now.
+	Now func() time.Time
+}
+
+type server struct {
+	logger    *slog.Logger
+	verifier  Verifier
+	engine    Engine
+	opts      Options
+	metrics   *metrics
+	readiness []Readiness
+}
+
+// NewServer returns Warden's HTTP handler.
+func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Options) http.Handler {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 64 << 10
+	}
+	if opts.MaxChecks <= 0 {
+		opts.MaxChecks = 100
+	}
+	if opts.Registerer == nil || opts.Gatherer == nil {
+		reg := prometheus.NewRegistry()
+		opts.Registerer, opts.Gatherer = reg, reg
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &server{
+		logger:    logger,
+		verifier:  verifier,
+		engine:    engine,
+		opts:      opts,
+		metrics:   newMetrics(opts.Registerer, verifier),
+		readiness: opts.Readiness,
+	}
+	return s.routes()
+}
+
+func init() {
+	// Release mode silences Gin's debug route dump; requests are logged by
+	// logRequests through slog instead of Gin's own logger.
+	gin.SetMode(gin.ReleaseMode)
+}
+
+// logRequests logs every request through slog. It logs the route pattern, not
+// the raw URL, and never a header or body, so tokens never reach the log.
+func (s *server) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	level := slog.LevelDebug
+	if c.Writer.Status() >= 500 {
+		level = slog.LevelError
+	}
+	s.logger.Log(c.Request.Context(), level, "http request",
+		"method", c.Request.Method,
+		"route", c.FullPath(),
+		"status", c.Writer.Status(),
+		"duration", time.Since(start),
+	)
+}
+
+// recoverPanics turns a panic in a handler into a logged 500 with the error
+// shape, so one bad request never takes the process down.
+func (s *server) recoverPanics(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			s.logger.ErrorContext(c.Request.Context(), "panic in handler", "route", c.FullPath(), "panic", r)
+			c.AbortWithStatusJSON(http.StatusInternalServerError,
+				gin.H{"error": errorf(codeInternal, "internal error")})
+		}
+	}()
+	c.Next()
+}

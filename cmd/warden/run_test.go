@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine to write while
+// the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is a getenv over a fixed map, so tests never see the machine's WARDEN_*.
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+var addrLine = regexp.MustCompile(`msg="warden serving" addr=(\S+)`)
+
+// startWarden runs "warden serve" through run, as main would, and returns
+// its base URL and a function that stops it (SIGTERM) and returns run's error.
+func startWarden(t *testing.T, dataDir string, extraArgs ...string) (baseURL string, stderr *syncBuffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr = &syncBuffer{}
+	done := make(chan error, 1)
+	args := append([]string{"warden", "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, extraArgs...)
+	go func() { done <- run(ctx, args, env(nil), strings.NewReader(""), io.Discard, stderr) }()
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if m := addrLine.FindStringSubmatch(stderr.String()); m != nil {
+			baseURL = "http://" + m[1]
+			break
+		}
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("warden serve exited early: %v\n%s", err, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("warden serve did not start:\n%s", stderr.String())
+		}
+	}
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+		})
+		return runErr
+	}
+	t.Cleanup(func() { stop() })
+	return baseURL, stderr, stop
+}
+
+// mint runs "warden token" through run and returns the token it prints.
+func mint(t *testing.T, dataDir string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	all := append([]string{"warden", "token", "--data-dir", dataDir}, args...)
+	if err := run(context.Background(), all, env(nil), nil, &stdout, &stderr); err != nil {
+		t.Fatalf("warden token %v: %v\n%s", args, err, stderr.String())
+	}
+	return strings.TrimSpace(stdout.String())
+}
+
+type decisionResult struct {
+	DecisionID     string   `json:"decision_id"`
+	Allow          bool     `json:"allow"`
+	Reason         string   `json:"reason"`
+	Reasons        []string `json:"reasons"`
+	Subject        string   `json:"subject"`
+	PolicyRevision string   `json:"policy_revision"`
+	Refresh        bool     `json:"refresh"`
+}
+
+func askDecision(t *testing.T, baseURL, token, action string) decisionResult {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"token": token, "action": action, "resource": map[string]any{"type": "order", "id": "42"}})
+	resp, err := http.Post(baseURL+"/v1/decision", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("POST /v1/decision: %d %s", resp.StatusCode, b)
+	}
+	var d decisionResult
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestWalkthrough follows the README: development mode, a manager and a
+// staff token, orders:approve for both.
+func TestWalkthrough(t *testing.T) {
+	dataDir := t.TempDir()
+	baseURL, stderr, stop := startWarden(t, dataDir)
+
+	banner := stderr.String()
+	for _, want := range []string{"DEVELOPMENT MODE", "token --data-dir " + dataDir + " --sub alice --roles manager", "/v1/decision", "Admin token"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+	info, err := os.Stat(filepath.Join(dataDir, devKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o600 {
+		t.Errorf("development key mode = %v, want 0600", perm)
+	}
+
+	manager := mint(t, dataDir, "--sub", "alice", "--roles", "manager")
+	staff := mint(t, dataDir, "--sub", "bob", "--roles", "staff")
+
+	got := askDecision(t, baseURL, manager, "orders:approve")
+	if !got.Allow || got.Reason != "allowed" || got.Subject != "alice" || got.DecisionID == "" || got.PolicyRevision == "" {
+		t.Errorf("manager orders:approve = %+v, want allowed for alice with id and revision", got)
+	}
+	got = askDecision(t, baseURL, staff, "orders:approve")
+	if got.Allow || got.Reason != "policy_denied" || got.Subject != "bob" {
+		t.Errorf("staff orders:approve = %+v, want policy_denied for bob", got)
+	}
+	got = askDecision(t, baseURL, staff, "orders:read")
+	if !got.Allow {
+		t.Errorf("staff orders:read = %+v, want allowed", got)
+	}
+	got = askDecision(t, baseURL, manager[:len(manager)-4]+"AAAA", "orders:approve")
+	if got.Allow || got.Reason != "token_bad_signature" {
+		t.Errorf("tampered token = %+v, want token_bad_signature", got)
+	}
+
+	if err := stop(); err != nil {
+		t.Fatalf("run returned %v after SIGTERM, want nil", err)
+	}
+}
+
+// TestDevKeyKeptAcrossRestarts checks that the development key generated on
+// first start is reused: a token minted before a restart still verifies.
+func TestDevKeyKeptAcrossRestarts(t *testing.T) {
+	dataDir := t.TempDir()
+	token := mint(t, dataDir, "--sub", "alice", "--roles", "manager")
+	for i := range 2 {
+		baseURL, _, stop := startWarden(t, dataDir)
+		if got := askDecision(t, baseURL, token, "orders:approve"); !got.Allow {
+			t.Errorf("start %d: decision = %+v, want allowed", i, got)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestTokenCommand(t *testing.T) {
+	dataDir := t.TempDir()
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"no sub", []string{"--roles", "manager"}, "--sub is required"},
+		{"ttl above max lifetime", []string{"--sub", "a", "--ttl", "2h"}, "tokens.max_lifetime"},
+		{"bad claim", []string{"--sub", "a", "--claim", "novalue"}, "want key=value"},
+		{"unknown flag", []string{"--sub", "a", "--nope"}, "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"warden", "token", "--data-dir", dataDir}, tt.args...), env(nil), nil, io.Discard, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("err = %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	err := run(context.Background(), []string{"warden", "frobnicate"}, env(nil), nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `unknown command "frobnicate"`) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"warden", "version"}, env(nil), nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "warden ") {
+		t.Errorf("version printed %q", out.String())
+	}
+	var help bytes.Buffer
+	if err := run(context.Background(), []string{"warden", "serve", "--help"}, env(nil), nil, io.Discard, &help); err != nil {
+		t.Fatalf("serve --help: %v", err)
+	}
+	for _, s := range settings {
+		for _, want := range []string{"--" + flagName(s.key), envName(s.key), s.key} {
+			if !strings.Contains(help.String(), want) {
+				t.Errorf("serve --help does not document %q", want)
+			}
+		}
+	}
+}

@@ -1,0 +1,195 @@
+package decision
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/wardenauthz/warden/claims"
+)
+
+// Keys of the policy input (DESIGN §3). They are interned once so that
+// building an input allocates only for the values that change per request.
+var (
+	keyToken    = ast.InternedTerm("token")
+	keyClaims   = ast.InternedTerm("claims")
+	keyHeader   = ast.InternedTerm("header")
+	keyAlg      = ast.InternedTerm("alg")
+	keyKid      = ast.InternedTerm("kid")
+	keyTyp      = ast.InternedTerm("typ")
+	keySubject  = ast.InternedTerm("subject")
+	keyAction   = ast.InternedTerm("action")
+	keyResource = ast.InternedTerm("resource")
+	keyContext  = ast.InternedTerm("context")
+	keyRequest  = ast.InternedTerm("request")
+	keyMethod   = ast.InternedTerm("method")
+	keyPath     = ast.InternedTerm("path")
+	keyQuery    = ast.InternedTerm("query")
+	keyHost     = ast.InternedTerm("host")
+	keyHeaders  = ast.InternedTerm("headers")
+)
+
+// errNoClaims is returned for an Input without verified claims: web decides
+// token failures itself, so reaching the policy without claims is a bug.
+var errNoClaims = errors.New("input has no verified claims")
+
+// buildInput turns in into the policy input of DESIGN §3 as an OPA value.
+//
+// It builds ast terms directly from the decoded JSON (json.Number, string,
+// bool, nil, []any, map[string]any, ...) instead of marshalling to JSON and
+// parsing it back, because this runs on every decision.
+func buildInput(in *Input) (ast.Value, error) {
+	c := in.Claims
+	if c == nil {
+		return nil, errNoClaims
+	}
+	claimsObj, err := objectTerm(c.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("token claims: %w", err)
+	}
+	resource, err := objectTerm(in.Resource)
+	if err != nil {
+		return nil, fmt.Errorf("resource: %w", err)
+	}
+	reqCtx, err := objectTerm(in.Context)
+	if err != nil {
+		return nil, fmt.Errorf("context: %w", err)
+	}
+
+	token := ast.NewObject(
+		[2]*ast.Term{keyClaims, claimsObj},
+		[2]*ast.Term{keyHeader, headerTerm(c.Header)},
+	)
+	items := make([][2]*ast.Term, 0, 6)
+	items = append(items,
+		[2]*ast.Term{keyToken, ast.NewTerm(token)},
+		[2]*ast.Term{keySubject, ast.InternedTerm(c.Subject)},
+		[2]*ast.Term{keyAction, ast.InternedTerm(in.Action)},
+		[2]*ast.Term{keyResource, resource},
+		[2]*ast.Term{keyContext, reqCtx},
+	)
+	if in.Request != nil {
+		items = append(items, [2]*ast.Term{keyRequest, requestTerm(in.Request)})
+	}
+	return ast.NewObject(items...), nil
+}
+
+// headerTerm is input.token.header. kid and typ are left out when the token
+// has none, as they are in the token itself.
+func headerTerm(h claims.Header) *ast.Term {
+	items := make([][2]*ast.Term, 1, 3)
+	items[0] = [2]*ast.Term{keyAlg, ast.InternedTerm(h.Alg)}
+	if h.Kid != "" {
+		items = append(items, [2]*ast.Term{keyKid, ast.InternedTerm(h.Kid)})
+	}
+	if h.Typ != "" {
+		items = append(items, [2]*ast.Term{keyTyp, ast.InternedTerm(h.Typ)})
+	}
+	return ast.ObjectTerm(items...)
+}
+
+// requestTerm is input.request, sent only by forward-auth proxies.
+func requestTerm(r *Request) *ast.Term {
+	return ast.ObjectTerm(
+		[2]*ast.Term{keyMethod, ast.InternedTerm(r.Method)},
+		[2]*ast.Term{keyPath, ast.InternedTerm(r.Path)},
+		[2]*ast.Term{keyQuery, ast.InternedTerm(r.Query)},
+		[2]*ast.Term{keyHost, ast.InternedTerm(r.Host)},
+		[2]*ast.Term{keyHeaders, stringMapTerm(r.Headers)},
+	)
+}
+
+// objectTerm converts a decoded JSON object; nil becomes {} so that policies
+// can always write input.resource.owner without guarding against null.
+func objectTerm(m map[string]any) (*ast.Term, error) {
+	items := make([][2]*ast.Term, 0, len(m))
+	for k, v := range m {
+		t, err := valueTerm(v)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", k, err)
+		}
+		items = append(items, [2]*ast.Term{ast.InternedTerm(k), t})
+	}
+	return ast.ObjectTerm(items...), nil
+}
+
+func stringMapTerm(m map[string]string) *ast.Term {
+	items := make([][2]*ast.Term, 0, len(m))
+	for k, v := range m {
+		items = append(items, [2]*ast.Term{ast.InternedTerm(k), ast.InternedTerm(v)})
+	}
+	return ast.ObjectTerm(items...)
+}
+
+// valueTerm converts one decoded JSON value. The cases are the types
+// encoding/json produces (with and without UseNumber) plus the Go types a
+// caller building an Input by hand is likely to use; anything else takes
+// OPA's own conversion, which marshals through JSON.
+func valueTerm(v any) (*ast.Term, error) {
+	switch v := v.(type) {
+	case nil:
+		return ast.NullTerm(), nil
+	case string:
+		return ast.InternedTerm(v), nil
+	case bool:
+		return ast.InternedTerm(v), nil
+	case json.Number:
+		if t := ast.InternedIntNumberTermFromString(string(v)); t != nil {
+			return t, nil
+		}
+		if !isJSONNumber(v) {
+			return nil, fmt.Errorf("invalid number %q", string(v))
+		}
+		n, err := ast.NumberChecked(string(v))
+		if err != nil {
+			return nil, err
+		}
+		return ast.NewTerm(n), nil
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("number %v is not representable in JSON", v)
+		}
+		return ast.FloatNumberTerm(v), nil
+	case int:
+		return ast.InternedTerm(v), nil
+	case int64:
+		return ast.InternedTerm(v), nil
+	case []any:
+		terms := make([]*ast.Term, len(v))
+		for i, e := range v {
+			t, err := valueTerm(e)
+			if err != nil {
+				return nil, fmt.Errorf("[%d]: %w", i, err)
+			}
+			terms[i] = t
+		}
+		return ast.ArrayTerm(terms...), nil
+	case []string:
+		terms := make([]*ast.Term, len(v))
+		for i, e := range v {
+			terms[i] = ast.InternedTerm(e)
+		}
+		return ast.ArrayTerm(terms...), nil
+	case map[string]any:
+		return objectTerm(v)
+	case map[string]string:
+		return stringMapTerm(v), nil
+	default:
+		x, err := ast.InterfaceToValue(v)
+		if err != nil {
+			return nil, err
+		}
+		return ast.NewTerm(x), nil
+	}
+}
+
+// isJSONNumber reports whether n has JSON number syntax. encoding/json only
+// produces such numbers, but an Input built by hand might not, and OPA
+// assumes its numbers are well formed.
+func isJSONNumber(n json.Number) bool {
+	s := string(n)
+	return s != "" && (s[0] == '-' || '0' <= s[0] && s[0] <= '9') && json.Valid([]byte(s))
+}

@@ -1,0 +1,327 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/wardenauthz/warden/claims"
+	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/policies"
+)
+
+const (
+	testIssuer   = "https://idp.test/"
+	testAudience = "orders-api"
+)
+
+// fixture is a real verifier and engine behind the real router.
+type fixture struct {
+	handler http.Handler
+	key     *ecdsa.PrivateKey
+	logs    *bytes.Buffer
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemPath := filepath.Join(t.TempDir(), "idp.pem")
+	if err := os.WriteFile(pemPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	v, err := claims.NewVerifier(ctx, claims.Config{Issuers: []claims.IssuerConfig{{
+		Issuer:     testIssuer,
+		Audiences:  []string{testAudience},
+		PublicKeys: []string{pemPath},
+		Algorithms: []string{"ES256"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := decision.NewEngine(ctx, policies.FS(), decision.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &bytes.Buffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return &fixture{handler: NewServer(logger, v, e, Options{MaxBodyBytes: 4096, MaxChecks: 3}), key: key, logs: logs}
+}
+
+func (f *fixture) token(t testing.TB, sub string, roles ...string) string {
+	t.Helper()
+	now := time.Now()
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+		"iss": testIssuer, "aud": testAudience, "sub": sub, "roles": roles,
+		"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
+	})
+	s, err := tok.SignedString(f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// do sends a request through the router and returns status and decoded body.
+func (f *fixture) do(t testing.TB, method, path, contentType, body string, header ...string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	f.handler.ServeHTTP(rec, req)
+	var out map[string]any
+	if strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatalf("%s %s: body is not JSON: %v\n%s", method, path, err, rec.Body)
+		}
+	}
+	return rec.Code, out
+}
+
+func TestDecision(t *testing.T) {
+	f := newFixture(t)
+	manager := f.token(t, "alice", "manager")
+	staff := f.token(t, "bob", "staff")
+
+	tests := []struct {
+		name        string
+		body        string
+		header      []string
+		wantAllow   bool
+		wantReason  string
+		wantSubject string
+	}{
+		{"manager approves", `{"token":"` + manager + `","action":"orders:approve","resource":{"type":"order","id":"42"}}`, nil, true, "allowed", "alice"},
+		{"staff may not approve", `{"token":"` + staff + `","action":"orders:approve","resource":{"type":"order","id":"42"}}`, nil, false, "policy_denied", "bob"},
+		{"owner reads own order", `{"token":"` + f.token(t, "carol") + `","action":"orders:read","resource":{"type":"order","id":"7","owner":"carol"}}`, nil, true, "allowed", "carol"},
+		{"token from Authorization header", `{"action":"orders:approve"}`, []string{"Authorization", "Bearer " + manager}, true, "allowed", "alice"},
+		{"lower-case bearer scheme", `{"action":"orders:approve"}`, []string{"Authorization", "bearer " + manager}, true, "allowed", "alice"},
+		{"no token", `{"action":"orders:read"}`, nil, false, "token_missing", ""},
+		{"basic auth is not a token", `{"action":"orders:read"}`, []string{"Authorization", "Basic YTpi"}, false, "token_missing", ""},
+		{"garbage token", `{"token":"not.a.jwt","action":"orders:read"}`, nil, false, "token_malformed", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, got := f.do(t, "POST", "/v1/decision", "application/json", tt.body, tt.header...)
+			if status != 200 {
+				t.Fatalf("status = %d, body %v", status, got)
+			}
+			if got["allow"] != tt.wantAllow || got["reason"] != tt.wantReason || got["subject"] != tt.wantSubject {
+				t.Errorf("got allow=%v reason=%v subject=%v, want %v %v %v", got["allow"], got["reason"], got["subject"], tt.wantAllow, tt.wantReason, tt.wantSubject)
+			}
+			for _, key := range []string{"decision_id", "policy_revision"} {
+				if s, _ := got[key].(string); s == "" {
+					t.Errorf("%s is empty: %v", key, got)
+				}
+			}
+			if _, ok := got["reasons"].([]any); !ok {
+				t.Errorf("reasons = %#v, want an array", got["reasons"])
+			}
+			if got["refresh"] != false {
+				t.Errorf("refresh = %v, want false", got["refresh"])
+			}
+		})
+	}
+}
+
+func TestDecisionIDsAreUnique(t *testing.T) {
+	f := newFixture(t)
+	body := `{"token":"` + f.token(t, "alice", "manager") + `","action":"orders:read"}`
+	seen := map[any]bool{}
+	for range 50 {
+		_, got := f.do(t, "POST", "/v1/decision", "application/json", body)
+		if seen[got["decision_id"]] {
+			t.Fatalf("decision_id %v repeated", got["decision_id"])
+		}
+		seen[got["decision_id"]] = true
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name        string
+		method      string
+		path        string
+		contentType string
+		body        string
+		wantStatus  int
+		wantCode    string
+		wantMessage string
+	}{
+		{"malformed JSON", "POST", "/v1/decision", "application/json", `{"action":`, 400, "invalid_request", "truncated"},
+		{"syntax error", "POST", "/v1/decision", "application/json", `{"action" "x"}`, 400, "invalid_request", "malformed JSON at byte"},
+		{"empty body", "POST", "/v1/decision", "application/json", ``, 400, "invalid_request", "empty"},
+		{"array body", "POST", "/v1/decision", "application/json", `[1,2]`, 400, "invalid_request", "JSON object"},
+		{"missing action", "POST", "/v1/decision", "application/json", `{"token":"x"}`, 400, "invalid_request", "action is required"},
+		{"action of wrong type", "POST", "/v1/decision", "application/json", `{"action":7}`, 400, "invalid_request", `"action" must be a string`},
+		{"resource not an object", "POST", "/v1/decision", "application/json", `{"action":"a","resource":"order"}`, 400, "invalid_request", `"resource" must be an object`},
+		{"unknown field", "POST", "/v1/decision", "application/json", `{"action":"a","acton":"b"}`, 400, "invalid_request", `unknown field "acton"`},
+		{"trailing data", "POST", "/v1/decision", "application/json", `{"action":"a"} {}`, 400, "invalid_request", "after the JSON object"},
+		{"body over limit", "POST", "/v1/decision", "application/json", `{"action":"` + strings.Repeat("a", 5000) + `"}`, 413, "body_too_large", "4096 bytes"},
+		{"wrong content type", "POST", "/v1/decision", "text/plain", `{"action":"a"}`, 415, "unsupported_media_type", "application/json"},
+		{"no content type", "POST", "/v1/decision", "", `{"action":"a"}`, 415, "unsupported_media_type", "application/json"},
+		{"no checks", "POST", "/v1/decisions", "application/json", `{"token":"x","checks":[]}`, 400, "invalid_request", "1 to 3 checks"},
+		{"too many checks", "POST", "/v1/decisions", "application/json", `{"checks":[{"action":"a"},{"action":"a"},{"action":"a"},{"action":"a"}]}`, 400, "invalid_request", "not 4"},
+		{"check without action", "POST", "/v1/decisions", "application/json", `{"checks":[{"action":"a"},{}]}`, 400, "invalid_request", "checks[1].action"},
+		{"unknown route", "GET", "/v1/nothing", "", ``, 404, "not_found", "/v1/nothing"},
+		{"wrong method", "GET", "/v1/decision", "", ``, 405, "method_not_allowed", "GET"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, got := f.do(t, tt.method, tt.path, tt.contentType, tt.body)
+			if status != tt.wantStatus {
+				t.Errorf("status = %d, want %d (%v)", status, tt.wantStatus, got)
+			}
+			e, _ := got["error"].(map[string]any)
+			if e["code"] != tt.wantCode {
+				t.Errorf("error code = %v, want %v (%v)", e["code"], tt.wantCode, got)
+			}
+			if msg, _ := e["message"].(string); !strings.Contains(msg, tt.wantMessage) {
+				t.Errorf("message %q does not contain %q", msg, tt.wantMessage)
+			}
+		})
+	}
+}
+
+func TestDecisions(t *testing.T) {
+	f := newFixture(t)
+	body := `{"token":"` + f.token(t, "bob", "staff") + `","checks":[
+		{"action":"orders:read"},
+		{"action":"orders:approve"},
+		{"action":"orders:read","resource":{"owner":"bob"}}]}`
+	status, got := f.do(t, "POST", "/v1/decisions", "application/json", body)
+	if status != 200 {
+		t.Fatalf("status %d: %v", status, got)
+	}
+	var results []string
+	for _, r := range got["results"].([]any) {
+		m := r.(map[string]any)
+		results = append(results, m["reason"].(string))
+	}
+	if diff := cmp.Diff([]string{"allowed", "policy_denied", "allowed"}, results); diff != "" {
+		t.Errorf("reasons in order (-want +got):\n%s", diff)
+	}
+	if got["subject"] != "bob" {
+		t.Errorf("subject = %v", got["subject"])
+	}
+
+	// A bad token is one verification failure, reported on every check.
+	status, got = f.do(t, "POST", "/v1/decisions", "application/json", `{"token":"x.y.z","checks":[{"action":"a"},{"action":"b"}]}`)
+	if status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	for _, r := range got["results"].([]any) {
+		if m := r.(map[string]any); m["allow"] != false || m["reason"] != "token_malformed" {
+			t.Errorf("result %v, want token_malformed", m)
+		}
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	f := newFixture(t)
+	if status, got := f.do(t, "GET", "/healthz", "", ""); status != 200 || got["status"] != "ok" {
+		t.Errorf("/healthz = %d %v", status, got)
+	}
+	if status, got := f.do(t, "GET", "/readyz", "", ""); status != 200 || got["status"] != "ready" {
+		t.Errorf("/readyz = %d %v", status, got)
+	}
+	tok := f.token(t, "alice", "manager")
+	for range 2 { // the second is a cache hit
+		f.do(t, "POST", "/v1/decision", "application/json", `{"token":"`+tok+`","action":"orders:approve"}`)
+	}
+	f.do(t, "POST", "/v1/decision", "application/json", `{"action":"orders:approve"}`)
+
+	rec := httptest.NewRecorder()
+	f.handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		`warden_decisions_total{reason="allowed"} 2`,
+		`warden_decisions_total{reason="token_missing"} 1`,
+		`warden_decision_duration_seconds_count 3`,
+		`warden_token_cache_hits_total 1`,
+	} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+type notReady struct{}
+
+func (notReady) Ready() error { return io.ErrUnexpectedEOF }
+
+func TestReadyzReportsParts(t *testing.T) {
+	f := newFixture(t)
+	e, err := decision.NewEngine(context.Background(), policies.FS(), decision.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := claims.NewVerifier(context.Background(), claims.Config{Issuers: []claims.IssuerConfig{{
+		Issuer: "x", Audiences: []string{"y"}, HMACSecretFile: writeSecret(t),
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.handler = NewServer(slog.New(slog.DiscardHandler), v, e, Options{Readiness: []Readiness{notReady{}}})
+	status, got := f.do(t, "GET", "/readyz", "", "")
+	if status != 503 || got["error"].(map[string]any)["code"] != "not_ready" {
+		t.Errorf("/readyz = %d %v, want 503 not_ready", status, got)
+	}
+}
+
+func writeSecret(t *testing.T) string {
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("s"), 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestTokensNeverLogged sends tokens good and bad with debug logging on and
+// checks that no token reaches the log.
+func TestTokensNeverLogged(t *testing.T) {
+	f := newFixture(t)
+	good := f.token(t, "alice", "manager")
+	bad := good[:len(good)-6] + "AAAAAA"
+	f.do(t, "POST", "/v1/decision", "application/json", `{"token":"`+good+`","action":"orders:approve"}`)
+	f.do(t, "POST", "/v1/decision", "application/json", `{"token":"`+bad+`","action":"orders:approve"}`)
+	f.do(t, "POST", "/v1/decision", "application/json", `{"action":"orders:approve"}`, "Authorization", "Bearer "+good)
+	if f.logs.Len() == 0 {
+		t.Fatal("nothing was logged; the test would prove nothing")
+	}
+	for _, part := range strings.Split(good, ".") {
+		if strings.Contains(f.logs.String(), part) {
+			t.Fatalf("a token segment was logged:\n%s", f.logs)
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package decision
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/loader"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+// adminAllow is the admin API's decision (DESIGN §3).
+var adminAllow = ast.MustParseRef("data.warden.admin.allow")
+
+// policySet is one compiled generation of the policies. It is immutable once
+// built: the engine swaps whole sets, so a request that loaded a set finishes
+// on it however many reloads happen meanwhile.
+type policySet struct {
+	revision string
+	files    []string // paths of the files that make up the set, sorted
+	authz    rego.PreparedEvalQuery
+	admin    rego.PreparedEvalQuery
+}
+
+// policyFileExts are the files a policy set is made of: Rego modules and the
+// data files OPA's loader reads (placed under data by their directory, as
+// `opa run` and `opa test` do). Anything else in the directory is ignored.
+var policyFileExts = []string{".rego", ".json", ".yaml", ".yml"}
+
+// skipFile is the loader filter: it keeps hidden files and directories (an
+// editor's swap files, .git) and non-policy files out of the set, so they
+// neither break loading nor change the revision.
+func skipFile(_ string, info fs.FileInfo, depth int) bool {
+	if depth == 0 {
+		return false // the root itself, named "." or after the directory
+	}
+	if strings.HasPrefix(info.Name(), ".") {
+		return true
+	}
+	return !info.IsDir() && !slices.Contains(policyFileExts, path.Ext(info.Name()))
+}
+
+// recordingFS remembers every file the loader reads, so that the revision
+// hashes exactly the bytes that were compiled, even if the directory changes
+// while it is being loaded.
+type recordingFS struct {
+	fs.FS
+	files map[string][]byte
+}
+
+// ReadFile is what OPA's loader calls (through fs.ReadFile) for each file.
+func (r *recordingFS) ReadFile(name string) ([]byte, error) {
+	b, err := fs.ReadFile(r.FS, name)
+	if err == nil {
+		r.files[name] = b
+	}
+	return b, err
+}
+
+// loadPolicySet reads, compiles and prepares the policy set in fsys. The
+// decision query evaluates the document at entry; the admin query
+// data.warden.admin.allow. Mistakes in the set are reported as a
+// *PolicyError.
+func loadPolicySet(ctx context.Context, fsys fs.FS, entry ast.Ref) (*policySet, error) {
+	if fsys == nil {
+		return nil, errors.New("no policy file system")
+	}
+	rec := &recordingFS{FS: fsys, files: map[string][]byte{}}
+	loaded, err := loader.NewFileLoader().
+		WithFS(rec).
+		WithRegoVersion(ast.RegoV1).
+		WithProcessAnnotation(true).
+		Filtered([]string{"."}, skipFile)
+	if err != nil {
+		return nil, policyError(err)
+	}
+	if len(loaded.Modules) == 0 {
+		return nil, &PolicyError{Problems: []Problem{{Message: "no Rego modules (*.rego) found"}}}
+	}
+
+	// Reads return AST values so that data.warden.roles is not converted
+	// from Go maps on every evaluation.
+	store := inmem.NewFromObjectWithOpts(loaded.Documents, inmem.OptReturnASTValuesOnRead(true))
+	compiler, err := compile(ctx, store, loaded.ParsedModules())
+	if err != nil {
+		return nil, err
+	}
+	if len(compiler.GetRules(entry.Append(ast.InternedTerm("allow")))) == 0 {
+		return nil, &PolicyError{Problems: []Problem{{
+			Message: "no rule defines " + entry.String() + ".allow, the decision entrypoint",
+		}}}
+	}
+
+	set := &policySet{}
+	set.revision, set.files = revision(rec.files)
+	if set.authz, err = prepare(ctx, compiler, store, entry); err != nil {
+		return nil, fmt.Errorf("prepare %v: %w", entry, err)
+	}
+	if set.admin, err = prepare(ctx, compiler, store, adminAllow); err != nil {
+		return nil, fmt.Errorf("prepare %v: %w", adminAllow, err)
+	}
+	return set, nil
+}
+
+// compile compiles modules against the data in store. Rules and data must
+// not claim the same path, the same check `opa run` makes.
+func compile(ctx context.Context, store storage.Store, modules map[string]*ast.Module) (*ast.Compiler, error) {
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Abort(ctx, txn)
+
+	compiler := ast.NewCompiler().
+		WithDefaultRegoVersion(ast.RegoV1).
+		WithPathConflictsCheck(storage.NonEmpty(ctx, store, txn))
+	if compiler.Compile(modules); compiler.Failed() {
+		compiler.Errors.Sort()
+		return nil, policyError(compiler.Errors)
+	}
+	return compiler, nil
+}
+
+// prepare prepares the query for the document at ref once per set; every
+// decision then only evaluates it.
+func prepare(ctx context.Context, compiler *ast.Compiler, store storage.Store, ref ast.Ref) (rego.PreparedEvalQuery, error) {
+	return rego.New(
+		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
+		rego.Compiler(compiler),
+		rego.Store(store),
+	).PrepareForEval(ctx)
+}
+
+// revision is the content hash of a set: SHA-256 over each file's path and
+// bytes in path order, shortened to 12 hex digits (48 bits) for display.
+// The same files give the same revision on every replica.
+func revision(files map[string][]byte) (string, []string) {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+
+	h := sha256.New()
+	for _, name := range names {
+		// Length prefixes keep ("ab", "c") and ("a", "bc") apart.
+		h.Write([]byte(strconv.Itoa(len(name)) + ":" + name + strconv.Itoa(len(files[name])) + ":"))
+		h.Write(files[name])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], names
+}
+
+// parseEntrypoint turns a package path such as "warden/authz" into the ref
+// data.warden.authz.
+func parseEntrypoint(s string) (ast.Ref, error) {
+	s = strings.Trim(s, "/")
+	if s == "" {
+		return nil, errors.New("empty entrypoint")
+	}
+	ref := ast.Ref{ast.DefaultRootDocument}
+	for seg := range strings.SplitSeq(s, "/") {
+		if seg == "" || strings.ContainsAny(seg, " \t\r\n.") {
+			return nil, fmt.Errorf("entrypoint %q is not a package path like warden/authz", s)
+		}
+		ref = append(ref, ast.StringTerm(seg))
+	}
+	return ref, nil
+}

@@ -28,7 +28,7 @@ import (
 const (
 	devIssuerName = "warden-dev"
 	devAudience   = "warden"
-	devKeyFile    = "dev-issuer.key.pem"  // private key, PKCS#8, mode 0600
+	devKeyFile    = "dev-issuer.key.pem" // private key, PKCS#8, mode 0600
 	devPublicFile = "dev-issuer.pub.jwk" // public JWK the verifier loads
 )
 

@@ -1,0 +1,247 @@
+package decision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/wardenauthz/warden/claims"
+)
+
+// Options are the optional settings of an Engine. The zero value is valid:
+// every field has a default.
+type Options struct {
+	// Entrypoint is the package path of the decision document, e.g.
+	// "warden/authz" for data.warden.authz. Default "warden/authz".
+	Entrypoint string
+
+	// EvalTimeout bounds one policy evaluation; a slower one denies with
+	// policy_timeout. Default 50ms.
+	EvalTimeout time.Duration
+
+	// Revocations is consulted before the policy on every decision. Default:
+	// nothing is revoked.
+	Revocations Revocations
+
+	// Now is the clock handed to Revocations. Default time.Now.
+	Now func() time.Time
+
+	// Logger receives the causes behind policy_error and policy_timeout
+	// decisions and policy set changes. Default slog.Default().
+	Logger *slog.Logger
+}
+
+const (
+	defaultEntrypoint  = "warden/authz"
+	defaultEvalTimeout = 50 * time.Millisecond
+)
+
+// Engine decides over verified claims with the active policy set. It is safe
+// for concurrent use; Reload swaps the set without blocking Decide.
+type Engine struct {
+	entry       ast.Ref
+	timeout     time.Duration
+	revocations Revocations
+	now         func() time.Time
+	log         *slog.Logger
+
+	set      atomic.Pointer[policySet]
+	reloadMu sync.Mutex // orders Reloads so that the last one wins
+}
+
+// NewEngine loads and compiles the policy set in fsys (Rego modules and
+// JSON/YAML data files, laid out as for `opa run`) and returns an engine
+// ready to decide. A mistake in the set is reported as a *PolicyError.
+func NewEngine(ctx context.Context, fsys fs.FS, opts Options) (*Engine, error) {
+	if opts.Entrypoint == "" {
+		opts.Entrypoint = defaultEntrypoint
+	}
+	entry, err := parseEntrypoint(opts.Entrypoint)
+	if err != nil {
+		return nil, fmt.Errorf("entrypoint: %w", err)
+	}
+	if opts.EvalTimeout == 0 {
+		opts.EvalTimeout = defaultEvalTimeout
+	}
+	if opts.EvalTimeout < 0 {
+		return nil, fmt.Errorf("eval timeout %v must be positive", opts.EvalTimeout)
+	}
+	if opts.Revocations == nil {
+		opts.Revocations = noRevocations{}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+
+	e := &Engine{
+		entry:       entry,
+		timeout:     opts.EvalTimeout,
+		revocations: opts.Revocations,
+		now:         opts.Now,
+		log:         opts.Logger,
+	}
+	set, err := loadPolicySet(ctx, fsys, entry)
+	if err != nil {
+		return nil, err
+	}
+	e.set.Store(set)
+	e.log.Info("policy set loaded", "revision", set.revision, "files", len(set.files), "entrypoint", entry.String())
+	return e, nil
+}
+
+// Reload compiles the policy set in fsys and, only if that fully succeeds,
+// makes it the active set and returns its revision. On error the previous
+// set stays active; mistakes in the set are reported as a *PolicyError
+// whose message locates each problem as file:row:col.
+func (e *Engine) Reload(ctx context.Context, fsys fs.FS) (revision string, err error) {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+
+	set, err := loadPolicySet(ctx, fsys, e.entry)
+	if err != nil {
+		e.log.Warn("policy set rejected; keeping the active one", "active_revision", e.Revision(), "error", err)
+		return "", err
+	}
+	old := e.set.Swap(set)
+	e.log.Info("policy set loaded", "revision", set.revision, "previous_revision", old.revision, "files", len(set.files))
+	return set.revision, nil
+}
+
+// Revision identifies the active policy set by a hash of its files.
+func (e *Engine) Revision() string {
+	return e.set.Load().revision
+}
+
+// Decide answers whether in may be done. It never fails: every error, an
+// undefined or malformed policy result and a timeout deny, with the reason
+// saying which; the cause goes to the log.
+//
+// The token's revocation state is checked first; a revoked or stale token is
+// denied without consulting the policy.
+func (e *Engine) Decide(ctx context.Context, in Input) Decision {
+	set := e.set.Load() // one set decides, whatever Reload does meanwhile
+	d := Decision{Revision: set.revision}
+	if in.Claims == nil {
+		e.log.Error("decision without claims", "action", in.Action)
+		d.Reason = ReasonPolicyError
+		return d
+	}
+	if reason, revoked := e.revoked(in.Claims); revoked {
+		d.Reason = reason
+		d.Refresh = reason == ReasonTokenStale
+		return d
+	}
+
+	input, err := buildInput(&in)
+	if err != nil {
+		e.log.Warn("policy input rejected", "subject", in.Claims.Subject, "action", in.Action, "error", err)
+		d.Reason = ReasonPolicyError
+		return d
+	}
+	doc, err := e.eval(ctx, set.authz, input)
+	if err == nil {
+		var v verdict
+		if v, err = readDecision(doc); err == nil {
+			d.Allow = v.allow
+			d.Reasons = v.reasons
+			if v.allow {
+				d.Reason = ReasonAllowed
+				d.Headers = v.headers
+			} else {
+				d.Reason = ReasonPolicyDenied
+			}
+			return d
+		}
+	}
+	d.Reason = e.failure(err, set.revision, in.Claims.Subject, in.Action)
+	return d
+}
+
+// Admit reports whether the holder of c may call the admin API route in
+// action ("<METHOD> <route pattern>"), by the policy data.warden.admin.allow.
+// Only a result of exactly true admits. A revoked token is not admitted
+// either: demoting an admin must take effect as fast as any other change.
+// The error is non-nil when the policy could not be evaluated.
+func (e *Engine) Admit(ctx context.Context, c *claims.Claims, action string) (bool, error) {
+	if c == nil {
+		return false, errNoClaims
+	}
+	if reason, revoked := e.revoked(c); revoked {
+		e.log.Info("admin token refused", "subject", c.Subject, "action", action, "reason", reason)
+		return false, nil
+	}
+	set := e.set.Load()
+	input, err := buildInput(&Input{Claims: c, Action: action})
+	if err != nil {
+		return false, fmt.Errorf("admin policy input: %w", err)
+	}
+	t, err := e.eval(ctx, set.admin, input)
+	if errors.Is(err, errUndefined) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("admin policy (revision %s): %w", set.revision, err)
+	}
+	return t.Value.Compare(ast.InternedBooleanTrueValue) == 0, nil
+}
+
+// revoked asks the revocation ledger about c. A ledger answering "allowed"
+// is broken; that denies too.
+func (e *Engine) revoked(c *claims.Claims) (Reason, bool) {
+	switch r := e.revocations.Check(c, e.now()); r {
+	case "":
+		return "", false
+	case ReasonAllowed:
+		e.log.Error("revocation check answered allowed; denying", "subject", c.Subject)
+		return ReasonPolicyError, true
+	default:
+		return r, true
+	}
+}
+
+// eval evaluates a prepared query over input within the engine's timeout and
+// returns the query's value as an OPA term.
+func (e *Engine) eval(ctx context.Context, q rego.PreparedEvalQuery, input ast.Value) (*ast.Term, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	rs, err := q.Eval(ctx,
+		rego.EvalParsedInput(input),
+		rego.EvalMetrics(metrics.NoOp()),
+		rego.EvalGenerateJSON(rawTerm),
+	)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
+		return nil, err
+	}
+	return resultTerm(rs)
+}
+
+// failure logs why the policy could not decide and returns the reason.
+func (e *Engine) failure(err error, revision, subject, action string) Reason {
+	reason := ReasonPolicyError
+	if errors.Is(err, context.DeadlineExceeded) {
+		reason = ReasonPolicyTimeout
+	}
+	e.log.Error("policy failed; denying", "reason", reason, "revision", revision,
+		"subject", subject, "action", action, "error", err)
+	return reason
+}
+
+// noRevocations is the default ledger: nothing is revoked.
+type noRevocations struct{}
+
+func (noRevocations) Check(*claims.Claims, time.Time) Reason { return "" }

@@ -20,9 +20,14 @@ type check struct {
 	Context  map[string]any `json:"context"`
 }
 
+// decisionRequest is one check with its token. It repeats check's fields
+// rather than embedding check, so that decoding errors name "action", not
+// "check.action".
 type decisionRequest struct {
-	Token string `json:"token"`
-	check
+	Token    string         `json:"token"`
+	Action   string         `json:"action"`
+	Resource map[string]any `json:"resource"`
+	Context  map[string]any `json:"context"`
 }
 
 type decisionsRequest struct {
@@ -63,7 +68,7 @@ func (s *server) handleDecision() gin.HandlerFunc {
 		ctx := c.Request.Context()
 		start := s.opts.Now()
 		cl, err := s.verifier.Verify(ctx, s.token(c, req.Token))
-		resp := s.decide(ctx, cl, err, req.check)
+		resp := s.decide(ctx, cl, err, check{Action: req.Action, Resource: req.Resource, Context: req.Context})
 		s.metrics.latency.Observe(s.opts.Now().Sub(start).Seconds())
 		c.JSON(200, resp)
 	}

@@ -63,7 +63,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := decision.NewEngine(ctx, policies.FS(), decision.Options{})
+	e, err := decision.NewEngine(ctx, policies.FS(), decision.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func (notReady) Ready() error { return io.ErrUnexpectedEOF }
 
 func TestReadyzReportsParts(t *testing.T) {
 	f := newFixture(t)
-	e, err := decision.NewEngine(context.Background(), policies.FS(), decision.Options{})
+	e, err := decision.NewEngine(context.Background(), policies.FS(), decision.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

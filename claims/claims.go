@@ -6,6 +6,14 @@
 // policy over them. Verification is local: keys come from configuration
 // (JWKS URLs, static PEM/JWK files, or an HMAC secret for development) and are
 // pinned to their own algorithm. This package imports no other Warden package.
+//
+// Verification refuses cheaply first (size, structure, strict JSON, header
+// rules), then picks the issuer by the unverified iss and the key by kid,
+// lets golang-jwt check the signature and the registered claims, and checks
+// what golang-jwt does not (lifetime, typ). Successful verifications are
+// cached by the SHA-256 of the token until the token expires or its key
+// leaves the JWKS. Revocation is not decided here: decision asks its ledger
+// on every request.
 package claims
 
 import "time"
@@ -17,7 +25,8 @@ type Header struct {
 	Typ string `json:"typ,omitempty"`
 }
 
-// Claims is a verified token.
+// Claims is a verified token. Verify may hand the same *Claims to several
+// callers (it is cached), so it is read-only, Raw and Audience included.
 type Claims struct {
 	Subject   string
 	Issuer    string

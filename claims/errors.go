@@ -13,20 +13,38 @@ type Code string
 
 // The reason codes Verify can return.
 const (
-	CodeMissing         Code = "token_missing"
-	CodeMalformed       Code = "token_malformed"
-	CodeTooLarge        Code = "token_too_large"
-	CodeAlgNotAllowed   Code = "token_alg_not_allowed"
-	CodeUnknownKey      Code = "token_unknown_key"
-	CodeBadSignature    Code = "token_bad_signature"
-	CodeExpired         Code = "token_expired"
-	CodeNotYetValid     Code = "token_not_yet_valid"
-	CodeIssuedInFuture  Code = "token_issued_in_future"
+	// CodeMissing means no token was presented.
+	CodeMissing Code = "token_missing"
+	// CodeMalformed means the token is not a well-formed compact JWS with a
+	// strict JSON header and payload, or breaks a structural rule (refused
+	// header members, registered claims of the wrong JSON type).
+	CodeMalformed Code = "token_malformed"
+	// CodeTooLarge means the token is longer than tokens.max_size.
+	CodeTooLarge Code = "token_too_large"
+	// CodeAlgNotAllowed means the alg is "none", unknown, or not one the
+	// issuer or the key may verify.
+	CodeAlgNotAllowed Code = "token_alg_not_allowed"
+	// CodeUnknownKey means no key of the issuer can have signed the token.
+	CodeUnknownKey Code = "token_unknown_key"
+	// CodeBadSignature means the signature does not verify.
+	CodeBadSignature Code = "token_bad_signature"
+	// CodeExpired means exp has passed, beyond the leeway.
+	CodeExpired Code = "token_expired"
+	// CodeNotYetValid means nbf is in the future, beyond the leeway.
+	CodeNotYetValid Code = "token_not_yet_valid"
+	// CodeIssuedInFuture means iat is in the future, beyond the leeway.
+	CodeIssuedInFuture Code = "token_issued_in_future"
+	// CodeLifetimeTooLong means exp - iat is above tokens.max_lifetime.
 	CodeLifetimeTooLong Code = "token_lifetime_too_long"
-	CodeWrongIssuer     Code = "token_wrong_issuer"
-	CodeWrongAudience   Code = "token_wrong_audience"
-	CodeMissingClaim    Code = "token_missing_claim"
-	CodeWrongType       Code = "token_wrong_type"
+	// CodeWrongIssuer means iss is missing or not a configured issuer.
+	CodeWrongIssuer Code = "token_wrong_issuer"
+	// CodeWrongAudience means aud is missing or names none of the issuer's
+	// audiences.
+	CodeWrongAudience Code = "token_wrong_audience"
+	// CodeMissingClaim means exp, iat or sub is missing.
+	CodeMissingClaim Code = "token_missing_claim"
+	// CodeWrongType means the header typ is not the issuer's required_type.
+	CodeWrongType Code = "token_wrong_type"
 )
 
 // defaultDescriptions are the client-facing messages used when a failure has

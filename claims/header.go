@@ -54,9 +54,6 @@ func splitCompact(token string) (compact, *Error) {
 	if c.signature, err = decodeSegment("signature", s); err != nil {
 		return compact{}, err
 	}
-	if len(c.header) == 0 || len(c.payload) == 0 {
-		return compact{}, malformed("the token's header and payload must not be empty", "empty header or payload segment")
-	}
 	c.signingInput = token[:len(h)+1+len(p)]
 	return c, nil
 }
@@ -101,8 +98,8 @@ type header struct {
 var refusedHeaderMembers = []string{"jwk", "jku", "x5u", "x5c", "crit", "b64"}
 
 // parseHeader decodes the header strictly and applies the header rules. The
-// alg is checked here only for being present and not "none"; whether it is
-// accepted depends on the issuer and the key (see usableKeys).
+// alg must be one Warden knows, never "none" in any spelling; whether this
+// token may use it is for the issuer and the key to say (see usableKeys).
 func parseHeader(b []byte) (header, *Error) {
 	m, err := decodeStrict(b)
 	if err != nil {
@@ -131,7 +128,7 @@ func parseHeader(b []byte) (header, *Error) {
 		s, ok := v.(string)
 		if !ok {
 			return header{}, malformed(fmt.Sprintf("the token header member %q must be a string", f.name),
-				"header %s is a %T", f.name, v)
+				"header %s is %s", f.name, jsonType(v))
 		}
 		*f.dst = s
 	}

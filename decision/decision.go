@@ -53,8 +53,8 @@ type Input struct {
 type Decision struct {
 	Allow    bool
 	Reason   Reason
-	Reasons  []string          // from the policy's reasons set, sorted
-	Headers  map[string]string // from the policy's headers object, on allow
+	Reasons  []string          // from the policy's reasons, sorted; nil when it gives none
+	Headers  map[string]string // from the policy's headers object, on allow only
 	Refresh  bool              // the client should refresh its token and retry
 	Revision string            // the policy set revision that decided
 }

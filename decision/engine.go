@@ -46,7 +46,8 @@ const (
 )
 
 // Engine decides over verified claims with the active policy set. It is safe
-// for concurrent use; Reload swaps the set without blocking Decide.
+// for concurrent use; Reload swaps the set without blocking Decide. Create
+// one with NewEngine.
 type Engine struct {
 	entry       ast.Ref
 	timeout     time.Duration
@@ -67,7 +68,7 @@ func NewEngine(ctx context.Context, fsys fs.FS, opts Options) (*Engine, error) {
 	}
 	entry, err := parseEntrypoint(opts.Entrypoint)
 	if err != nil {
-		return nil, fmt.Errorf("entrypoint: %w", err)
+		return nil, err
 	}
 	if opts.EvalTimeout == 0 {
 		opts.EvalTimeout = defaultEvalTimeout
@@ -124,12 +125,14 @@ func (e *Engine) Revision() string {
 	return e.set.Load().revision
 }
 
-// Decide answers whether in may be done. It never fails: every error, an
-// undefined or malformed policy result and a timeout deny, with the reason
-// saying which; the cause goes to the log.
+// Decide answers whether in may be done. It never fails: an error, an
+// undefined or malformed decision document and a timeout all deny, with the
+// reason saying which (policy_error, policy_timeout); the cause goes to the
+// log. The decision carries the revision of the one policy set that made it.
 //
 // The token's revocation state is checked first; a revoked or stale token is
-// denied without consulting the policy.
+// denied with the ledger's reason without consulting the policy, and
+// Refresh is set exactly when that reason is token_stale.
 func (e *Engine) Decide(ctx context.Context, in Input) Decision {
 	set := e.set.Load() // one set decides, whatever Reload does meanwhile
 	d := Decision{Revision: set.revision}
@@ -150,10 +153,10 @@ func (e *Engine) Decide(ctx context.Context, in Input) Decision {
 		d.Reason = ReasonPolicyError
 		return d
 	}
-	doc, err := e.eval(ctx, set.authz, input)
+	r, err := e.eval(ctx, set.authz, input)
 	if err == nil {
 		var v verdict
-		if v, err = readDecision(doc); err == nil {
+		if v, err = readDecision(r); err == nil {
 			d.Allow = v.allow
 			d.Reasons = v.reasons
 			if v.allow {
@@ -187,14 +190,22 @@ func (e *Engine) Admit(ctx context.Context, c *claims.Claims, action string) (bo
 	if err != nil {
 		return false, fmt.Errorf("admin policy input: %w", err)
 	}
-	t, err := e.eval(ctx, set.admin, input)
+	r, err := e.eval(ctx, set.admin, input)
 	if errors.Is(err, errUndefined) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("admin policy (revision %s): %w", set.revision, err)
 	}
-	return t.Value.Compare(ast.InternedBooleanTrueValue) == 0, nil
+	if len(r.Expressions) != 1 {
+		return false, fmt.Errorf("admin policy (revision %s): %d expressions, want 1", set.revision, len(r.Expressions))
+	}
+	t, ok := r.Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return false, fmt.Errorf("admin policy (revision %s): result is %T", set.revision, r.Expressions[0].Value)
+	}
+	b, ok := t.Value.(ast.Boolean)
+	return ok && bool(b), nil
 }
 
 // revoked asks the revocation ledger about c. A ledger answering "allowed"
@@ -211,29 +222,34 @@ func (e *Engine) revoked(c *claims.Claims) (Reason, bool) {
 	}
 }
 
-// eval evaluates a prepared query over input within the engine's timeout and
-// returns the query's value as an OPA term.
-func (e *Engine) eval(ctx context.Context, q rego.PreparedEvalQuery, input ast.Value) (*ast.Term, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
+// eval evaluates a prepared query over input within the engine's timeout
+// and returns its only result, whose values are OPA terms.
+func (e *Engine) eval(ctx context.Context, q rego.PreparedEvalQuery, input ast.Value) (rego.Result, error) {
+	d := startDeadline(ctx, e.timeout)
 	rs, err := q.Eval(ctx,
 		rego.EvalParsedInput(input),
+		rego.EvalExternalCancel(d),
 		rego.EvalMetrics(metrics.NoOp()),
 		rego.EvalGenerateJSON(rawTerm),
 	)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: %w", ctx.Err(), err)
-		}
-		return nil, err
+	d.stop()
+	switch {
+	case err == nil:
+		return onlyResult(rs)
+	case d.timedOut.Load():
+		return rego.Result{}, fmt.Errorf("%w after %v: %w", errTimeout, e.timeout, err)
+	case ctx.Err() != nil:
+		return rego.Result{}, fmt.Errorf("%w: %w", ctx.Err(), err)
+	default:
+		return rego.Result{}, err
 	}
-	return resultTerm(rs)
 }
 
-// failure logs why the policy could not decide and returns the reason.
+// failure logs why the policy could not decide and returns the reason. The
+// caller's own deadline passing counts as a timeout too.
 func (e *Engine) failure(err error, revision, subject, action string) Reason {
 	reason := ReasonPolicyError
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, errTimeout) || errors.Is(err, context.DeadlineExceeded) {
 		reason = ReasonPolicyTimeout
 	}
 	e.log.Error("policy failed; denying", "reason", reason, "revision", revision,

@@ -52,15 +52,33 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// relaxed is the EvalTimeout of tests that are not about timeouts: under
+// -race on a busy machine a decision can take longer than the 50ms default.
+const relaxed = 10 * time.Second
+
 // shippedEngine is an engine over the policies Warden ships.
 func shippedEngine(t testing.TB, opts decision.Options) *decision.Engine {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
 	}
+	if opts.EvalTimeout == 0 {
+		opts.EvalTimeout = relaxed
+	}
 	e, err := decision.NewEngine(context.Background(), policies.FS(), opts)
 	if err != nil {
 		t.Fatalf("NewEngine(shipped policies): %v", err)
 	}
 	return e
+}
+
+// withClaim sets one raw claim of c, for tables that need an odd claim.
+func withClaim(c *claims.Claims, name string, value any) *claims.Claims {
+	c.Raw[name] = value
+	return c
+}
+
+// testOptions are the engine options of most tests.
+func testOptions(t testing.TB) decision.Options {
+	return decision.Options{Logger: testLogger(t), EvalTimeout: relaxed}
 }

@@ -32,6 +32,32 @@ var (
 	keyHeaders  = ast.InternedTerm("headers")
 )
 
+// commonTerms are strings nearly every input carries — JWT claim and header
+// names, algorithms, the resource keys of the shipped policy — made into
+// terms once. OPA interns only its own common strings; without this, each
+// would cost two allocations per decision.
+var commonTerms = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, s := range []string{
+		"sub", "iss", "aud", "exp", "nbf", "iat", "jti", "roles", "scope", "azp", "sid", "pv",
+		"JWT", "at+jwt", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+		"ES256", "ES384", "ES512", "EdDSA", "HS256", "HS384", "HS512",
+		"type", "id", "owner",
+	} {
+		m[s] = ast.StringTerm(s)
+	}
+	return m
+}()
+
+// stringTerm returns a shared term for a common or OPA-interned string and
+// a new one otherwise. Sharing is safe: OPA never modifies input terms.
+func stringTerm(s string) *ast.Term {
+	if t, ok := commonTerms[s]; ok {
+		return t
+	}
+	return ast.InternedTerm(s)
+}
+
 // errNoClaims is returned for an Input without verified claims: web decides
 // token failures itself, so reaching the policy without claims is a bug.
 var errNoClaims = errors.New("input has no verified claims")
@@ -66,8 +92,8 @@ func buildInput(in *Input) (ast.Value, error) {
 	items := make([][2]*ast.Term, 0, 6)
 	items = append(items,
 		[2]*ast.Term{keyToken, ast.NewTerm(token)},
-		[2]*ast.Term{keySubject, ast.InternedTerm(c.Subject)},
-		[2]*ast.Term{keyAction, ast.InternedTerm(in.Action)},
+		[2]*ast.Term{keySubject, stringTerm(c.Subject)},
+		[2]*ast.Term{keyAction, stringTerm(in.Action)},
 		[2]*ast.Term{keyResource, resource},
 		[2]*ast.Term{keyContext, reqCtx},
 	)
@@ -81,12 +107,12 @@ func buildInput(in *Input) (ast.Value, error) {
 // has none, as they are in the token itself.
 func headerTerm(h claims.Header) *ast.Term {
 	items := make([][2]*ast.Term, 1, 3)
-	items[0] = [2]*ast.Term{keyAlg, ast.InternedTerm(h.Alg)}
+	items[0] = [2]*ast.Term{keyAlg, stringTerm(h.Alg)}
 	if h.Kid != "" {
-		items = append(items, [2]*ast.Term{keyKid, ast.InternedTerm(h.Kid)})
+		items = append(items, [2]*ast.Term{keyKid, stringTerm(h.Kid)})
 	}
 	if h.Typ != "" {
-		items = append(items, [2]*ast.Term{keyTyp, ast.InternedTerm(h.Typ)})
+		items = append(items, [2]*ast.Term{keyTyp, stringTerm(h.Typ)})
 	}
 	return ast.ObjectTerm(items...)
 }
@@ -94,10 +120,10 @@ func headerTerm(h claims.Header) *ast.Term {
 // requestTerm is input.request, sent only by forward-auth proxies.
 func requestTerm(r *Request) *ast.Term {
 	return ast.ObjectTerm(
-		[2]*ast.Term{keyMethod, ast.InternedTerm(r.Method)},
-		[2]*ast.Term{keyPath, ast.InternedTerm(r.Path)},
-		[2]*ast.Term{keyQuery, ast.InternedTerm(r.Query)},
-		[2]*ast.Term{keyHost, ast.InternedTerm(r.Host)},
+		[2]*ast.Term{keyMethod, stringTerm(r.Method)},
+		[2]*ast.Term{keyPath, stringTerm(r.Path)},
+		[2]*ast.Term{keyQuery, stringTerm(r.Query)},
+		[2]*ast.Term{keyHost, stringTerm(r.Host)},
 		[2]*ast.Term{keyHeaders, stringMapTerm(r.Headers)},
 	)
 }
@@ -111,7 +137,7 @@ func objectTerm(m map[string]any) (*ast.Term, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%q: %w", k, err)
 		}
-		items = append(items, [2]*ast.Term{ast.InternedTerm(k), t})
+		items = append(items, [2]*ast.Term{stringTerm(k), t})
 	}
 	return ast.ObjectTerm(items...), nil
 }
@@ -119,7 +145,7 @@ func objectTerm(m map[string]any) (*ast.Term, error) {
 func stringMapTerm(m map[string]string) *ast.Term {
 	items := make([][2]*ast.Term, 0, len(m))
 	for k, v := range m {
-		items = append(items, [2]*ast.Term{ast.InternedTerm(k), ast.InternedTerm(v)})
+		items = append(items, [2]*ast.Term{stringTerm(k), stringTerm(v)})
 	}
 	return ast.ObjectTerm(items...)
 }
@@ -131,9 +157,9 @@ func stringMapTerm(m map[string]string) *ast.Term {
 func valueTerm(v any) (*ast.Term, error) {
 	switch v := v.(type) {
 	case nil:
-		return ast.NullTerm(), nil
+		return ast.InternedNullTerm, nil
 	case string:
-		return ast.InternedTerm(v), nil
+		return stringTerm(v), nil
 	case bool:
 		return ast.InternedTerm(v), nil
 	case json.Number:
@@ -170,7 +196,7 @@ func valueTerm(v any) (*ast.Term, error) {
 	case []string:
 		terms := make([]*ast.Term, len(v))
 		for i, e := range v {
-			terms[i] = ast.InternedTerm(e)
+			terms[i] = stringTerm(e)
 		}
 		return ast.ArrayTerm(terms...), nil
 	case map[string]any:

@@ -95,7 +95,7 @@ func loadPolicySet(ctx context.Context, fsys fs.FS, entry ast.Ref) (*policySet, 
 	if err != nil {
 		return nil, err
 	}
-	if len(compiler.GetRules(entry.Append(ast.InternedTerm("allow")))) == 0 {
+	if len(compiler.GetRules(entry.Append(keyAllow))) == 0 {
 		return nil, &PolicyError{Problems: []Problem{{
 			Message: "no rule defines " + entry.String() + ".allow, the decision entrypoint",
 		}}}
@@ -103,13 +103,38 @@ func loadPolicySet(ctx context.Context, fsys fs.FS, entry ast.Ref) (*policySet, 
 
 	set := &policySet{}
 	set.revision, set.files = revision(rec.files)
-	if set.authz, err = prepare(ctx, compiler, store, entry); err != nil {
-		return nil, fmt.Errorf("prepare %v: %w", entry, err)
+	if set.authz, err = prepare(ctx, compiler, store, decisionQuery(entry)); err != nil {
+		return nil, fmt.Errorf("prepare the decision query at %v: %w", entry, err)
 	}
-	if set.admin, err = prepare(ctx, compiler, store, adminAllow); err != nil {
+	adminQuery := ast.NewBody(ast.NewExpr(ast.NewTerm(adminAllow)))
+	if set.admin, err = prepare(ctx, compiler, store, adminQuery); err != nil {
 		return nil, fmt.Errorf("prepare %v: %w", adminAllow, err)
 	}
 	return set, nil
+}
+
+// decisionQuery asks for the three parts of the decision document at entry:
+//
+//	allow := [x | x := data.warden.authz.allow]; reasons := [...]; headers := [...]
+//
+// Each part is wrapped in an array comprehension so that an undefined part
+// yields [] instead of making the whole query undefined, and so that a part
+// of the wrong type still arrives to be rejected. Only these three rules and
+// what they use are evaluated. Querying the whole document instead would
+// evaluate every helper rule of the package too (the shipped policy's deny
+// reasons even on allow): BenchmarkDecisionQuery measured it at about twice
+// the allocations and 1.7 times the time.
+func decisionQuery(entry ast.Ref) ast.Body {
+	body := make(ast.Body, 0, len(decisionKeys))
+	for i, key := range decisionKeys {
+		x := ast.VarTerm("x")
+		part := ast.NewTerm(entry.Append(key))
+		compr := ast.ArrayComprehensionTerm(x, ast.NewBody(ast.Assign.Expr(x, part)))
+		expr := ast.Assign.Expr(ast.VarTerm(string(key.Value.(ast.String))), compr)
+		expr.Index = i
+		body = append(body, expr)
+	}
+	return body
 }
 
 // compile compiles modules against the data in store. Rules and data must
@@ -131,11 +156,11 @@ func compile(ctx context.Context, store storage.Store, modules map[string]*ast.M
 	return compiler, nil
 }
 
-// prepare prepares the query for the document at ref once per set; every
-// decision then only evaluates it.
-func prepare(ctx context.Context, compiler *ast.Compiler, store storage.Store, ref ast.Ref) (rego.PreparedEvalQuery, error) {
+// prepare prepares a query once per set; every decision then only evaluates
+// it.
+func prepare(ctx context.Context, compiler *ast.Compiler, store storage.Store, query ast.Body) (rego.PreparedEvalQuery, error) {
 	return rego.New(
-		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
+		rego.ParsedQuery(query),
 		rego.Compiler(compiler),
 		rego.Store(store),
 	).PrepareForEval(ctx)
@@ -165,7 +190,7 @@ func revision(files map[string][]byte) (string, []string) {
 func parseEntrypoint(s string) (ast.Ref, error) {
 	s = strings.Trim(s, "/")
 	if s == "" {
-		return nil, errors.New("empty entrypoint")
+		return nil, errors.New("entrypoint is empty; want a package path like warden/authz")
 	}
 	ref := ast.Ref{ast.DefaultRootDocument}
 	for seg := range strings.SplitSeq(s, "/") {

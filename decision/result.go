@@ -10,37 +10,34 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// Keys of the decision document (DESIGN §3).
+// The parts of the decision document (DESIGN §3), in query order.
 var (
 	keyAllow   = ast.InternedTerm("allow")
 	keyReasons = ast.InternedTerm("reasons")
 	// keyHeaders is shared with the input's request.headers.
+
+	decisionKeys = []*ast.Term{keyAllow, keyReasons, keyHeaders}
 )
 
-// errUndefined is an undefined decision: the query produced no result.
-var errUndefined = errors.New("decision is undefined")
+// errUndefined is an undefined result: the query produced nothing.
+var errUndefined = errors.New("result is undefined")
 
-// resultTerm returns the value of the query's only expression. The engine
-// evaluates with rawTerm, so results stay OPA terms and are never converted
-// to Go values and back.
-func resultTerm(rs rego.ResultSet) (*ast.Term, error) {
-	switch {
-	case len(rs) == 0:
-		return nil, errUndefined
-	case len(rs) > 1:
-		return nil, fmt.Errorf("query produced %d results, want 1", len(rs))
-	case len(rs[0].Expressions) != 1:
-		return nil, fmt.Errorf("query produced %d expressions, want 1", len(rs[0].Expressions))
-	}
-	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
-	if !ok {
-		return nil, fmt.Errorf("query result is %T, want *ast.Term", rs[0].Expressions[0].Value)
-	}
-	return t, nil
-}
-
-// rawTerm is passed to rego.EvalGenerateJSON to keep results as terms.
+// rawTerm is passed to rego.EvalGenerateJSON so that results stay OPA terms
+// and are never converted to Go values, which readDecision would only have
+// to check again.
 func rawTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+
+// onlyResult returns the single result of a query.
+func onlyResult(rs rego.ResultSet) (rego.Result, error) {
+	switch len(rs) {
+	case 0:
+		return rego.Result{}, errUndefined
+	case 1:
+		return rs[0], nil
+	default:
+		return rego.Result{}, fmt.Errorf("query produced %d results, want 1", len(rs))
+	}
+}
 
 // verdict is what a decision document says, once its shape is checked.
 type verdict struct {
@@ -49,18 +46,16 @@ type verdict struct {
 	headers map[string]string
 }
 
-// readDecision checks the shape of a decision document and extracts it.
-// Anything other than the documented shape is an error, which denies: allow
-// must be a boolean, reasons a set or array of strings, headers an object of
-// valid HTTP header names to valid values.
-func readDecision(doc *ast.Term) (verdict, error) {
+// readDecision checks the shape of the decision document that decisionQuery
+// returned and extracts it. Anything but the documented shape is an error,
+// which denies: allow must be a boolean, reasons a set or array of strings,
+// headers an object of valid HTTP header names to valid values.
+func readDecision(r rego.Result) (verdict, error) {
 	var v verdict
-	obj, ok := doc.Value.(ast.Object)
-	if !ok {
-		return v, fmt.Errorf("decision is %s, want an object", ast.ValueName(doc.Value))
+	allow, err := part(r, keyAllow)
+	if err != nil {
+		return v, err
 	}
-
-	allow := obj.Get(keyAllow)
 	if allow == nil {
 		return v, errors.New("allow is undefined")
 	}
@@ -70,18 +65,40 @@ func readDecision(doc *ast.Term) (verdict, error) {
 	}
 	v.allow = bool(b)
 
-	var err error
-	if t := obj.Get(keyReasons); t != nil {
+	if t, err := part(r, keyReasons); err != nil {
+		return verdict{}, err
+	} else if t != nil {
 		if v.reasons, err = readReasons(t); err != nil {
 			return verdict{}, err
 		}
 	}
-	if t := obj.Get(keyHeaders); t != nil {
+	if t, err := part(r, keyHeaders); err != nil {
+		return verdict{}, err
+	} else if t != nil {
 		if v.headers, err = readHeaders(t); err != nil {
 			return verdict{}, err
 		}
 	}
 	return v, nil
+}
+
+// part returns one part of the decision document, or nil when the policy
+// leaves it undefined. decisionQuery binds each part to an array holding
+// its value, or nothing.
+func part(r rego.Result, key *ast.Term) (*ast.Term, error) {
+	name := string(key.Value.(ast.String))
+	t, ok := r.Bindings[name].(*ast.Term)
+	if !ok {
+		return nil, fmt.Errorf("query result has no %s binding", name)
+	}
+	arr, ok := t.Value.(*ast.Array)
+	if !ok || arr.Len() > 1 {
+		return nil, fmt.Errorf("query bound %s to %v, want an array of at most one value", name, t)
+	}
+	if arr.Len() == 0 {
+		return nil, nil
+	}
+	return arr.Elem(0), nil
 }
 
 // readReasons accepts a set or an array of strings and returns them sorted,

@@ -64,6 +64,24 @@ func TestRego(t *testing.T) {
 	}
 }
 
+// TestStrict compiles the shipped modules as `opa check --strict` does, which
+// also rejects unused variables and imports, shadowed names and deprecated
+// built-ins.
+func TestStrict(t *testing.T) {
+	loaded, err := loader.NewFileLoader().
+		WithFS(policies.FS()).
+		WithRegoVersion(ast.RegoV1).
+		WithProcessAnnotation(true).
+		All([]string{"."})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	c := ast.NewCompiler().WithStrict(true).WithDefaultRegoVersion(ast.RegoV1)
+	if c.Compile(loaded.ParsedModules()); c.Failed() {
+		t.Fatalf("strict compile: %v", c.Errors)
+	}
+}
+
 // TestFormatted fails when a shipped module differs from what `opa fmt`
 // (Rego v1) would write.
 func TestFormatted(t *testing.T) {

@@ -51,8 +51,10 @@ type Input struct {
 
 // Decision is the engine's answer. The zero value denies.
 type Decision struct {
-	Allow    bool
-	Reason   Reason
+	Allow  bool
+	Reason Reason
+	// Reasons and Headers may be shared with the engine's decision cache:
+	// read them, never modify them.
 	Reasons  []string          // from the policy's reasons, sorted; nil when it gives none
 	Headers  map[string]string // from the policy's headers object, on allow only
 	Refresh  bool              // the client should refresh its token and retry

@@ -35,6 +35,10 @@ type Options struct {
 	// Now is the clock handed to Revocations. Default time.Now.
 	Now func() time.Time
 
+	// DecisionCacheSize is how many policy results the engine reuses per
+	// policy set (see memo). Zero turns the cache off; a set that calls a
+	// non-deterministic built-in never has one.
+	DecisionCacheSize int
 	// Logger receives the causes behind policy_error and policy_timeout
 	// decisions and policy set changes. Default slog.Default().
 	Logger *slog.Logger
@@ -50,6 +54,7 @@ const (
 // one with NewEngine.
 type Engine struct {
 	entry       ast.Ref
+	memoSize    int
 	timeout     time.Duration
 	revocations Revocations
 	now         func() time.Time
@@ -88,12 +93,13 @@ func NewEngine(ctx context.Context, fsys fs.FS, opts Options) (*Engine, error) {
 
 	e := &Engine{
 		entry:       entry,
+		memoSize:    opts.DecisionCacheSize,
 		timeout:     opts.EvalTimeout,
 		revocations: opts.Revocations,
 		now:         opts.Now,
 		log:         opts.Logger,
 	}
-	set, err := loadPolicySet(ctx, fsys, entry)
+	set, err := loadPolicySet(ctx, fsys, entry, opts.DecisionCacheSize)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +116,7 @@ func (e *Engine) Reload(ctx context.Context, fsys fs.FS) (revision string, err e
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 
-	set, err := loadPolicySet(ctx, fsys, e.entry)
+	set, err := loadPolicySet(ctx, fsys, e.entry, e.memoSize)
 	if err != nil {
 		e.log.Warn("policy set rejected; keeping the active one", "active_revision", e.Revision(), "error", err)
 		return "", err
@@ -147,6 +153,16 @@ func (e *Engine) Decide(ctx context.Context, in Input) Decision {
 		return d
 	}
 
+	var key memoKey
+	memoised := false
+	if set.memo != nil {
+		if key, memoised = set.memo.key(&in); memoised {
+			if v, hit := set.memo.get(key); hit {
+				return v.apply(d)
+			}
+		}
+	}
+
 	input, err := buildInput(&in)
 	if err != nil {
 		e.log.Warn("policy input rejected", "subject", in.Claims.Subject, "action", in.Action, "error", err)
@@ -157,19 +173,23 @@ func (e *Engine) Decide(ctx context.Context, in Input) Decision {
 	if err == nil {
 		var v verdict
 		if v, err = readDecision(r); err == nil {
-			d.Allow = v.allow
-			d.Reasons = v.reasons
-			if v.allow {
-				d.Reason = ReasonAllowed
-				d.Headers = v.headers
-			} else {
-				d.Reason = ReasonPolicyDenied
+			if memoised {
+				set.memo.add(key, v)
 			}
-			return d
+			return v.apply(d)
 		}
 	}
 	d.Reason = e.failure(err, set.revision, in.Claims.Subject, in.Action)
 	return d
+}
+
+// DecisionCacheStats reports the policy results reused from, and missing
+// in, the active set's decision cache (zero when it has none).
+func (e *Engine) DecisionCacheStats() (hits, misses uint64) {
+	if m := e.set.Load().memo; m != nil {
+		return m.hits.Load(), m.misses.Load()
+	}
+	return 0, 0
 }
 
 // Admit reports whether the holder of c may call the admin API route in

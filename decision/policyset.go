@@ -30,6 +30,7 @@ type policySet struct {
 	files    []string // paths of the files that make up the set, sorted
 	authz    rego.PreparedEvalQuery
 	admin    rego.PreparedEvalQuery
+	memo     *memo // nil when off or when the set is not deterministic
 }
 
 // policyFileExts are the files a policy set is made of: Rego modules and the
@@ -71,7 +72,7 @@ func (r *recordingFS) ReadFile(name string) ([]byte, error) {
 // decision query evaluates the document at entry; the admin query
 // data.warden.admin.allow. Mistakes in the set are reported as a
 // *PolicyError.
-func loadPolicySet(ctx context.Context, fsys fs.FS, entry ast.Ref) (*policySet, error) {
+func loadPolicySet(ctx context.Context, fsys fs.FS, entry ast.Ref, memoSize int) (*policySet, error) {
 	if fsys == nil {
 		return nil, errors.New("no policy file system")
 	}
@@ -109,6 +110,9 @@ func loadPolicySet(ctx context.Context, fsys fs.FS, entry ast.Ref) (*policySet, 
 	adminQuery := ast.NewBody(ast.NewExpr(ast.NewTerm(adminAllow)))
 	if set.admin, err = prepare(ctx, compiler, store, adminQuery); err != nil {
 		return nil, fmt.Errorf("prepare %v: %w", adminAllow, err)
+	}
+	if deterministic(compiler) {
+		set.memo = newMemo(memoSize)
 	}
 	return set, nil
 }

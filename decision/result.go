@@ -46,6 +46,20 @@ type verdict struct {
 	headers map[string]string
 }
 
+// apply fills d with the verdict. Reasons and headers are shared with the
+// decision cache, so Decision documents them as read-only.
+func (v verdict) apply(d Decision) Decision {
+	d.Allow = v.allow
+	d.Reasons = v.reasons
+	if v.allow {
+		d.Reason = ReasonAllowed
+		d.Headers = v.headers
+	} else {
+		d.Reason = ReasonPolicyDenied
+	}
+	return d
+}
+
 // readDecision checks the shape of the decision document that decisionQuery
 // returned and extracts it. Anything but the documented shape is an error,
 // which denies: allow must be a boolean, reasons a set or array of strings,

@@ -8,7 +8,7 @@ type metrics struct {
 	latency   prometheus.Histogram
 }
 
-func newMetrics(reg prometheus.Registerer, v Verifier) *metrics {
+func newMetrics(reg prometheus.Registerer, v Verifier, e Engine) *metrics {
 	m := &metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "warden_decisions_total",
@@ -30,6 +30,14 @@ func newMetrics(reg prometheus.Registerer, v Verifier) *metrics {
 			Name: "warden_token_cache_misses_total",
 			Help: "Token verifications that had to check the signature.",
 		}, func() float64 { _, m := v.CacheStats(); return float64(m) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "warden_decision_cache_hits_total",
+			Help: "Policy results reused from the decision cache of the active policy set.",
+		}, func() float64 { h, _ := e.DecisionCacheStats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "warden_decision_cache_misses_total",
+			Help: "Policy evaluations that found no reusable result in the decision cache.",
+		}, func() float64 { _, m := e.DecisionCacheStats(); return float64(m) }),
 	)
 	return m
 }

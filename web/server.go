@@ -33,6 +33,7 @@ type Verifier interface {
 type Engine interface {
 	Decide(ctx context.Context, in decision.Input) decision.Decision
 	Revision() string
+	DecisionCacheStats() (hits, misses uint64)
 }
 
 // Readiness is a part whose state /readyz reports: Ready returns nil when the
@@ -91,7 +92,7 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 		verifier:  verifier,
 		engine:    engine,
 		opts:      opts,
-		metrics:   newMetrics(opts.Registerer, verifier),
+		metrics:   newMetrics(opts.Registerer, verifier, engine),
 		readiness: opts.Readiness,
 	}
 	return s.routes()

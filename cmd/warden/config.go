@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/wardenauthz/warden/claims"
+	"github.com/wardenauthz/warden/decision"
 )
 
 // Config is Warden's whole configuration. Each key is set, in rising order
@@ -32,6 +33,9 @@ type PoliciesConfig struct {
 	Dir         string        `yaml:"dir"`
 	Entrypoint  string        `yaml:"entrypoint"`
 	EvalTimeout time.Duration `yaml:"eval_timeout"`
+	// DecisionCache is how many policy results are reused while the
+	// policy set is active; 0 turns it off (see decision.Options).
+	DecisionCache int `yaml:"decision_cache"`
 }
 
 func defaultConfig() Config {
@@ -44,8 +48,9 @@ func defaultConfig() Config {
 			MaxSize:     claims.DefaultMaxSize,
 		},
 		Policies: PoliciesConfig{
-			Entrypoint:  "warden/authz",
-			EvalTimeout: 50 * time.Millisecond,
+			Entrypoint:    "warden/authz",
+			EvalTimeout:   50 * time.Millisecond,
+			DecisionCache: decision.DefaultDecisionCacheSize,
 		},
 	}
 }
@@ -82,6 +87,9 @@ var settings = []setting{
 	}},
 	{"policies.eval_timeout", "longest a policy evaluation may run before it denies with policy_timeout", func(fs *flag.FlagSet, n string, c *Config) {
 		fs.DurationVar(&c.Policies.EvalTimeout, n, c.Policies.EvalTimeout, "")
+	}},
+	{"policies.decision_cache", "policy results reused while the policy set is active (0: off; never for policies calling time.now_ns, http.send or other non-deterministic built-ins)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.IntVar(&c.Policies.DecisionCache, n, c.Policies.DecisionCache, "")
 	}},
 }
 
@@ -225,6 +233,9 @@ func (c Config) validate() error {
 	}
 	if c.Policies.EvalTimeout <= 0 || c.Policies.EvalTimeout > 10*time.Second {
 		errs = append(errs, fmt.Sprintf("policies.eval_timeout: %v must be above 0 and at most 10s, e.g. 50ms", c.Policies.EvalTimeout))
+	}
+	if c.Policies.DecisionCache < 0 {
+		errs = append(errs, fmt.Sprintf("policies.decision_cache: %d must be 0 (off) or a number of entries, e.g. 10000", c.Policies.DecisionCache))
 	}
 	if len(errs) > 0 {
 		return errors.New("invalid configuration:\n  " + strings.Join(errs, "\n  "))

@@ -46,9 +46,10 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	}
 	policyFS := policySource(cfg.Policies)
 	engine, err := decision.NewEngine(ctx, policyFS, decision.Options{
-		Entrypoint:  cfg.Policies.Entrypoint,
-		EvalTimeout: cfg.Policies.EvalTimeout,
-		Logger:      logger,
+		Entrypoint:        cfg.Policies.Entrypoint,
+		EvalTimeout:       cfg.Policies.EvalTimeout,
+		DecisionCacheSize: cfg.Policies.DecisionCache,
+		Logger:            logger,
 	})
 	if err != nil {
 		return fmt.Errorf("policies: %w", err)

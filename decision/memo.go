@@ -1,0 +1,112 @@
+package decision
+
+import (
+	"encoding/json"
+	"strings"
+	"sync/atomic"
+
+	"github.com/hashicorp/golang-lru/v2"
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/wardenauthz/warden/claims"
+)
+
+// DefaultDecisionCacheSize is the number of policy results an engine keeps
+// per policy set unless Options.DecisionCacheSize says otherwise.
+const DefaultDecisionCacheSize = 10000
+
+// memo remembers the policy's verdicts for one policy set.
+//
+// A deterministic policy is a pure function of its input and data, and both
+// are fixed for a key: the data belongs to the set (a reload builds a new set
+// and a new memo), and the input is made of the verified claims, the action,
+// the resource, the context and the request. So a verdict can be reused for
+// as long as the set is active. The revocation check is not memoised: it runs
+// before the memo on every decision. A set that calls a non-deterministic
+// built-in (time.now_ns, http.send, rand.intn, ...) gets no memo at all.
+type memo struct {
+	verdicts     *lru.Cache[memoKey, verdict]
+	hits, misses atomic.Uint64
+}
+
+// memoKey identifies a policy input. The claims are identified by pointer:
+// the verifier hands out one *claims.Claims per verified token (its cache
+// shares it between requests), and the key holds the pointer, so it cannot be
+// reused for other claims while the entry lives. A token verified afresh
+// gets a new pointer and only misses.
+type memoKey struct {
+	claims *claims.Claims
+	rest   string // action, resource, context and request, canonical
+}
+
+func newMemo(size int) *memo {
+	if size <= 0 {
+		return nil
+	}
+	c, err := lru.New[memoKey, verdict](size)
+	if err != nil {
+		return nil // only for size <= 0, excluded above
+	}
+	return &memo{verdicts: c}
+}
+
+// key builds the memo key of in. encoding/json writes map keys in sorted
+// order, which makes the encoding canonical for equal objects.
+func (m *memo) key(in *Input) (memoKey, bool) {
+	var b strings.Builder
+	b.WriteString(in.Action)
+	for _, v := range []any{in.Resource, in.Context, in.Request} {
+		b.WriteByte(0)
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return memoKey{}, false
+		}
+		b.Write(raw)
+	}
+	return memoKey{claims: in.Claims, rest: b.String()}, true
+}
+
+func (m *memo) get(k memoKey) (verdict, bool) {
+	v, ok := m.verdicts.Get(k)
+	if ok {
+		m.hits.Add(1)
+	} else {
+		m.misses.Add(1)
+	}
+	return v, ok
+}
+
+func (m *memo) add(k memoKey, v verdict) { m.verdicts.Add(k, v) }
+
+// deterministic reports whether no module of the compiled set calls a
+// built-in whose result can differ between two evaluations of the same input
+// (OPA marks these Nondeterministic).
+func deterministic(c *ast.Compiler) bool {
+	ok := true
+	for _, mod := range c.Modules {
+		ast.WalkTerms(mod, func(t *ast.Term) bool {
+			if !ok {
+				return true
+			}
+			var op ast.Ref
+			switch v := t.Value.(type) {
+			case ast.Call:
+				if len(v) > 0 {
+					op, _ = v[0].Value.(ast.Ref)
+				}
+			case ast.Ref:
+				op = v // an operator as it appears in a call expression
+			}
+			if op != nil {
+				if b, found := ast.BuiltinMap[op.String()]; found && b.Nondeterministic {
+					ok = false
+				}
+			}
+			return false
+		})
+		if !ok {
+			return false
+		}
+	}
+	return ok
+}

@@ -1,0 +1,125 @@
+package decision_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/wardenauthz/warden/claims"
+	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/policies"
+)
+
+// switchable revokes every token once revoked is set.
+type switchable struct{ revoked atomic.Bool }
+
+func (s *switchable) Check(*claims.Claims, time.Time) decision.Reason {
+	if s.revoked.Load() {
+		return decision.ReasonTokenStale
+	}
+	return ""
+}
+
+func TestDecisionCache(t *testing.T) {
+	ctx := context.Background()
+	revs := &switchable{}
+	opts := testOptions(t)
+	opts.DecisionCacheSize = 100
+	opts.Revocations = revs
+	e := shippedEngine(t, opts)
+
+	alice := token("alice", []any{"manager"})
+	ask := func(c *claims.Claims, action string, resource map[string]any) decision.Decision {
+		t.Helper()
+		return e.Decide(ctx, decision.Input{Claims: c, Action: action, Resource: resource})
+	}
+	wantStats := func(hits, misses uint64) {
+		t.Helper()
+		if h, m := e.DecisionCacheStats(); h != hits || m != misses {
+			t.Fatalf("cache stats = %d hits, %d misses; want %d, %d", h, m, hits, misses)
+		}
+	}
+
+	first := ask(alice, "orders:approve", map[string]any{"id": "42", "type": "order"})
+	again := ask(alice, "orders:approve", map[string]any{"type": "order", "id": "42"})
+	wantStats(1, 1) // the same object, whatever the key order
+	if !first.Allow || !again.Allow || first.Revision != again.Revision || len(again.Reasons) == 0 {
+		t.Fatalf("cached decision %+v differs from the evaluated %+v", again, first)
+	}
+
+	if d := ask(alice, "orders:approve", map[string]any{"type": "order", "id": "43"}); !d.Allow {
+		t.Fatalf("other resource: %+v", d)
+	}
+	if d := ask(token("bob", []any{"staff"}), "orders:approve", nil); d.Allow {
+		t.Fatalf("staff approve: %+v, want deny (another token must not share alice's entry)", d)
+	}
+	if d := ask(alice, "orders:read", nil); !d.Allow {
+		t.Fatalf("other action: %+v", d)
+	}
+	wantStats(1, 4)
+
+	// The revocation check runs before the cache.
+	revs.revoked.Store(true)
+	if d := ask(alice, "orders:approve", map[string]any{"type": "order", "id": "42"}); d.Allow || d.Reason != decision.ReasonTokenStale {
+		t.Fatalf("revoked token answered from the cache: %+v", d)
+	}
+	revs.revoked.Store(false)
+
+	// A reload starts a new, empty cache that answers for the new set.
+	denyAll := fstest.MapFS{
+		"authz.rego": {Data: []byte("package warden.authz\ndefault allow := false\n")},
+		"admin.rego": {Data: []byte("package warden.admin\ndefault allow := false\n")},
+	}
+	if _, err := e.Reload(ctx, denyAll); err != nil {
+		t.Fatal(err)
+	}
+	wantStats(0, 0)
+	if d := ask(alice, "orders:approve", map[string]any{"type": "order", "id": "42"}); d.Allow || d.Reason != decision.ReasonPolicyDenied {
+		t.Fatalf("after reload: %+v, want the new set's deny", d)
+	}
+}
+
+func TestDecisionCacheOffForNondeterministicPolicies(t *testing.T) {
+	ctx := context.Background()
+	for name, rego := range map[string]string{
+		"time.now_ns": "package warden.authz\nallow if time.now_ns() > input.token.claims.iat\n",
+		"nested call": "package warden.authz\nallow if count([x | x := time.now_ns()]) > 0\n",
+		"rand.intn":   "package warden.authz\nallow if rand.intn(\"x\", 2) >= 0\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			opts := testOptions(t)
+			opts.DecisionCacheSize = 100
+			e, err := decision.NewEngine(ctx, fstest.MapFS{
+				"authz.rego": {Data: []byte(rego)},
+				"admin.rego": {Data: []byte("package warden.admin\ndefault allow := false\n")},
+			}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := decision.Input{Claims: token("alice", nil), Action: "a"}
+			for range 2 {
+				if d := e.Decide(ctx, in); !d.Allow {
+					t.Fatalf("%+v", d)
+				}
+			}
+			if h, m := e.DecisionCacheStats(); h != 0 || m != 0 {
+				t.Errorf("cache used (%d hits, %d misses) by a non-deterministic policy", h, m)
+			}
+		})
+	}
+}
+
+func TestDecisionCacheOffByDefault(t *testing.T) {
+	e, err := decision.NewEngine(context.Background(), policies.FS(), testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := decision.Input{Claims: token("alice", []any{"manager"}), Action: "orders:approve"}
+	e.Decide(context.Background(), in)
+	e.Decide(context.Background(), in)
+	if h, m := e.DecisionCacheStats(); h != 0 || m != 0 {
+		t.Errorf("zero Options cached decisions: %d hits, %d misses", h, m)
+	}
+}

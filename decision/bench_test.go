@@ -8,25 +8,34 @@ import (
 )
 
 // BenchmarkDecide measures one decision on the shipped policy: a manager
-// approving an order (revocation check, input, Rego, result).
+// approving an order (revocation check, input, Rego, result). "evaluated"
+// runs Rego every time (decision cache off); "cached" is the same decision
+// answered from the decision cache after the first.
 //
-//	go test -run XXX -bench Decide ./decision/
+//	go test -run XXX -bench Decide -benchmem ./decision/
 func BenchmarkDecide(b *testing.B) {
-	e := shippedEngine(b, decision.Options{})
 	in := decision.Input{
 		Claims:   token("alice", []any{"manager"}),
 		Action:   "orders:approve",
 		Resource: map[string]any{"type": "order", "id": "42", "owner": "bob"},
 	}
-	ctx := context.Background()
-	if d := e.Decide(ctx, in); !d.Allow {
-		b.Fatalf("Decide = %+v, want allow", d)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if d := e.Decide(ctx, in); !d.Allow {
-			b.Fatal("denied")
-		}
+	for _, bc := range []struct {
+		name      string
+		cacheSize int
+	}{{"evaluated", 0}, {"cached", 1000}} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := shippedEngine(b, decision.Options{DecisionCacheSize: bc.cacheSize})
+			ctx := context.Background()
+			if d := e.Decide(ctx, in); !d.Allow {
+				b.Fatalf("Decide = %+v, want allow", d)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if d := e.Decide(ctx, in); !d.Allow {
+					b.Fatal("denied")
+				}
+			}
+		})
 	}
 }
 

@@ -39,7 +39,10 @@ type fixture struct {
 	logs    *bytes.Buffer
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB) *fixture { return newFixtureWith(t, decision.Options{}) }
+
+// newFixtureWith builds the fixture with the given engine options.
+func newFixtureWith(t testing.TB, opts decision.Options) *fixture {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -63,7 +66,8 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := decision.NewEngine(ctx, policies.FS(), decision.Options{Logger: slog.New(slog.DiscardHandler)})
+	opts.Logger = slog.New(slog.DiscardHandler)
+	e, err := decision.NewEngine(ctx, policies.FS(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

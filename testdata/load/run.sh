@@ -5,6 +5,7 @@
 # "opa run --server" measured the same way.
 #   testdata/load/run.sh            # 20 s, 32 connections
 #   DURATION=60s CONNECTIONS=64 testdata/load/run.sh
+#   testdata/load/run.sh --policies-decision-cache 0   # flags go to warden serve
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
@@ -13,7 +14,7 @@ bin=$(mktemp -d)/warden
 go build -o "$bin" ./cmd/warden
 dir=$(mktemp -d)
 port=${PORT:-18480}
-GOMAXPROCS=1 taskset -c 0 "$bin" serve --data-dir "$dir" --listen "127.0.0.1:$port" 2>"$dir/warden.log" &
+GOMAXPROCS=1 taskset -c 0 "$bin" serve --data-dir "$dir" --listen "127.0.0.1:$port" "$@" 2>"$dir/warden.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir" "$(dirname "$bin")"' EXIT
 for _ in $(seq 100); do

@@ -65,6 +65,10 @@ func (s *server) handleDecision() gin.HandlerFunc {
 			s.writeError(c, errorf(codeInvalidRequest, "action is required, e.g. \"orders:read\""))
 			return
 		}
+		if err := s.awaitMinSeq(c); err != nil {
+			s.writeError(c, err)
+			return
+		}
 		ctx := c.Request.Context()
 		start := s.opts.Now()
 		cl, err := s.verifier.Verify(ctx, s.token(c, req.Token))
@@ -92,6 +96,10 @@ func (s *server) handleDecisions() gin.HandlerFunc {
 				s.writeError(c, errorf(codeInvalidRequest, fmt.Sprintf("checks[%d].action is required", i)))
 				return
 			}
+		}
+		if err := s.awaitMinSeq(c); err != nil {
+			s.writeError(c, err)
+			return
 		}
 		ctx := c.Request.Context()
 		start := s.opts.Now()

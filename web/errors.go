@@ -17,6 +17,10 @@ const (
 	codeNotFound         = "not_found"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeNotReady         = "not_ready"
+	codeBehind           = "behind"
+	codeUnavailable      = "unavailable"
+	codeUnauthorized     = "unauthorized"
+	codeForbidden        = "forbidden"
 	codeInternal         = "internal"
 )
 
@@ -43,8 +47,12 @@ func statusOf(code string) int {
 		return http.StatusNotFound
 	case codeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case codeNotReady:
+	case codeNotReady, codeBehind, codeUnavailable:
 		return http.StatusServiceUnavailable
+	case codeUnauthorized:
+		return http.StatusUnauthorized
+	case codeForbidden:
+		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}
@@ -58,6 +66,9 @@ func (s *server) writeError(c *gin.Context, err error) {
 	if !errors.As(err, &ae) {
 		s.logger.ErrorContext(c.Request.Context(), "internal error", "path", c.FullPath(), "err", err)
 		ae = errorf(codeInternal, "internal error")
+	}
+	if ae.Code == codeUnauthorized {
+		c.Header("WWW-Authenticate", `Bearer realm="warden"`)
 	}
 	c.AbortWithStatusJSON(statusOf(ae.Code), gin.H{"error": ae})
 }

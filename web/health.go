@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -13,20 +14,28 @@ func (s *server) handleHealthz() gin.HandlerFunc {
 	}
 }
 
-// handleReadyz answers GET /readyz: 200 when a policy set is active and every
-// part in Options.Readiness is ready, else 503 with the first reason.
+// handleReadyz answers GET /readyz: 200 when a policy set is active, the
+// event stream is caught up and every part in Options.Readiness is ready,
+// else 503 with the first reason.
 func (s *server) handleReadyz() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if s.engine.Revision() == "" {
-			s.writeError(c, errorf(codeNotReady, "no policy set is active"))
+		if err := s.ready(); err != nil {
+			s.writeError(c, errorf(codeNotReady, err.Error()))
 			return
-		}
-		for _, r := range s.readiness {
-			if err := r.Ready(); err != nil {
-				s.writeError(c, errorf(codeNotReady, err.Error()))
-				return
-			}
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready", "policy_revision": s.engine.Revision()})
 	}
+}
+
+// ready returns why this replica cannot serve yet, or nil.
+func (s *server) ready() error {
+	if s.engine.Revision() == "" {
+		return errors.New("no policy set is active")
+	}
+	for _, r := range s.readiness {
+		if err := r.Ready(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

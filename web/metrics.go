@@ -1,6 +1,10 @@
 package web
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wardenauthz/warden/events"
+)
 
 // metrics are the Prometheus series of the decision path.
 type metrics struct {
@@ -40,4 +44,34 @@ func newMetrics(reg prometheus.Registerer, v Verifier, e Engine) *metrics {
 		}, func() float64 { _, m := e.DecisionCacheStats(); return float64(m) }),
 	)
 	return m
+}
+
+// registerEvents exports the event stream's state, read from Status at
+// scrape time.
+func (m *metrics) registerEvents(reg prometheus.Registerer, st Stream) {
+	gauge := func(name, help string, f func(s events.Status) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(st.Status()) })
+	}
+	boolean := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	reg.MustRegister(
+		gauge("warden_events_applied_seq", "Highest stream sequence this replica has applied.",
+			func(s events.Status) float64 { return float64(s.AppliedSeq) }),
+		gauge("warden_events_lag", "Events in the stream this replica has not applied yet.",
+			func(s events.Status) float64 { return float64(s.Lag) }),
+		gauge("warden_events_degraded", "1 while this replica cannot follow the event stream.",
+			func(s events.Status) float64 { return boolean(!s.DegradedSince.IsZero()) }),
+		gauge("warden_events_outage_policy_active", "1 while events.on_disconnect is applied to decisions.",
+			func(s events.Status) float64 { return boolean(s.OutagePolicyActive) }),
+		gauge("warden_revocation_subjects", "Subjects with live entries in the revocation ledger.",
+			func(s events.Status) float64 { return float64(s.LedgerEntries) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "warden_events_bad_messages_total",
+			Help: "Stream messages skipped because they were not valid events.",
+		}, func() float64 { return float64(st.Status().BadMessages) }),
+	)
 }

@@ -22,6 +22,14 @@ func (s *server) routes() http.Handler {
 	v1.POST("/decision", s.handleDecision())
 	v1.POST("/decisions", s.handleDecisions())
 
+	if s.events != nil {
+		adm := v1.Group("", s.requireAdmin)
+		adm.POST("/events", s.handlePublishEvent())
+		adm.GET("/revocations", s.handleRevocations())
+		adm.GET("/status", s.handleStatus())
+		adm.GET("/replicas", s.handleReplicas())
+	}
+
 	r.NoRoute(func(c *gin.Context) {
 		s.writeError(c, errorf(codeNotFound, "no route "+c.Request.Method+" "+c.Request.URL.Path))
 	})

@@ -32,6 +32,7 @@ type Verifier interface {
 // Engine decides over verified claims with the active policy set.
 type Engine interface {
 	Decide(ctx context.Context, in decision.Input) decision.Decision
+	Admit(ctx context.Context, c *claims.Claims, action string) (bool, error)
 	Revision() string
 	DecisionCacheStats() (hits, misses uint64)
 }
@@ -57,8 +58,12 @@ type Options struct {
 	// Default: a new registry used for both.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
-	// Readiness lists parts besides the engine that /readyz consults.
+	// Readiness lists parts besides the engine and the event stream that
+	// /readyz consults.
 	Readiness []Readiness
+	// Events is the permission-change feed. Without it the admin event
+	// routes are not served and Warden-Min-Seq is always behind.
+	Events *Events
 	// Now is the clock for decision timing. Default time.Now.
 	Now func() time.Time
 }
@@ -70,6 +75,7 @@ type server struct {
 	opts      Options
 	metrics   *metrics
 	readiness []Readiness
+	events    *Events
 }
 
 // NewServer returns Warden's HTTP handler.
@@ -87,6 +93,14 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Events != nil {
+		ev := *opts.Events
+		if ev.MinSeqWait <= 0 {
+			ev.MinSeqWait = 250 * time.Millisecond
+		}
+		opts.Events = &ev
+		opts.Readiness = append([]Readiness{ev.Stream}, opts.Readiness...)
+	}
 	s := &server{
 		logger:    logger,
 		verifier:  verifier,
@@ -94,6 +108,10 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 		opts:      opts,
 		metrics:   newMetrics(opts.Registerer, verifier, engine),
 		readiness: opts.Readiness,
+		events:    opts.Events,
+	}
+	if s.events != nil {
+		s.metrics.registerEvents(opts.Registerer, s.events.Stream)
 	}
 	return s.routes()
 }

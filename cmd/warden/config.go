@@ -16,6 +16,7 @@ import (
 
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/events"
 )
 
 // Config is Warden's whole configuration. Each key is set, in rising order
@@ -26,6 +27,24 @@ type Config struct {
 	DataDir  string         `yaml:"data_dir"`
 	Tokens   claims.Config  `yaml:"tokens"`
 	Policies PoliciesConfig `yaml:"policies"`
+	Events   EventsConfig   `yaml:"events"`
+}
+
+// EventsConfig says where the permission-change stream is and what a
+// replica does when it loses it.
+type EventsConfig struct {
+	NATSURL         string        `yaml:"nats_url"`
+	CredentialsFile string        `yaml:"credentials_file"`
+	TLSCAFile       string        `yaml:"tls_ca_file"`
+	TLSCertFile     string        `yaml:"tls_cert_file"`
+	TLSKeyFile      string        `yaml:"tls_key_file"`
+	EmbeddedListen  string        `yaml:"embedded_listen"`
+	Stream          string        `yaml:"stream"`
+	Grace           time.Duration `yaml:"grace"`
+	OnDisconnect    string        `yaml:"on_disconnect"`
+	FreshWindow     time.Duration `yaml:"fresh_window"`
+	ReplicaID       string        `yaml:"replica_id"`
+	MinSeqWait      time.Duration `yaml:"min_seq_wait"`
 }
 
 // PoliciesConfig says where the policy set comes from and how it is queried.
@@ -51,6 +70,13 @@ func defaultConfig() Config {
 			Entrypoint:    "warden/authz",
 			EvalTimeout:   50 * time.Millisecond,
 			DecisionCache: decision.DefaultDecisionCacheSize,
+		},
+		Events: EventsConfig{
+			Stream:       events.DefaultStream,
+			Grace:        30 * time.Second,
+			OnDisconnect: string(events.FreshOnly),
+			FreshWindow:  60 * time.Second,
+			MinSeqWait:   250 * time.Millisecond,
 		},
 	}
 }
@@ -90,6 +116,42 @@ var settings = []setting{
 	}},
 	{"policies.decision_cache", "policy results reused while the policy set is active (0: off; never for policies calling time.now_ns, http.send or other non-deterministic built-ins)", func(fs *flag.FlagSet, n string, c *Config) {
 		fs.IntVar(&c.Policies.DecisionCache, n, c.Policies.DecisionCache, "")
+	}},
+	{"events.nats_url", "NATS server URLs, comma-separated (empty: an embedded server under data_dir)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Events.NATSURL, n, c.Events.NATSURL, "")
+	}},
+	{"events.credentials_file", "NATS credentials file (JWT and nkey seed) for nats_url", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Events.CredentialsFile, n, c.Events.CredentialsFile, "")
+	}},
+	{"events.tls_ca_file", "CA that signs the NATS servers' certificates (turns TLS on)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Events.TLSCAFile, n, c.Events.TLSCAFile, "")
+	}},
+	{"events.tls_cert_file", "client certificate for NATS mutual TLS", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Events.TLSCertFile, n, c.Events.TLSCertFile, "")
+	}},
+	{"events.tls_key_file", "client key for NATS mutual TLS", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Events.TLSKeyFile, n, c.Events.TLSKeyFile, "")
+	}},
+	{"events.embedded_listen", "address where the embedded NATS server accepts other replicas and publishers, e.g. 127.0.0.1:4222 (empty: in-process only)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Events.EmbeddedListen, n, c.Events.EmbeddedListen, "")
+	}},
+	{"events.stream", "JetStream stream of permission-change events", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Events.Stream, n, c.Events.Stream, "")
+	}},
+	{"events.grace", "how long a replica that lost NATS answers from its state before on_disconnect applies", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.DurationVar(&c.Events.Grace, n, c.Events.Grace, "")
+	}},
+	{"events.on_disconnect", "after the grace: fresh_only (tokens issued within fresh_window), deny, or allow", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Events.OnDisconnect, n, c.Events.OnDisconnect, "")
+	}},
+	{"events.fresh_window", "how recently a token must be issued to pass under fresh_only", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.DurationVar(&c.Events.FreshWindow, n, c.Events.FreshWindow, "")
+	}},
+	{"events.replica_id", "this replica's name in heartbeats and /v1/status (empty: host name and a random suffix)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Events.ReplicaID, n, c.Events.ReplicaID, "")
+	}},
+	{"events.min_seq_wait", "longest a decision with Warden-Min-Seq waits for this replica to catch up", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.DurationVar(&c.Events.MinSeqWait, n, c.Events.MinSeqWait, "")
 	}},
 }
 
@@ -233,6 +295,23 @@ func (c Config) validate() error {
 	}
 	if c.Policies.EvalTimeout <= 0 || c.Policies.EvalTimeout > 10*time.Second {
 		errs = append(errs, fmt.Sprintf("policies.eval_timeout: %v must be above 0 and at most 10s, e.g. 50ms", c.Policies.EvalTimeout))
+	}
+	if _, err := events.ParseDisconnectMode(c.Events.OnDisconnect); err != nil {
+		errs = append(errs, err.Error())
+	}
+	for key, d := range map[string]time.Duration{"events.grace": c.Events.Grace, "events.fresh_window": c.Events.FreshWindow, "events.min_seq_wait": c.Events.MinSeqWait} {
+		if d <= 0 {
+			errs = append(errs, fmt.Sprintf("%s: %v must be above 0", key, d))
+		}
+	}
+	if c.Events.Stream == "" {
+		errs = append(errs, "events.stream: must not be empty; the default is "+events.DefaultStream)
+	}
+	if c.Events.NATSURL != "" && c.Events.EmbeddedListen != "" {
+		errs = append(errs, "events.embedded_listen: only for the embedded server; remove it or events.nats_url")
+	}
+	if (c.Events.TLSCertFile == "") != (c.Events.TLSKeyFile == "") {
+		errs = append(errs, "events.tls_cert_file and events.tls_key_file: set both for mutual TLS, or neither")
 	}
 	if c.Policies.DecisionCache < 0 {
 		errs = append(errs, fmt.Sprintf("policies.decision_cache: %d must be 0 (off) or a number of entries, e.g. 10000", c.Policies.DecisionCache))

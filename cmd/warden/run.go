@@ -20,6 +20,7 @@ const usage = `Warden — a policy decision point for APIs that authenticate wit
 Usage:
   warden serve [flags]       run the decision server (no flags: development mode)
   warden token [flags]       mint a development token (development issuer only)
+  warden event <type> [flags] publish a permission-change event through a running Warden
   warden version             print the version
 
 Run "warden <command> --help" for a command's flags.
@@ -40,6 +41,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = serve(ctx, prog, rest, getenv, stdout, stderr)
 	case "token":
 		err = mintToken(prog, rest, getenv, stdout, stderr)
+	case "event":
+		err = publishEvent(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "warden", versionString())
 	case "help", "-h", "--help":

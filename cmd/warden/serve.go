@@ -44,8 +44,15 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	if err != nil {
 		return fmt.Errorf("tokens: %w", err)
 	}
+	feed, err := startFeed(ctx, cfg, logger)
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	defer feed.close()
+
 	policyFS := policySource(cfg.Policies)
 	engine, err := decision.NewEngine(ctx, policyFS, decision.Options{
+		Revocations:       feed.consumer,
 		Entrypoint:        cfg.Policies.Entrypoint,
 		EvalTimeout:       cfg.Policies.EvalTimeout,
 		DecisionCacheSize: cfg.Policies.DecisionCache,
@@ -54,13 +61,16 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	if err != nil {
 		return fmt.Errorf("policies: %w", err)
 	}
+	if err := feed.startHeartbeat(engine.Revision, logger); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           web.NewServer(logger, verifier, engine, web.Options{}),
+		Handler:           web.NewServer(logger, verifier, engine, web.Options{Events: feed.web(cfg.Events.MinSeqWait)}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -71,7 +81,7 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	go func() { serveErr <- srv.Serve(ln) }()
 
 	addr := ln.Addr().String()
-	logger.Info("warden serving", "addr", addr, "policy_revision", engine.Revision(), "version", versionString())
+	logger.Info("warden serving", "addr", addr, "policy_revision", engine.Revision(), "replica", feed.replicaID, "version", versionString())
 	if dev != nil {
 		if err := printDevBanner(stderr, prog, addr, cfg, dev); err != nil {
 			return err

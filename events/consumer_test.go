@@ -1,0 +1,555 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wardenauthz/warden/claims"
+	"github.com/wardenauthz/warden/decision"
+)
+
+// TestThreeReplicas runs three replicas on one JetStream and checks that an
+// event changes the answer of every one of them.
+func TestThreeReplicas(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	nc := dial(t, srv.ClientURL())
+	ensureStream(t, nc)
+	pub := newPublisher(t, nc)
+	var reps []*Consumer
+	for i := range 3 {
+		reps = append(reps, replica(t, srv.ClientURL(), ConsumerOptions{ReplicaID: fmt.Sprint("r", i)}))
+	}
+	waitReady(t, reps...)
+
+	now := time.Now()
+	at := now.Add(-time.Minute).Truncate(time.Second)
+	old, fresh := at.Add(-10*time.Minute), at.Add(time.Second)
+	type probe struct {
+		token *claims.Claims
+		want  decision.Reason
+	}
+	tests := []struct {
+		name   string
+		events []Event
+		probes []probe
+	}{
+		{"roles_changed", []Event{{Type: TypeRolesChanged, Subject: "alice", At: at}}, []probe{
+			{tok("alice", idp, old), decision.ReasonTokenStale},
+			{tok("alice", idp, fresh), ""},
+			{tok("bob", idp, old), ""},
+		}},
+		{"sessions_revoked", []Event{{Type: TypeSessionsRevoked, Subject: "bob", At: at}}, []probe{
+			{tok("bob", idp, old), decision.ReasonTokenRevoked},
+			{tok("bob", idp, fresh), ""},
+		}},
+		{"token_revoked", []Event{{Type: TypeTokenRevoked, Subject: "carol", JTI: "t-1", At: at}}, []probe{
+			{withJTI(tok("carol", idp, fresh), "t-1"), decision.ReasonTokenRevoked},
+			{withJTI(tok("carol", idp, old), "t-2"), ""},
+		}},
+		{"subject_disabled then enabled", []Event{
+			{Type: TypeSubjectDisabled, Subject: "dave", At: at},
+			{Type: TypeSubjectEnabled, Subject: "dave", At: at.Add(time.Second)},
+		}, []probe{{tok("dave", idp, old), ""}}},
+		{"subject_enabled (later) published before subject_disabled", []Event{
+			{Type: TypeSubjectEnabled, Subject: "erin", At: at.Add(time.Second)},
+			{Type: TypeSubjectDisabled, Subject: "erin", At: at},
+		}, []probe{{tok("erin", idp, old), ""}}},
+		{"subject_disabled (later) published after subject_enabled", []Event{
+			{Type: TypeSubjectEnabled, Subject: "frank", At: at},
+			{Type: TypeSubjectDisabled, Subject: "frank", At: at.Add(time.Second)},
+		}, []probe{{tok("frank", idp, fresh), decision.ReasonSubjectDisabled}}},
+		{"issuer-scoped", []Event{{Type: TypeRolesChanged, Subject: "gina", Issuer: idp, At: at}}, []probe{
+			{tok("gina", idp, old), decision.ReasonTokenStale},
+			{tok("gina", other, old), ""},
+		}},
+		{"perm_version", []Event{{Type: TypeRolesChanged, Subject: "hank", At: at, PermVersion: 5}}, []probe{
+			{withVersion(tok("hank", idp, fresh), 4), decision.ReasonTokenStale},
+			{withVersion(tok("hank", idp, old), 5), ""},
+			{tok("hank", idp, old), decision.ReasonTokenStale},
+		}},
+		{"subjects with dots, spaces and unicode", []Event{
+			{Type: TypeRolesChanged, Subject: "ivy.smith@example.com", At: at},
+			{Type: TypeRolesChanged, Subject: "urn:example:user:Zoë Ñ 用户 >", At: at},
+		}, []probe{
+			{tok("ivy.smith@example.com", idp, old), decision.ReasonTokenStale},
+			{tok("urn:example:user:Zoë Ñ 用户 >", idp, old), decision.ReasonTokenStale},
+			{tok("ivy", idp, old), ""},
+			{tok("urn:example:user:Zoë Ñ 用户", idp, old), ""},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var last uint64
+			for _, e := range tc.events {
+				last = publish(t, pub, e)
+			}
+			waitApplied(t, last, reps...)
+			for _, r := range reps {
+				for _, p := range tc.probes {
+					if got := r.Check(p.token, now); got != p.want {
+						t.Errorf("replica %s, %s iat %s: Check = %q, want %q", r.ReplicaID(), p.token.Subject, p.token.IssuedAt.Format(time.TimeOnly), got, p.want)
+					}
+				}
+			}
+		})
+	}
+	for _, r := range reps {
+		if err := r.Ready(); err != nil {
+			t.Errorf("replica %s not ready at the end: %v", r.ReplicaID(), err)
+		}
+	}
+}
+
+func TestPublish(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	nc := dial(t, srv.ClientURL())
+	ensureStream(t, nc)
+	clock := t0
+	pub, err := NewPublisher(nc, PublisherOptions{Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	t.Run("fills id, v and at", func(t *testing.T) {
+		ack, err := pub.PublishAck(ctx, Event{Type: TypeRolesChanged, Subject: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ack.Seq == 0 || ack.Duplicate || ack.Event.ID == "" || ack.Event.V != 1 || !ack.Event.At.Equal(t0) {
+			t.Errorf("ack = %+v", ack)
+		}
+	})
+	t.Run("duplicate id returns the original sequence", func(t *testing.T) {
+		e := Event{ID: "same-id", Type: TypeSessionsRevoked, Subject: "bob", At: t0}
+		first, err := pub.PublishAck(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := pub.PublishAck(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Seq != first.Seq || !again.Duplicate || first.Duplicate {
+			t.Errorf("first %+v, again %+v", first, again)
+		}
+	})
+	t.Run("invalid events are refused", func(t *testing.T) {
+		for _, e := range []Event{
+			{Type: "role_changed", Subject: "a"},
+			{Type: TypeTokenRevoked, Subject: "a"},
+			{Type: TypeRolesChanged},
+			{Type: TypeRolesChanged, Subject: "a", At: t0.Add(MaxAtSkew + time.Second)},
+			{Type: TypeRolesChanged, Subject: "a", Reason: strings.Repeat("x", MaxReasonLen+1)},
+		} {
+			if _, err := pub.Publish(ctx, e); !errors.Is(err, ErrInvalidEvent) {
+				t.Errorf("Publish(%+v) = %v, want ErrInvalidEvent", e, err)
+			}
+		}
+	})
+	t.Run("the user subject is not in the NATS subject", func(t *testing.T) {
+		ack, err := pub.PublishAck(ctx, Event{Type: TypeRolesChanged, Subject: "a.b *>", At: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _ := jetstream.New(nc)
+		stream, err := js.Stream(ctx, DefaultStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := stream.GetMsg(ctx, ack.Seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Subject != SubjectRolesChanged || msg.Header.Get(jetstream.MsgIDHeader) != ack.Event.ID {
+			t.Errorf("stored on %q with Nats-Msg-Id %q", msg.Subject, msg.Header.Get(jetstream.MsgIDHeader))
+		}
+	})
+}
+
+func TestEnsureStreamIdempotent(t *testing.T) {
+	srv, err := StartEmbedded(t.TempDir(), EmbeddedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	if srv.ClientURL() != "" {
+		t.Errorf("ClientURL = %q without Listen, want no port", srv.ClientURL())
+	}
+	nc, err := srv.Connect(ConnectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	for _, opts := range []StreamOptions{{}, {}, {MaxLifetime: 15 * time.Minute, Leeway: time.Minute}} {
+		s, err := EnsureStream(ctx, nc, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		want := opts.StreamConfig()
+		if cfg.MaxAge != want.MaxAge || cfg.Duplicates != want.Duplicates || cfg.Storage != jetstream.FileStorage ||
+			cfg.Discard != jetstream.DiscardOld || len(cfg.Subjects) != 1 || cfg.Subjects[0] != SubjectAll {
+			t.Errorf("stream config %+v", cfg)
+		}
+	}
+	if got := (StreamOptions{}).StreamConfig().MaxAge; got != claims.DefaultMaxLifetime+claims.DefaultLeeway {
+		t.Errorf("default MaxAge = %s", got)
+	}
+}
+
+// TestLateReplicaReplays starts a replica after the events were published:
+// it is not ready until it has replayed them, then answers like the others.
+func TestLateReplicaReplays(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	nc := dial(t, srv.ClientURL())
+	ensureStream(t, nc)
+	pub := newPublisher(t, nc)
+	at := time.Now().Add(-time.Minute)
+	var last uint64
+	for i := range 1000 {
+		last = publish(t, pub, Event{Type: TypeRolesChanged, Subject: fmt.Sprint("user-", i), At: at})
+	}
+
+	late := replica(t, srv.ClientURL(), ConsumerOptions{})
+	// Catching up takes round trips to the server; the constructor has
+	// returned long before.
+	if err := late.Ready(); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("Ready right after start = %v, want ErrNotReady", err)
+	}
+	// Before the first replay the outage policy applies at once (fresh_only).
+	if got := late.Check(tok("someone", idp, at.Add(-time.Hour)), time.Now()); got != decision.ReasonRevocationStateStale && late.Ready() != nil {
+		t.Errorf("Check before replay = %q", got)
+	}
+	waitReady(t, late)
+	if st := late.Status(); st.AppliedSeq != last || st.StreamLastSeq != last || st.Lag != 0 || !st.Ready {
+		t.Errorf("status after replay %+v, want applied = last = %d", st, last)
+	}
+	for _, i := range []int{0, 499, 999} {
+		if got := late.Check(tok(fmt.Sprint("user-", i), idp, at.Add(-time.Minute)), time.Now()); got != decision.ReasonTokenStale {
+			t.Errorf("user-%d: Check = %q after replay", i, got)
+		}
+	}
+}
+
+// TestNATSUnreachableAtStart starts a replica before its NATS server: it is
+// not ready (and says why) until the server comes up.
+func TestNATSUnreachableAtStart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+
+	rep := replica(t, "nats://"+addr, ConsumerOptions{})
+	eventually(t, 5*time.Second, func() error {
+		if err := rep.Ready(); err == nil || !strings.Contains(err.Error(), "NATS connection") {
+			return fmt.Errorf("Ready = %v", err)
+		}
+		return nil
+	})
+	srv := startServerAt(t, t.TempDir(), addr)
+	nc := dial(t, srv.ClientURL())
+	ensureStream(t, nc)
+	seq := publish(t, newPublisher(t, nc), Event{Type: TypeSubjectDisabled, Subject: "alice"})
+	waitApplied(t, seq, rep)
+	waitReady(t, rep)
+	if got := rep.Check(tok("alice", idp, time.Now()), time.Now()); got != decision.ReasonSubjectDisabled {
+		t.Errorf("Check = %q", got)
+	}
+}
+
+// TestServerRestartLosesNothing stops the NATS server between events and
+// starts it again on the same store: a replica that was following resumes,
+// and a new replica replays every event.
+func TestServerRestartLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := StartEmbedded(dir, EmbeddedOptions{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := srv.ClientURL()
+	addr := strings.TrimPrefix(url, "nats://")
+	nc := dial(t, url)
+	ensureStream(t, nc)
+	pub := newPublisher(t, nc)
+	follower := replica(t, url, ConsumerOptions{ReplicaID: "follower"})
+	waitReady(t, follower)
+
+	at := time.Now().Add(-time.Minute)
+	for i := range 50 {
+		publish(t, pub, Event{Type: TypeRolesChanged, Subject: fmt.Sprint("before-", i), At: at})
+	}
+	waitApplied(t, 50, follower)
+
+	srv.Shutdown()
+	eventually(t, 5*time.Second, func() error {
+		if st := follower.Status(); st.Ready || st.DegradedSince.IsZero() {
+			return fmt.Errorf("follower still healthy: %+v", st)
+		}
+		return nil
+	})
+	// The state is kept while degraded.
+	if got := follower.Ledger().Check(tok("before-7", idp, at.Add(-time.Minute)), time.Now()); got != decision.ReasonTokenStale {
+		t.Errorf("ledger lost its state on disconnect: %q", got)
+	}
+
+	restarted := startServerAt(t, dir, addr)
+	var last uint64
+	eventually(t, 10*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var err error
+		last, err = pub.Publish(ctx, Event{Type: TypeRolesChanged, Subject: "after-0", At: at})
+		return err
+	})
+	for i := 1; i < 50; i++ {
+		last = publish(t, pub, Event{Type: TypeRolesChanged, Subject: fmt.Sprint("after-", i), At: at})
+	}
+	if last != 100 {
+		t.Errorf("last sequence %d after the restart, want 100: the store lost or duplicated events", last)
+	}
+	waitApplied(t, last, follower)
+	waitReady(t, follower)
+
+	fresh := replica(t, restarted.ClientURL(), ConsumerOptions{ReplicaID: "fresh"})
+	waitApplied(t, last, fresh)
+	waitReady(t, fresh)
+	for _, r := range []*Consumer{follower, fresh} {
+		for _, s := range []string{"before-0", "before-49", "after-0", "after-49"} {
+			if got := r.Check(tok(s, idp, at.Add(-time.Minute)), time.Now()); got != decision.ReasonTokenStale {
+				t.Errorf("replica %s, %s: Check = %q", r.ReplicaID(), s, got)
+			}
+		}
+		if st := r.Status(); st.EventsApplied != 100 || st.BadMessages != 0 {
+			t.Errorf("replica %s applied %d events (%d bad), want 100", r.ReplicaID(), st.EventsApplied, st.BadMessages)
+		}
+	}
+}
+
+// TestOutagePolicies cuts three replicas off the stream, one per
+// on_disconnect mode, and checks their answers within and after the grace
+// period, then their recovery.
+func TestOutagePolicies(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := StartEmbedded(dir, EmbeddedOptions{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := srv.ClientURL()
+	nc := dial(t, url)
+	ensureStream(t, nc)
+	// Check takes the time as an argument: the test asks about moments
+	// within and after the grace period instead of waiting it out.
+	const grace = 10 * time.Minute
+	modes := []DisconnectMode{FreshOnly, DenyAll, AllowAll}
+	reps := map[DisconnectMode]*Consumer{}
+	for _, m := range modes {
+		reps[m] = replica(t, url, ConsumerOptions{ReplicaID: string(m), OnDisconnect: m, Grace: grace, FreshWindow: time.Minute})
+	}
+	at := time.Now().Add(-time.Minute)
+	seq := publish(t, newPublisher(t, nc), Event{Type: TypeRolesChanged, Subject: "alice", At: at})
+	waitApplied(t, seq, reps[FreshOnly], reps[DenyAll], reps[AllowAll])
+	waitReady(t, reps[FreshOnly], reps[DenyAll], reps[AllowAll])
+
+	srv.Shutdown()
+	for _, m := range modes {
+		eventually(t, 5*time.Second, func() error {
+			if st := reps[m].Status(); st.DegradedSince.IsZero() || st.Ready || st.Connection == "connected" {
+				return fmt.Errorf("%s: %+v", m, st)
+			}
+			return nil
+		})
+	}
+
+	type probe struct {
+		name  string
+		token func(now time.Time) *claims.Claims
+		want  map[DisconnectMode]decision.Reason
+	}
+	stale, revState := decision.ReasonTokenStale, decision.ReasonRevocationStateStale
+	probes := []probe{
+		{"old token", func(now time.Time) *claims.Claims { return tok("bob", idp, now.Add(-10*time.Minute)) },
+			map[DisconnectMode]decision.Reason{FreshOnly: revState, DenyAll: revState, AllowAll: ""}},
+		{"fresh token", func(now time.Time) *claims.Claims { return tok("bob", idp, now.Add(-30*time.Second)) },
+			map[DisconnectMode]decision.Reason{FreshOnly: "", DenyAll: revState, AllowAll: ""}},
+		{"token the ledger revokes", func(now time.Time) *claims.Claims { return tok("alice", idp, at.Add(-time.Minute)) },
+			map[DisconnectMode]decision.Reason{FreshOnly: stale, DenyAll: stale, AllowAll: stale}},
+	}
+	for _, m := range modes {
+		since := reps[m].Status().DegradedSince
+		for _, p := range probes {
+			within := since.Add(grace - time.Second)
+			if got, want := reps[m].Check(p.token(within), within), p.want[AllowAll]; got != want {
+				t.Errorf("%s, %s, within grace: Check = %q, want %q", m, p.name, got, want)
+			}
+			after := since.Add(grace)
+			if got := reps[m].Check(p.token(after), after); got != p.want[m] {
+				t.Errorf("%s, %s, after grace: Check = %q, want %q", m, p.name, got, p.want[m])
+			}
+		}
+	}
+
+	restarted := startServerAt(t, dir, strings.TrimPrefix(url, "nats://"))
+	_ = restarted
+	waitReady(t, reps[FreshOnly], reps[DenyAll], reps[AllowAll])
+	for _, m := range modes {
+		later := time.Now().Add(2 * grace)
+		if got := reps[m].Check(tok("bob", idp, later.Add(-10*time.Minute)), later); got != "" {
+			t.Errorf("%s after recovery: Check = %q", m, got)
+		}
+	}
+}
+
+// TestHostileEvents puts messages on the stream that are not valid events:
+// each is skipped and counted, and the events after them still apply.
+func TestHostileEvents(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	nc := dial(t, srv.ClientURL())
+	ensureStream(t, nc)
+	rep := replica(t, srv.ClientURL(), ConsumerOptions{})
+	waitReady(t, rep)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	at := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
+	good := func(ty, extra string) string {
+		return `{"v":1,"id":"` + randomID() + `","type":"` + ty + `","subject":"mallory","at":"` + at + `"` + extra + `}`
+	}
+	hostile := []struct {
+		name, subject, data string
+	}{
+		{"garbage", SubjectRolesChanged, "\x00\x01\x02 not json"},
+		{"empty", SubjectRolesChanged, ""},
+		{"JSON array", SubjectRolesChanged, "[1,2,3]"},
+		{"oversize", SubjectRolesChanged, good("roles_changed", `,"reason":"`+strings.Repeat("x", 9000)+`"`)},
+		{"unknown type", "warden.events.roles_exploded", good("roles_exploded", "")},
+		{"missing subject", SubjectRolesChanged, `{"v":1,"id":"x","type":"roles_changed","at":"` + at + `"}`},
+		{"unparsable at", SubjectRolesChanged, `{"v":1,"id":"x","type":"roles_changed","subject":"mallory","at":"soon"}`},
+		{"wrong v", SubjectRolesChanged, strings.Replace(good("roles_changed", ""), `"v":1`, `"v":99`, 1)},
+		{"token_revoked without jti", SubjectTokenRevoked, good("token_revoked", "")},
+		{"type and NATS subject disagree", SubjectRolesChanged, good("subject_disabled", "")},
+		{"unknown field", SubjectRolesChanged, good("roles_changed", `,"admin":true`)},
+		{"far future at", SubjectSubjectDisabled, strings.Replace(good("subject_disabled", ""), at, time.Now().Add(time.Hour).UTC().Format(time.RFC3339), 1)},
+		{"invalid UTF-8", SubjectRolesChanged, strings.Replace(good("roles_changed", ""), "mallory", "mall\xffory", 1)},
+	}
+	for _, h := range hostile {
+		if _, err := js.Publish(ctx, h.subject, []byte(h.data)); err != nil {
+			t.Fatalf("%s: %v", h.name, err)
+		}
+	}
+	// A message too big for any event is refused by the stream itself.
+	if _, err := js.Publish(ctx, SubjectRolesChanged, make([]byte, 100<<10)); err == nil {
+		t.Error("the stream stored a 100 KiB message")
+	}
+	ack, err := js.Publish(ctx, SubjectSubjectDisabled, []byte(good("subject_disabled", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, ack.Sequence, rep)
+	if got := rep.Check(tok("mallory", idp, time.Now()), time.Now()); got != decision.ReasonSubjectDisabled {
+		t.Errorf("the good event after the bad ones: Check = %q", got)
+	}
+	st := rep.Status()
+	if st.BadMessages != uint64(len(hostile)) || st.EventsApplied != 1 {
+		t.Errorf("bad messages %d, applied %d; want %d and 1", st.BadMessages, st.EventsApplied, len(hostile))
+	}
+	waitReady(t, rep)
+}
+
+func TestWaitFor(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	nc := dial(t, srv.ClientURL())
+	ensureStream(t, nc)
+	rep := replica(t, srv.ClientURL(), ConsumerOptions{})
+	waitReady(t, rep)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	err := rep.WaitFor(ctx, 1)
+	if !errors.Is(err, ErrBehind) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitFor an unpublished sequence = %v", err)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- rep.WaitFor(ctx, 3)
+	}()
+	pub := newPublisher(t, nc)
+	for range 3 {
+		publish(t, pub, Event{Type: TypeRolesChanged, Subject: "alice"})
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.WaitFor(context.Background(), 2); err != nil {
+		t.Fatalf("WaitFor a sequence already applied = %v", err)
+	}
+}
+
+func TestConnectErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts ConnectOptions
+		want string
+	}{
+		{"no URL", ConnectOptions{}, "no NATS URL"},
+		{"cert without key", ConnectOptions{URLs: "nats://127.0.0.1:1", CertFile: "c.pem"}, "both a cert file and a key file"},
+		{"missing credentials", ConnectOptions{URLs: "nats://127.0.0.1:1", CredsFile: "/nonexistent/x.creds"}, "credentials file"},
+		{"missing CA", ConnectOptions{URLs: "nats://127.0.0.1:1", CAFile: "/nonexistent/ca.pem"}, "rootCA"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nc, err := Connect(tc.opts)
+			if err == nil {
+				nc.Close()
+				t.Fatal("Connect succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConsumerOptions(t *testing.T) {
+	srv, err := StartEmbedded(t.TempDir(), EmbeddedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect(ConnectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for _, opts := range []ConsumerOptions{
+		{ReplicaID: "has.dot"},
+		{ReplicaID: "has space"},
+		{ReplicaID: strings.Repeat("x", 65)},
+		{OnDisconnect: "maybe"},
+	} {
+		if c, err := NewConsumer(nc, NewLedger(LedgerOptions{}), opts); err == nil {
+			c.Close()
+			t.Errorf("NewConsumer(%+v) accepted", opts)
+		}
+	}
+	if id := DefaultReplicaID(); !replicaIDPattern.MatchString(id) {
+		t.Errorf("DefaultReplicaID() = %q is not a valid id", id)
+	}
+}
+
+func randomID() string { return nats.NewInbox()[len("_INBOX."):] }

@@ -1,0 +1,151 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Replica heartbeats travel on core NATS (not JetStream): they are current
+// state, worthless once the next one is sent, so nothing stores them.
+const (
+	// ReplicasSubjectPrefix starts the subject of each replica's beats,
+	// followed by the replica id.
+	ReplicasSubjectPrefix = "warden.replicas."
+	// ReplicasSubjectAll matches every replica's beats.
+	ReplicasSubjectAll = ReplicasSubjectPrefix + "*"
+)
+
+// Beat is one heartbeat of a replica.
+type Beat struct {
+	V       int    `json:"v"`
+	Replica string `json:"replica"`
+	// AppliedSeq is the highest stream sequence the replica has applied: it
+	// enforces every event up to it.
+	AppliedSeq    uint64 `json:"applied_seq"`
+	StreamLastSeq uint64 `json:"stream_last_seq"`
+	// PolicyRevision is the revision of the replica's active policy set.
+	PolicyRevision string `json:"policy_revision,omitempty"`
+	Ready          bool   `json:"ready"`
+	NotReady       string `json:"not_ready,omitempty"`
+	// IntervalMS is how often the replica beats, so that a watcher knows
+	// when it has missed beats.
+	IntervalMS int64     `json:"interval_ms"`
+	Time       time.Time `json:"time"`
+	// Leaving is set on the last beat of a replica that shuts down.
+	Leaving bool `json:"leaving,omitempty"`
+}
+
+// HeartbeatOptions configures a Heartbeat.
+type HeartbeatOptions struct {
+	// Interval between beats. Default 5s.
+	Interval time.Duration
+	// MinGap is the least time between two beats. A replica also beats
+	// right after applying events, so that a watcher sees a change enforced
+	// without waiting for Interval; MinGap bounds that rate. Default 100ms.
+	MinGap time.Duration
+	// PolicyRevision returns the active policy revision. Optional.
+	PolicyRevision func() string
+	// Logger receives publish failures. Default: discarded.
+	Logger *slog.Logger
+}
+
+// Heartbeat announces a replica's position on warden.replicas.<id>.
+type Heartbeat struct {
+	nc       *nats.Conn
+	c        *Consumer
+	opts     HeartbeatOptions
+	log      *slog.Logger
+	subject  string
+	stop     context.CancelFunc
+	done     chan struct{}
+	lastBeat time.Time // owned by the run goroutine
+}
+
+// NewHeartbeat starts beating for c's replica: at once, every Interval, and
+// after each applied event (at most every MinGap). Close stops it.
+func NewHeartbeat(nc *nats.Conn, c *Consumer, opts HeartbeatOptions) (*Heartbeat, error) {
+	if opts.Interval <= 0 {
+		opts.Interval = 5 * time.Second
+	}
+	if opts.MinGap <= 0 {
+		opts.MinGap = 100 * time.Millisecond
+	}
+	if opts.MinGap > opts.Interval {
+		return nil, fmt.Errorf("events: heartbeat: MinGap %s is longer than Interval %s", opts.MinGap, opts.Interval)
+	}
+	if opts.PolicyRevision == nil {
+		opts.PolicyRevision = func() string { return "" }
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Heartbeat{
+		nc: nc, c: c, opts: opts, log: opts.Logger,
+		subject: ReplicasSubjectPrefix + c.ReplicaID(),
+		stop:    cancel,
+		done:    make(chan struct{}),
+	}
+	go h.run(ctx)
+	return h, nil
+}
+
+func (h *Heartbeat) run(ctx context.Context) {
+	defer close(h.done)
+	tick := time.NewTicker(h.opts.Interval)
+	defer tick.Stop()
+	h.beat(false)
+	for {
+		advanced := h.c.advanced()
+		select {
+		case <-ctx.Done():
+			h.beat(true)
+			return
+		case <-tick.C:
+			h.beat(false)
+		case <-advanced:
+			if wait := time.Until(h.lastBeat.Add(h.opts.MinGap)); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					h.beat(true)
+					return
+				case <-t.C:
+				}
+			}
+			h.beat(false)
+		}
+	}
+}
+
+func (h *Heartbeat) beat(leaving bool) {
+	s := h.c.Status()
+	b := Beat{
+		V: 1, Replica: s.ReplicaID, AppliedSeq: s.AppliedSeq, StreamLastSeq: s.StreamLastSeq,
+		PolicyRevision: h.opts.PolicyRevision(), Ready: s.Ready, NotReady: s.NotReady,
+		IntervalMS: h.opts.Interval.Milliseconds(), Time: time.Now().UTC(), Leaving: leaving,
+	}
+	data, err := json.Marshal(b)
+	if err == nil {
+		err = h.nc.Publish(h.subject, data)
+	}
+	if err == nil && leaving {
+		err = h.nc.FlushTimeout(time.Second)
+	}
+	if err != nil && h.c.bad.allow() {
+		h.log.Warn("events: heartbeat not sent", "error", err)
+	}
+	h.lastBeat = time.Now()
+}
+
+// Close sends a last beat saying the replica leaves, and stops.
+func (h *Heartbeat) Close() {
+	h.stop()
+	<-h.done
+}

@@ -36,6 +36,7 @@ const (
 type fixture struct {
 	handler http.Handler
 	key     *ecdsa.PrivateKey
+	pemPath string // the issuer's public key
 	logs    *bytes.Buffer
 }
 
@@ -73,17 +74,22 @@ func newFixtureWith(t testing.TB, opts decision.Options) *fixture {
 	}
 	logs := &bytes.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return &fixture{handler: NewServer(logger, v, e, Options{MaxBodyBytes: 4096, MaxChecks: 3}), key: key, logs: logs}
+	return &fixture{handler: NewServer(logger, v, e, Options{MaxBodyBytes: 4096, MaxChecks: 3}), key: key, pemPath: pemPath, logs: logs}
 }
 
 func (f *fixture) token(t testing.TB, sub string, roles ...string) string {
 	t.Helper()
 	now := time.Now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+	return f.sign(t, jwt.MapClaims{
 		"iss": testIssuer, "aud": testAudience, "sub": sub, "roles": roles,
 		"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
 	})
-	s, err := tok.SignedString(f.key)
+}
+
+// sign signs any claims with the test issuer's key.
+func (f *fixture) sign(t testing.TB, c jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodES256, c).SignedString(f.key)
 	if err != nil {
 		t.Fatal(err)
 	}

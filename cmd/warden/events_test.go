@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -170,4 +173,39 @@ func decideWithMinSeq(t *testing.T, baseURL, token string, seq uint64) decisionR
 	}
 	json.NewDecoder(resp.Body).Decode(&d)
 	return d
+}
+
+// TestExternalPublisherJS publishes a permission change with the NATS
+// JavaScript client straight to the documented subject and JSON, as an
+// identity provider hook in another language would, and checks that Warden
+// enforces it. .ci/run installs the client (npm ci in testdata/publisher-js).
+func TestExternalPublisherJS(t *testing.T) {
+	node, err := exec.LookPath("node")
+	dir, _ := filepath.Abs("../../testdata/publisher-js")
+	if _, statErr := os.Stat(filepath.Join(dir, "node_modules", "nats")); err != nil || statErr != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("node or the NATS JavaScript client is missing (node: %v, client: %v); .ci/run must install them", err, statErr)
+		}
+		t.Skip("needs node and `npm ci` in testdata/publisher-js")
+	}
+	dataDir := t.TempDir()
+	baseURL, log, _ := startWarden(t, dataDir, "--events-embedded-listen", "127.0.0.1:0")
+	waitReady(t, baseURL)
+	natsURL := natsURLLine.FindStringSubmatch(log.String())[1]
+	token := mint(t, dataDir, "--sub", "José <jose@example.com>", "--roles", "manager")
+
+	cmd := exec.Command(node, "publish.mjs", natsURL, "sessions_revoked", "José <jose@example.com>", "logged out everywhere")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node publish.mjs: %v\n%s", err, out)
+	}
+	var ack struct{ Seq uint64 }
+	if err := json.Unmarshal(out, &ack); err != nil || ack.Seq == 0 {
+		t.Fatalf("publish.mjs printed %q", out)
+	}
+	d := decideWithMinSeq(t, baseURL, token, ack.Seq)
+	if d.Allow || d.Reason != "token_revoked" || d.Refresh {
+		t.Errorf("token after sessions_revoked from JavaScript = %+v, want token_revoked without refresh", d)
+	}
 }

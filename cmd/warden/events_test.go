@@ -122,7 +122,7 @@ func warden(t *testing.T, dataDir string, args ...string) string {
 	return stdout.String()
 }
 
-func waitReady(t *testing.T, baseURL string) {
+func waitReady(t testing.TB, baseURL string) {
 	t.Helper()
 	waitFor(t, func() (int, bool) {
 		resp, err := http.Get(baseURL + "/readyz")

@@ -71,7 +71,7 @@ func hangup(t *testing.T) {
 }
 
 // waitFor polls f until it reports done, failing the test after 10 s.
-func waitFor[T any](t *testing.T, f func() (T, bool)) T {
+func waitFor[T any](t testing.TB, f func() (T, bool)) T {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -43,7 +43,7 @@ var addrLine = regexp.MustCompile(`msg="warden serving" addr=(\S+)`)
 
 // startWarden runs "warden serve" through run, as main would, and returns
 // its base URL and a function that stops it (SIGTERM) and returns run's error.
-func startWarden(t *testing.T, dataDir string, extraArgs ...string) (baseURL string, stderr *syncBuffer, stop func() error) {
+func startWarden(t testing.TB, dataDir string, extraArgs ...string) (baseURL string, stderr *syncBuffer, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr = &syncBuffer{}

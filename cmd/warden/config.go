@@ -299,9 +299,12 @@ func (c Config) validate() error {
 	if _, err := events.ParseDisconnectMode(c.Events.OnDisconnect); err != nil {
 		errs = append(errs, err.Error())
 	}
-	for key, d := range map[string]time.Duration{"events.grace": c.Events.Grace, "events.fresh_window": c.Events.FreshWindow, "events.min_seq_wait": c.Events.MinSeqWait} {
-		if d <= 0 {
-			errs = append(errs, fmt.Sprintf("%s: %v must be above 0", key, d))
+	for _, d := range []struct {
+		key string
+		d   time.Duration
+	}{{"events.grace", c.Events.Grace}, {"events.fresh_window", c.Events.FreshWindow}, {"events.min_seq_wait", c.Events.MinSeqWait}} {
+		if d.d <= 0 {
+			errs = append(errs, fmt.Sprintf("%s: %v must be above 0", d.key, d.d))
 		}
 	}
 	if c.Events.Stream == "" {

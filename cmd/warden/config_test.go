@@ -95,6 +95,11 @@ func TestConfigErrors(t *testing.T) {
 		{"zero timeout", "", []string{"--policies-eval-timeout", "0s"}, nil, []string{"policies.eval_timeout"}},
 		{"issuer without keys", "tokens:\n  issuers:\n    - issuer: https://idp.example.com/\n      audiences: [api]\n", nil, nil, []string{"tokens.issuers"}},
 		{"stray argument", "", []string{"extra"}, nil, []string{`unexpected argument "extra"`}},
+		{"bad outage mode", "events:\n  on_disconnect: panic\n", nil, nil, []string{"events.on_disconnect", "fresh_only, deny, allow"}},
+		{"zero grace", "", []string{"--events-grace", "0s"}, nil, []string{"events.grace"}},
+		{"embedded listen with a URL", "", []string{"--events-nats-url", "nats://x:4222", "--events-embedded-listen", "127.0.0.1:4222"}, nil, []string{"events.embedded_listen"}},
+		{"half a client certificate", "", []string{"--events-tls-cert-file", "c.pem"}, nil, []string{"events.tls_key_file"}},
+		{"negative decision cache", "", []string{"--policies-decision-cache", "-1"}, nil, []string{"policies.decision_cache"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

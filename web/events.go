@@ -107,7 +107,8 @@ func (s *server) handlePublishEvent() gin.HandlerFunc {
 			return
 		}
 		if err != nil {
-			s.writeError(c, errorf(codeUnavailable, "the event stream did not take the event: "+err.Error()))
+			conn := s.events.Stream.Status().Connection
+			s.writeError(c, errorf(codeUnavailable, "the event stream did not take the event (NATS connection "+conn+"): "+err.Error()))
 			return
 		}
 		resp := publishResponse{Seq: ack.Seq, ID: ack.Event.ID, Duplicate: ack.Duplicate, Event: ack.Event}

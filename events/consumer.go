@@ -15,39 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/wardenauthz/warden/claims"
-	"github.com/wardenauthz/warden/decision"
 )
-
-// DisconnectMode is what a replica does with tokens once it has been unable
-// to follow the stream for longer than the grace period (events.on_disconnect).
-type DisconnectMode string
-
-// The outage policies.
-const (
-	// FreshOnly accepts only tokens issued within the fresh window: they
-	// were minted with current roles, so no event they missed can concern
-	// them. It is the default.
-	FreshOnly DisconnectMode = "fresh_only"
-	// DenyAll answers revocation_state_stale for every token.
-	DenyAll DisconnectMode = "deny"
-	// AllowAll keeps answering from the state as it was.
-	AllowAll DisconnectMode = "allow"
-)
-
-// ParseDisconnectMode reads an events.on_disconnect value.
-func ParseDisconnectMode(s string) (DisconnectMode, error) {
-	switch m := DisconnectMode(s); m {
-	case FreshOnly, DenyAll, AllowAll:
-		return m, nil
-	}
-	return "", fmt.Errorf("events.on_disconnect: %q is not one of fresh_only, deny, allow", s)
-}
-
-// ErrNotReady is wrapped by Ready's error: the replica has not caught up with
-// the stream or cannot follow it.
-var ErrNotReady = errors.New("event stream not ready")
 
 // ErrBehind is wrapped by WaitFor's error when the sequence was not applied
 // in time (a Warden-Min-Seq the replica has not reached).
@@ -159,27 +127,16 @@ type Consumer struct {
 	done  chan struct{}
 
 	// Owned by the run goroutine.
-	oc jetstream.Consumer
-	cc jetstream.ConsumeContext
+	oc            jetstream.Consumer
+	cc            jetstream.ConsumeContext
+	streamCreated time.Time // to notice the stream being recreated
 
 	mu      sync.Mutex
 	h       health
 	waitCh  chan struct{} // closed when applied advances; nil when nobody waits
 	waiting atomic.Bool   // waitCh != nil, readable without mu
-}
-
-// health is the input of the degraded/ready verdict; guarded by mu.
-type health struct {
-	connected   bool
-	consuming   bool
-	catchingUp  bool // true from start or from losing the stream until caught up
-	targetSet   bool
-	target      uint64 // the stream's last sequence when catching up began
-	infoErrs    int    // consecutive failed polls
-	lastApplied uint64 // at the previous poll, to tell a stall from lag
-	lastLag     uint64
-	why         string // why not ready, for Ready and Status
-	connState   string
+	// pollCancel ends the poll in flight, if any.
+	pollCancel context.CancelFunc
 }
 
 // NewConsumer starts following the stream on nc into ledger, from the first
@@ -187,6 +144,9 @@ type health struct {
 // NATS or for the stream to exist, happen in the background; Ready says when
 // the replica has caught up. Close stops it; nc stays open.
 func NewConsumer(nc *nats.Conn, ledger *Ledger, opts ConsumerOptions) (*Consumer, error) {
+	if nc == nil || ledger == nil {
+		return nil, errors.New("events: consumer: needs a NATS connection and a ledger")
+	}
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -208,46 +168,6 @@ func NewConsumer(nc *nats.Conn, ledger *Ledger, opts ConsumerOptions) (*Consumer
 	statuses := nc.StatusChanged()
 	go c.run(ctx, statuses)
 	return c, nil
-}
-
-var _ decision.Revocations = (*Consumer)(nil)
-
-// Check returns why cl may no longer be honoured at now: the ledger's answer
-// first, then, while the replica cannot follow the stream, the outage
-// policy (after Grace; at once before the first replay has caught up).
-func (c *Consumer) Check(cl *claims.Claims, now time.Time) decision.Reason {
-	if r := c.ledger.Check(cl, now); r != "" {
-		return r
-	}
-	since := c.degradedSince.Load()
-	if since == 0 {
-		return ""
-	}
-	if c.replayed.Load() && now.UnixNano()-since < int64(c.opts.Grace) {
-		return ""
-	}
-	switch c.opts.OnDisconnect {
-	case AllowAll:
-		return ""
-	case FreshOnly:
-		if now.Sub(cl.IssuedAt) <= c.opts.FreshWindow {
-			return ""
-		}
-	}
-	return decision.ReasonRevocationStateStale
-}
-
-// Ready returns nil once the replica has replayed the stream up to the last
-// sequence it saw at start (or reconnection) and follows it; otherwise an
-// error wrapping ErrNotReady that says why.
-func (c *Consumer) Ready() error {
-	if c.degradedSince.Load() == 0 {
-		return nil
-	}
-	c.mu.Lock()
-	why := c.h.why
-	c.mu.Unlock()
-	return fmt.Errorf("%w: %s", ErrNotReady, why)
 }
 
 // Applied is the highest stream sequence applied.
@@ -293,61 +213,6 @@ func (c *Consumer) advanced() <-chan struct{} {
 	return c.waitCh
 }
 
-// Status is a replica's view of the stream, for GET /v1/status, /readyz and
-// metrics.
-type Status struct {
-	ReplicaID     string `json:"replica_id"`
-	Stream        string `json:"stream"`
-	AppliedSeq    uint64 `json:"applied_seq"`
-	StreamLastSeq uint64 `json:"stream_last_seq"`
-	// Lag is how many events JetStream last said were not applied yet.
-	Lag uint64 `json:"lag"`
-	// Connection is the NATS connection state: connected, reconnecting,
-	// disconnected, closed...
-	Connection string `json:"connection"`
-	Ready      bool   `json:"ready"`
-	// NotReady says why Ready is false.
-	NotReady string `json:"not_ready,omitempty"`
-	// DegradedSince is when the replica lost the stream; zero while it
-	// follows it.
-	DegradedSince time.Time `json:"degraded_since,omitzero"`
-	// OutagePolicyActive says OnDisconnect is being applied to decisions.
-	OutagePolicyActive bool           `json:"outage_policy_active"`
-	OnDisconnect       DisconnectMode `json:"on_disconnect"`
-	// EventsApplied counts events folded into the ledger.
-	EventsApplied uint64 `json:"events_applied"`
-	// BadMessages counts messages skipped because they were not valid events.
-	BadMessages   uint64 `json:"bad_messages"`
-	LedgerEntries int    `json:"ledger_subjects"`
-}
-
-// Status reports the replica's position and health.
-func (c *Consumer) Status() Status {
-	s := Status{
-		ReplicaID:     c.opts.ReplicaID,
-		Stream:        c.opts.Stream,
-		AppliedSeq:    c.applied.Load(),
-		StreamLastSeq: c.streamLast.Load(),
-		Lag:           c.lag.Load(),
-		Connection:    strings.ToLower(c.nc.Status().String()),
-		OnDisconnect:  c.opts.OnDisconnect,
-		EventsApplied: c.ledger.applied.Load(),
-		BadMessages:   c.badMessages.Load(),
-		LedgerEntries: c.ledger.Len(),
-	}
-	if since := c.degradedSince.Load(); since != 0 {
-		s.DegradedSince = time.Unix(0, since).UTC()
-		s.OutagePolicyActive = c.opts.OnDisconnect != AllowAll &&
-			(!c.replayed.Load() || time.Since(s.DegradedSince) >= c.opts.Grace)
-		c.mu.Lock()
-		s.NotReady = c.h.why
-		c.mu.Unlock()
-	} else {
-		s.Ready = true
-	}
-	return s
-}
-
 // Close stops following the stream and waits for the background work to
 // end. The ledger keeps its state; the connection stays open.
 func (c *Consumer) Close() {
@@ -357,8 +222,8 @@ func (c *Consumer) Close() {
 
 func (c *Consumer) run(ctx context.Context, statuses chan nats.Status) {
 	defer close(c.done)
-	defer c.nc.RemoveStatusListener(statuses)
 	defer c.stopConsuming()
+	go c.watchConnection(ctx, statuses)
 	poll := time.NewTicker(c.opts.PollInterval)
 	defer poll.Stop()
 	sweep := time.NewTicker(c.opts.SweepInterval)
@@ -369,11 +234,6 @@ func (c *Consumer) run(ctx context.Context, statuses chan nats.Status) {
 		select {
 		case <-ctx.Done():
 			return
-		case s := <-statuses:
-			if s != nats.CONNECTED {
-				c.lost(s)
-			}
-			c.poll(ctx)
 		case <-c.nudge:
 			c.poll(ctx)
 		case <-poll.C:
@@ -384,154 +244,6 @@ func (c *Consumer) run(ctx context.Context, statuses chan nats.Status) {
 			}
 		}
 	}
-}
-
-// lost records that the connection went away: whatever arrives next must
-// first catch up before the replica is healthy again.
-func (c *Consumer) lost(s nats.Status) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.h.connected {
-		c.log.Warn("events: lost the NATS connection; keeping the ledger, degraded", "state", strings.ToLower(s.String()))
-	}
-	c.h.connected = false
-	c.h.catchingUp = true
-	c.h.targetSet = false
-	c.h.why = "NATS connection " + strings.ToLower(s.String())
-	c.recompute()
-}
-
-// poll asks JetStream where the stream and this replica's consumer stand
-// and updates the health verdict. It runs on the run goroutine only.
-func (c *Consumer) poll(ctx context.Context) {
-	status := c.nc.Status()
-	if status != nats.CONNECTED {
-		c.lost(status)
-		return
-	}
-	c.mu.Lock()
-	if !c.h.connected {
-		c.h.connected = true
-		c.h.catchingUp = true
-		c.h.targetSet = false
-		if c.replayed.Load() {
-			c.h.why = "catching up after reconnecting"
-		}
-	}
-	c.mu.Unlock()
-
-	if c.cc == nil {
-		if err := c.startConsuming(ctx); err != nil {
-			c.mu.Lock()
-			c.h.consuming = false
-			c.h.why = "cannot follow stream " + c.opts.Stream + ": " + err.Error()
-			c.recompute()
-			c.mu.Unlock()
-			if c.bad.allow() {
-				c.log.Warn("events: cannot follow the stream yet; retrying", "error", err)
-			}
-			return
-		}
-	}
-
-	pctx, cancel := context.WithTimeout(ctx, max(c.opts.PollInterval, 2*time.Second))
-	defer cancel()
-	var si *jetstream.StreamInfo
-	st, err := c.js.Stream(pctx, c.opts.Stream)
-	if err == nil {
-		si = st.CachedInfo()
-		// The ordered consumer's own CachedInfo would do, but its Info
-		// holds the lock message delivery needs for a network round trip.
-		var cons jetstream.Consumer
-		if cons, err = c.js.Consumer(pctx, c.opts.Stream, c.oc.CachedInfo().Name); err == nil {
-			c.observe(si, cons.CachedInfo())
-			return
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.h.infoErrs++
-	if c.h.infoErrs >= 2 {
-		c.h.why = "cannot read the stream position: " + err.Error()
-	}
-	c.recompute()
-}
-
-// observe folds one successful poll into the health verdict.
-func (c *Consumer) observe(si *jetstream.StreamInfo, ci *jetstream.ConsumerInfo) {
-	last := si.State.LastSeq
-	if first := si.State.FirstSeq; first > 0 {
-		// Sequences before the first message no longer exist (aged out):
-		// there is nothing to apply there.
-		storeMax(&c.applied, first-1)
-	}
-	applied := c.applied.Load()
-	if last < applied {
-		// The stream was deleted and created again: its sequences start
-		// over. Replay it from the beginning; the ledger keeps what it has,
-		// which can only deny more.
-		c.log.Error("events: the stream's last sequence went backwards (stream recreated?); replaying it from the start",
-			"applied", applied, "stream_last", last)
-		c.stopConsuming()
-		c.applied.Store(0)
-		c.mu.Lock()
-		c.h.catchingUp, c.h.targetSet = true, false
-		c.h.why = "replaying a recreated stream"
-		c.recompute()
-		c.mu.Unlock()
-		return
-	}
-	c.streamLast.Store(last)
-	lag := ci.NumPending
-	if ci.Delivered.Stream > applied {
-		lag += ci.Delivered.Stream - applied
-	}
-	c.lag.Store(lag)
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	h := &c.h
-	h.infoErrs = 0
-	h.consuming = true
-	if h.catchingUp && !h.targetSet {
-		h.target, h.targetSet = last, true
-	}
-	switch {
-	case h.catchingUp:
-		// Lag 0 proves it; reaching the target is enough when events keep
-		// arriving so fast that a poll never sees lag 0.
-		if lag == 0 || applied >= h.target {
-			h.catchingUp, h.targetSet = false, false
-		} else {
-			h.why = fmt.Sprintf("catching up: applied %d of %d", applied, h.target)
-		}
-	case lag > 0 && h.lastLag > 0 && applied == h.lastApplied:
-		// Events were waiting at the last poll too and none was applied
-		// since: the consumer is stuck, whatever the connection says.
-		c.log.Warn("events: consumer stalled", "applied", applied, "lag", lag)
-		h.catchingUp, h.target, h.targetSet = true, last, true
-		h.why = fmt.Sprintf("consumer stalled at %d with %d pending", applied, lag)
-	}
-	h.lastApplied, h.lastLag = applied, lag
-	c.recompute()
-}
-
-// recompute turns the health inputs into degradedSince. mu must be held.
-func (c *Consumer) recompute() {
-	h := &c.h
-	healthy := h.connected && h.consuming && !h.catchingUp && h.infoErrs < 2
-	if healthy {
-		if c.degradedSince.Swap(0) != 0 {
-			if c.replayed.CompareAndSwap(false, true) {
-				c.log.Info("events: replayed the event stream", "applied", c.applied.Load(), "ledger", c.ledger.String())
-			} else {
-				c.log.Info("events: caught up with the event stream; no longer degraded", "applied", c.applied.Load())
-			}
-		}
-		h.why = ""
-		return
-	}
-	c.degradedSince.CompareAndSwap(0, time.Now().UnixNano())
 }
 
 func (c *Consumer) startConsuming(ctx context.Context) error {

@@ -553,3 +553,54 @@ func TestConsumerOptions(t *testing.T) {
 }
 
 func randomID() string { return nats.NewInbox()[len("_INBOX."):] }
+
+// TestStreamRecreated deletes the stream under a following replica and
+// creates it again: sequences start over, and the replica follows the new
+// stream from its start while keeping what it had folded.
+func TestStreamRecreated(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	nc := dial(t, srv.ClientURL())
+	ensureStream(t, nc)
+	pub := newPublisher(t, nc)
+	rep := replica(t, srv.ClientURL(), ConsumerOptions{})
+	at := time.Now().Add(-time.Minute)
+	var last uint64
+	for i := range 5 {
+		last = publish(t, pub, Event{Type: TypeRolesChanged, Subject: fmt.Sprint("old-", i), At: at})
+	}
+	waitApplied(t, last, rep)
+	waitReady(t, rep)
+
+	js, _ := jetstream.New(nc)
+	if err := js.DeleteStream(context.Background(), DefaultStream); err != nil {
+		t.Fatal(err)
+	}
+	// The server removes the old store in the background; creating the
+	// stream again can fail until it has.
+	eventually(t, 10*time.Second, func() error {
+		_, err := EnsureStream(context.Background(), nc, StreamOptions{})
+		return err
+	})
+	// More events than the old stream had: the new stream's last sequence
+	// passes the replica's before it notices, and the first events must
+	// still not be skipped.
+	for i := range 8 {
+		publish(t, pub, Event{Type: TypeSubjectDisabled, Subject: fmt.Sprint("new-", i), At: at})
+	}
+	eventually(t, 20*time.Second, func() error {
+		if got := rep.Check(tok("new-0", idp, time.Now()), time.Now()); got != decision.ReasonSubjectDisabled {
+			return fmt.Errorf("event on the recreated stream not applied: %q (%+v)", got, rep.Status())
+		}
+		return rep.Ready()
+	})
+	if got := rep.Check(tok("old-3", idp, at.Add(-time.Minute)), time.Now()); got != decision.ReasonTokenStale {
+		t.Errorf("state from the old stream lost: %q", got)
+	}
+	waitApplied(t, 8, rep)
+	if got := rep.Check(tok("new-7", idp, time.Now()), time.Now()); got != decision.ReasonSubjectDisabled {
+		t.Errorf("last event on the recreated stream: %q", got)
+	}
+	if st := rep.Status(); st.AppliedSeq != 8 {
+		t.Errorf("applied %d on the new stream, want 8", st.AppliedSeq)
+	}
+}

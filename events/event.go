@@ -1,15 +1,11 @@
 package events
 
 import (
-	"bytes"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Version is the event schema version this package reads and writes.
@@ -150,14 +146,14 @@ func (e Event) Validate() error {
 	case e.At.IsZero():
 		add("at: required (RFC 3339 time of the change)")
 	case !inUnixNanoRange(e.At):
-		add("at: %s is out of range (after 1970, before 2262)", e.At.Format(time.RFC3339))
+		add("at: %s is out of range (after 1970, before 2200)", e.At.Format(time.RFC3339))
 	}
 	if e.Type == TypeTokenRevoked {
 		if e.JTI == "" {
 			add("jti: required for token_revoked (the revoked token's jti)")
 		}
 		if !e.ExpiresAt.IsZero() && !inUnixNanoRange(e.ExpiresAt) {
-			add("expires_at: %s is out of range (after 1970, before 2262)", e.ExpiresAt.Format(time.RFC3339))
+			add("expires_at: %s is out of range (after 1970, before 2200)", e.ExpiresAt.Format(time.RFC3339))
 		}
 	} else if e.Type.Known() {
 		// A jti on sessions_revoked most likely means its author wanted
@@ -198,151 +194,14 @@ func Parse(data []byte) (Event, error) {
 	return e, nil
 }
 
-// Decode decodes one JSON event strictly without validating its content, so
-// that an API can fill in id, v and at before Publish validates. It refuses
-// documents over MaxEventBytes, invalid UTF-8, anything but one object,
-// unknown, duplicate or case-variant field names, null values and values of
-// the wrong JSON type. Errors wrap ErrInvalidEvent.
-func Decode(data []byte) (Event, error) {
-	var e Event
-	if len(data) > MaxEventBytes {
-		return e, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrInvalidEvent, len(data), MaxEventBytes)
-	}
-	if !utf8.Valid(data) {
-		return e, fmt.Errorf("%w: not valid UTF-8", ErrInvalidEvent)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return e, fmt.Errorf("%w: not a JSON object", ErrInvalidEvent)
-	}
-	var seen fieldSet
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return e, fmt.Errorf("%w: malformed JSON: %v", ErrInvalidEvent, err)
-		}
-		name, _ := tok.(string) // object keys are always strings
-		f, ok := fieldIndex[name]
-		if !ok {
-			return e, fmt.Errorf("%w: unknown field %q (schema version %d has %s)", ErrInvalidEvent, truncate(name, 64), Version, fieldList)
-		}
-		if seen.has(f) {
-			return e, fmt.Errorf("%w: duplicate field %q", ErrInvalidEvent, name)
-		}
-		seen.add(f)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return e, fmt.Errorf("%w: malformed JSON: %v", ErrInvalidEvent, err)
-		}
-		if err := decodeField(&e, f, raw); err != nil {
-			return e, fmt.Errorf("%w: %s: %v", ErrInvalidEvent, name, err)
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return e, fmt.Errorf("%w: malformed JSON: %v", ErrInvalidEvent, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return e, fmt.Errorf("%w: data after the event object", ErrInvalidEvent)
-	}
-	return e, nil
-}
-
-// field identifies a member of the event object.
-type field uint8
-
-const (
-	fV field = iota
-	fID
-	fType
-	fSubject
-	fIssuer
-	fAt
-	fJTI
-	fExpiresAt
-	fPermVersion
-	fActor
-	fReason
-)
-
-// fieldIndex maps the exact JSON names; encoding/json alone would accept
-// "Subject" or "SUBJECT" too, and a case variant is a mistake worth a
-// rejection.
-var fieldIndex = map[string]field{
-	"v": fV, "id": fID, "type": fType, "subject": fSubject, "issuer": fIssuer, "at": fAt,
-	"jti": fJTI, "expires_at": fExpiresAt, "perm_version": fPermVersion, "actor": fActor, "reason": fReason,
-}
-
-const fieldList = "v, id, type, subject, issuer, at, jti, expires_at, perm_version, actor, reason"
-
-type fieldSet uint16
-
-func (s fieldSet) has(f field) bool { return s&(1<<f) != 0 }
-func (s *fieldSet) add(f field)     { *s |= 1 << f }
-
-func decodeField(e *Event, f field, raw json.RawMessage) error {
-	if string(raw) == "null" {
-		return errors.New("null is not allowed; leave the field out")
-	}
-	switch f {
-	case fV:
-		return decodeInt(raw, func(n int64) { e.V = int(n) })
-	case fPermVersion:
-		return decodeInt(raw, func(n int64) { e.PermVersion = n })
-	case fAt:
-		return decodeTime(raw, &e.At)
-	case fExpiresAt:
-		return decodeTime(raw, &e.ExpiresAt)
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return errors.New("want a string")
-	}
-	switch f {
-	case fID:
-		e.ID = s
-	case fType:
-		e.Type = Type(s)
-	case fSubject:
-		e.Subject = s
-	case fIssuer:
-		e.Issuer = s
-	case fJTI:
-		e.JTI = s
-	case fActor:
-		e.Actor = s
-	case fReason:
-		e.Reason = s
-	}
-	return nil
-}
-
-func decodeInt(raw json.RawMessage, set func(int64)) error {
-	var n int64
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return fmt.Errorf("want an integer, got %s", truncate(string(raw), 32))
-	}
-	set(n)
-	return nil
-}
-
-func decodeTime(raw json.RawMessage, t *time.Time) error {
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return errors.New("want an RFC 3339 time string")
-	}
-	v, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return fmt.Errorf("unparsable time %q, want RFC 3339 such as 2026-11-23T10:00:00Z", truncate(s, 64))
-	}
-	*t = v
-	return nil
-}
-
-// inUnixNanoRange reports whether t is after the Unix epoch and fits in an
-// int64 of nanoseconds, the ledger's representation.
+// inUnixNanoRange reports whether t is after the Unix epoch and early
+// enough that t + max_lifetime still fits in an int64 of nanoseconds, the
+// ledger's representation.
 func inUnixNanoRange(t time.Time) bool {
-	return t.After(time.Unix(0, 0)) && t.Before(time.Unix(0, 1<<63-1))
+	return t.After(time.Unix(0, 0)) && t.Before(maxEventTime)
 }
+
+var maxEventTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func typeList() string {
 	names := make([]string, len(Types))

@@ -62,7 +62,13 @@ var eventCases = []struct {
 	{"reason too long", `{"v":1,"id":"e1","type":"roles_changed","subject":"a","reason":"` + strings.Repeat("r", MaxReasonLen+1) + `","at":"2026-11-23T10:00:00Z"}`, false, "reason: 1025 bytes", true},
 	{"oversize document", `{"v":1,"id":"e1","type":"roles_changed","subject":"a","at":"2026-11-23T10:00:00Z","reason":"` + strings.Repeat(" ", MaxEventBytes) + `"}`, false, "over the limit of 8192", false},
 	{"invalid UTF-8", "{\"v\":1,\"id\":\"e1\",\"type\":\"roles_changed\",\"subject\":\"a\xff\",\"at\":\"2026-11-23T10:00:00Z\"}", false, "not valid UTF-8", false},
-	{"trailing data", `{"v":1,"id":"e1","type":"roles_changed","subject":"a","at":"2026-11-23T10:00:00Z"} {}`, false, "data after the event object", false},
+	{"trailing data", `{"v":1,"id":"e1","type":"roles_changed","subject":"a","at":"2026-11-23T10:00:00Z"} {}`, false, "after top-level value", false},
+	{"truncated", `{"v":1,"id":"e1","type":"roles_changed"`, false, "malformed JSON", true},
+	{"escaped field name", `{"v":1,"id":"e1","type":"roles_changed","sub\u006aect":"a","at":"2026-11-23T10:00:00Z"}`, false, "unknown field", false},
+	{"nested values are skipped correctly", `{"v":1,"id":"e1","type":"roles_changed","subject":"a,}\"]","at":"2026-11-23T10:00:00Z","actor":"x"}`, true, "", true},
+	{"object value", `{"v":1,"id":"e1","type":"roles_changed","subject":{"a":[1,{"b":null}]},"at":"2026-11-23T10:00:00Z"}`, false, "subject: want a string", true},
+	{"empty at", `{"v":1,"id":"e1","type":"roles_changed","subject":"a","at":""}`, false, `at: unparsable time ""`, true},
+	{"whitespace everywhere", " \n{ \"v\" : 1 ,\"id\":\"e1\", \"type\":\"roles_changed\",\"subject\" :\"a\",\"at\": \"2026-11-23T10:00:00Z\" } \n", true, "", true},
 	{"several problems", `{"v":1,"type":"token_revoked","at":"2026-11-23T10:00:00Z"}`, false, "deduplicates publishing); subject: required (the token's sub); jti: required", true},
 }
 
@@ -193,4 +199,34 @@ func TestValidateAtRange(t *testing.T) {
 			t.Errorf("at %s: %v", at, err)
 		}
 	}
+}
+
+// FuzzParse checks that no input makes Parse panic, and that whatever it
+// accepts survives a round trip unchanged.
+//
+//	go test -run '^$' -fuzz FuzzParse -fuzztime 1m ./events/
+func FuzzParse(f *testing.F) {
+	for _, tc := range eventCases {
+		f.Add([]byte(tc.doc))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := Parse(data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidEvent) {
+				t.Fatalf("error %v does not wrap ErrInvalidEvent", err)
+			}
+			return
+		}
+		out, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Parse(out)
+		if err != nil {
+			t.Fatalf("Parse(Marshal(Parse(%q))) = %v", data, err)
+		}
+		if diff := cmp.Diff(e, again); diff != "" {
+			t.Fatalf("round trip (-first +second):\n%s", diff)
+		}
+	})
 }

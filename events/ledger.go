@@ -3,7 +3,6 @@ package events
 import (
 	"cmp"
 	"fmt"
-	"hash/maphash"
 	"math"
 	"slices"
 	"sync"
@@ -28,13 +27,20 @@ type LedgerOptions struct {
 }
 
 // Ledger is the revocation state folded from events. Check is safe for
-// concurrent use with Apply and Sweep and costs one map lookup under a
-// sharded read lock; it allocates nothing.
+// concurrent use with Apply and Sweep and allocates nothing; it takes no
+// lock unless the token has a jti and its subject has revoked tokens.
+//
+// Readers never write shared memory: a lock, even a sharded read lock,
+// makes every core that checks the same hot subject (a service account
+// behind most requests) bounce one cache line. So subjects map to immutable
+// states in a sync.Map, whose reads are lock-free; a writer builds a new
+// state and swaps it in. Only the revoked-jti set of a subject is shared
+// between successive states and has its own lock, because copying it on
+// every token_revoked would make revoking k tokens of one subject cost k².
 type Ledger struct {
 	span   int64 // MaxLifetime + Leeway in nanoseconds: how long an entry lives after its at
 	leeway int64 // Leeway in nanoseconds
 	now    func() time.Time
-	seed   maphash.Seed
 
 	// subjects counts the subjects with an entry, so that Check on an empty
 	// ledger (the usual case between incidents) does not even hash.
@@ -42,24 +48,21 @@ type Ledger struct {
 	// applied counts the events folded, for Status.
 	applied atomic.Uint64
 
-	shards [ledgerShards]ledgerShard
+	mu     sync.Mutex // serialises writers (Apply, Sweep) only
+	states sync.Map   // subject string -> *subjectState, replaced, never changed
 }
 
-// ledgerShards spreads subjects over independently locked maps, so that
-// readers on many cores do not all bounce one lock word and a writer blocks
-// a sixty-fourth of the readers for the time of one map update.
-const ledgerShards = 64
-
-type ledgerShard struct {
-	mu       sync.RWMutex
-	subjects map[string]*subjectState
-	_        [32]byte // keeps neighbouring shards' locks off one cache line
-}
-
-// subjectState is everything known about one subject.
+// subjectState is everything known about one subject. Its scopes never
+// change once it is stored.
 type subjectState struct {
-	scopes []scope               // one per issuer scope, usually one
-	jtis   map[string][]jtiEntry // revoked tokens by jti; nil when none
+	scopes []scope // one per issuer scope, usually one
+	jtis   *jtiSet // revoked tokens; nil when none
+}
+
+// jtiSet is the revoked tokens of one subject, by jti.
+type jtiSet struct {
+	mu sync.RWMutex
+	m  map[string][]jtiEntry
 }
 
 // scope holds the latest times per event type for one issuer ("" = all).
@@ -110,16 +113,11 @@ func NewLedger(opts LedgerOptions) *Ledger {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	l := &Ledger{
+	return &Ledger{
 		span:   int64(opts.MaxLifetime + opts.Leeway),
 		leeway: int64(opts.Leeway),
 		now:    opts.Now,
-		seed:   maphash.MakeSeed(),
 	}
-	for i := range l.shards {
-		l.shards[i].subjects = make(map[string]*subjectState)
-	}
-	return l
 }
 
 var _ decision.Revocations = (*Ledger)(nil)
@@ -136,19 +134,11 @@ func (l *Ledger) Check(c *claims.Claims, now time.Time) decision.Reason {
 	if l.subjects.Load() == 0 {
 		return ""
 	}
-	sh := l.shard(c.Subject)
-	sh.mu.RLock()
-	st := sh.subjects[c.Subject]
-	var r decision.Reason
-	if st != nil {
-		r = st.check(c, now.UnixNano(), l.span)
+	v, ok := l.states.Load(c.Subject)
+	if !ok {
+		return ""
 	}
-	sh.mu.RUnlock()
-	return r
-}
-
-func (l *Ledger) shard(subject string) *ledgerShard {
-	return &l.shards[maphash.String(l.seed, subject)%ledgerShards]
+	return v.(*subjectState).check(c, now.UnixNano(), l.span)
 }
 
 func (s *subjectState) check(c *claims.Claims, now, span int64) decision.Reason {
@@ -208,7 +198,9 @@ func (s *subjectState) jtiRevoked(c *claims.Claims, now int64) bool {
 	if s.jtis == nil || c.ID == "" {
 		return false
 	}
-	for _, j := range s.jtis[c.ID] {
+	s.jtis.mu.RLock()
+	defer s.jtis.mu.RUnlock()
+	for _, j := range s.jtis.m[c.ID] {
 		if (j.issuer == "" || j.issuer == c.Issuer) && now < j.until {
 			return true
 		}
@@ -224,18 +216,15 @@ func (l *Ledger) Apply(e Event) error {
 		return err
 	}
 	at := e.At.UnixNano()
-	src := &origin{id: e.ID, actor: e.Actor, reason: e.Reason}
+	m := mark{at: at, src: &origin{id: e.ID, actor: e.Actor, reason: e.Reason}}
 
-	sh := l.shard(e.Subject)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	st := sh.subjects[e.Subject]
-	if st == nil {
-		st = &subjectState{}
-		sh.subjects[e.Subject] = st
-		l.subjects.Add(1)
-	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.applied.Add(1)
+	var old *subjectState
+	if v, ok := l.states.Load(e.Subject); ok {
+		old = v.(*subjectState)
+	}
 
 	if e.Type == TypeTokenRevoked {
 		until := at + l.span
@@ -244,11 +233,17 @@ func (l *Ledger) Apply(e Event) error {
 			// at + max_lifetime + leeway either, whatever expires_at says.
 			until = min(until, e.ExpiresAt.UnixNano()+l.leeway)
 		}
-		st.addJTI(e.JTI, e.Issuer, mark{at: at, src: src}, until)
+		st := old
+		if st == nil || st.jtis == nil {
+			st = old.clone()
+			st.jtis = &jtiSet{m: make(map[string][]jtiEntry, 1)}
+			l.store(e.Subject, st, old == nil)
+		}
+		st.jtis.add(e.JTI, e.Issuer, m, until)
 		return nil
 	}
+	st := old.clone()
 	sc := st.scope(e.Issuer)
-	m := mark{at: at, src: src}
 	switch e.Type {
 	case TypeRolesChanged:
 		sc.stale.raise(m, e.PermVersion)
@@ -259,7 +254,25 @@ func (l *Ledger) Apply(e Event) error {
 	case TypeSubjectEnabled:
 		sc.enabled.raise(m)
 	}
+	l.store(e.Subject, st, old == nil)
 	return nil
+}
+
+// store publishes st for subject. l.mu must be held.
+func (l *Ledger) store(subject string, st *subjectState, isNew bool) {
+	l.states.Store(subject, st)
+	if isNew {
+		l.subjects.Add(1)
+	}
+}
+
+// clone copies st (nil gives an empty state) for a writer to change before
+// publishing it; the jti set stays shared.
+func (st *subjectState) clone() *subjectState {
+	if st == nil {
+		return &subjectState{}
+	}
+	return &subjectState{scopes: slices.Clone(st.scopes), jtis: st.jtis}
 }
 
 func (st *subjectState) scope(issuer string) *scope {
@@ -272,11 +285,10 @@ func (st *subjectState) scope(issuer string) *scope {
 	return &st.scopes[len(st.scopes)-1]
 }
 
-func (st *subjectState) addJTI(jti, issuer string, m mark, until int64) {
-	if st.jtis == nil {
-		st.jtis = make(map[string][]jtiEntry, 1)
-	}
-	list := st.jtis[jti]
+func (s *jtiSet) add(jti, issuer string, m mark, until int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.m[jti]
 	for i := range list {
 		if list[i].issuer == issuer {
 			list[i].at.raise(m)
@@ -284,7 +296,7 @@ func (st *subjectState) addJTI(jti, issuer string, m mark, until int64) {
 			return
 		}
 	}
-	st.jtis[jti] = append(list, jtiEntry{issuer: issuer, at: m, until: until})
+	s.m[jti] = append(list, jtiEntry{issuer: issuer, at: m, until: until})
 }
 
 // raise keeps the later of m and n. Equal times keep the smaller event id,
@@ -309,31 +321,36 @@ func (r *rule) raise(m mark, version int64) {
 // Check already ignores such entries, so sweeping only frees memory.
 func (l *Ledger) Sweep(now time.Time) int {
 	t := now.UnixNano()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	dropped := 0
-	for i := range l.shards {
-		sh := &l.shards[i]
-		sh.mu.Lock()
-		for subject, st := range sh.subjects {
-			if st.sweep(t, l.span) {
-				delete(sh.subjects, subject)
-				dropped++
-			}
+	l.states.Range(func(k, v any) bool {
+		st := v.(*subjectState)
+		switch n := st.swept(t, l.span); {
+		case n == nil:
+			l.states.Delete(k)
+			dropped++
+		case n != st:
+			l.states.Store(k, n)
 		}
-		sh.mu.Unlock()
-	}
+		return true
+	})
 	l.subjects.Add(-int64(dropped))
 	return dropped
 }
 
-// sweep clears expired marks and reports whether nothing is left.
-func (st *subjectState) sweep(now, span int64) (empty bool) {
+// swept returns st without its expired entries: st itself when nothing
+// expired, nil when nothing is left.
+func (st *subjectState) swept(now, span int64) *subjectState {
+	changed := false
 	expire := func(m *mark) {
-		if m.live(now, span) == 0 {
+		if m.at != 0 && m.live(now, span) == 0 {
 			*m = mark{}
+			changed = true
 		}
 	}
-	kept := st.scopes[:0]
-	for _, sc := range st.scopes {
+	var kept []scope
+	for _, sc := range st.scopes { // sc is a copy: st stays as readers see it
 		expire(&sc.stale.plain)
 		expire(&sc.revoked.plain)
 		for _, r := range []*rule{&sc.stale, &sc.revoked} {
@@ -346,22 +363,33 @@ func (st *subjectState) sweep(now, span int64) (empty bool) {
 		expire(&sc.enabled)
 		if sc.stale.plain.at|sc.stale.versioned.at|sc.revoked.plain.at|sc.revoked.versioned.at|sc.disabled.at|sc.enabled.at != 0 {
 			kept = append(kept, sc)
-		}
-	}
-	clear(st.scopes[len(kept):]) // let dropped issuers' strings be collected
-	st.scopes = kept
-	for jti, list := range st.jtis {
-		list = slices.DeleteFunc(list, func(j jtiEntry) bool { return now >= j.until })
-		if len(list) == 0 {
-			delete(st.jtis, jti)
 		} else {
-			st.jtis[jti] = list
+			changed = true
 		}
 	}
-	if len(st.jtis) == 0 {
-		st.jtis = nil
+	jtis := st.jtis
+	if jtis != nil {
+		jtis.mu.Lock()
+		for jti, list := range jtis.m {
+			list = slices.DeleteFunc(list, func(j jtiEntry) bool { return now >= j.until })
+			if len(list) == 0 {
+				delete(jtis.m, jti)
+			} else {
+				jtis.m[jti] = list
+			}
+		}
+		if len(jtis.m) == 0 {
+			jtis, changed = nil, true
+		}
+		st.jtis.mu.Unlock()
 	}
-	return len(st.scopes) == 0 && st.jtis == nil
+	switch {
+	case len(kept) == 0 && jtis == nil:
+		return nil
+	case !changed:
+		return st
+	}
+	return &subjectState{scopes: kept, jtis: jtis}
 }
 
 // Len is the number of subjects the ledger holds state for.
@@ -392,14 +420,10 @@ type Entry struct {
 func (l *Ledger) Entries() []Entry {
 	now := l.now().UnixNano()
 	var out []Entry
-	for i := range l.shards {
-		sh := &l.shards[i]
-		sh.mu.RLock()
-		for subject, st := range sh.subjects {
-			out = st.appendEntries(out, subject, now, l.span)
-		}
-		sh.mu.RUnlock()
-	}
+	l.states.Range(func(k, v any) bool {
+		out = v.(*subjectState).appendEntries(out, k.(string), now, l.span)
+		return true
+	})
 	slices.SortFunc(out, func(a, b Entry) int {
 		return cmp.Or(b.At.Compare(a.At), cmp.Compare(a.Subject, b.Subject), cmp.Compare(a.Type, b.Type),
 			cmp.Compare(a.Issuer, b.Issuer), cmp.Compare(a.JTI, b.JTI), cmp.Compare(a.EventID, b.EventID))
@@ -430,9 +454,13 @@ func (st *subjectState) appendEntries(out []Entry, subject string, now, span int
 		add(TypeSubjectDisabled, sc.issuer, "", sc.disabled, 0, sc.disabled.at+span, effect)
 		add(TypeSubjectEnabled, sc.issuer, "", sc.enabled, 0, sc.enabled.at+span, "")
 	}
-	for jti, list := range st.jtis {
-		for _, j := range list {
-			add(TypeTokenRevoked, j.issuer, jti, j.at, 0, j.until, decision.ReasonTokenRevoked)
+	if st.jtis != nil {
+		st.jtis.mu.RLock()
+		defer st.jtis.mu.RUnlock()
+		for jti, list := range st.jtis.m {
+			for _, j := range list {
+				add(TypeTokenRevoked, j.issuer, jti, j.at, 0, j.until, decision.ReasonTokenRevoked)
+			}
 		}
 	}
 	return out

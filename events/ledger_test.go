@@ -319,3 +319,52 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestLedgerConcurrent runs readers against a writer applying and sweeping,
+// for the race detector, and checks that a reader never sees a revocation
+// go away while its event is live.
+func TestLedgerConcurrent(t *testing.T) {
+	l := newLedger()
+	now := t0.Add(time.Minute)
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for r := range 4 {
+		go func() {
+			old := withJTI(tok("hot", idp, t0.Add(-time.Hour)), "j-hot")
+			seen := false
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				got := l.Check(old, now)
+				if seen && got == "" {
+					errs <- fmt.Errorf("reader %d: revocation disappeared", r)
+					return
+				}
+				seen = seen || got != ""
+				l.Check(tok(fmt.Sprint("user-", r), idp, t0), now)
+			}
+		}()
+	}
+	for i := range 2000 {
+		subject := fmt.Sprint("user-", i%50)
+		if i == 100 {
+			subject = "hot"
+		}
+		must(t, l.Apply(ev(TypeRolesChanged, subject, t0, issuer(idp))))
+		must(t, l.Apply(ev(TypeTokenRevoked, subject, t0, jti(fmt.Sprint("j-", i)))))
+		if i%100 == 0 {
+			l.Sweep(now)
+			_ = l.Entries()
+		}
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -27,6 +27,12 @@ type EmbeddedOptions struct {
 	// StartTimeout bounds how long the server may take to be ready,
 	// including JetStream recovering its store. Default 30s.
 	StartTimeout time.Duration
+	// SyncAlways makes JetStream fsync every stored event before
+	// acknowledging it, so that an acknowledged event survives a power loss
+	// or kernel crash, not only a crash of the process (the default syncs
+	// every two minutes). Events are made by people and rare, so the cost
+	// is small; bulk loads (the replay benchmark) turn it off.
+	SyncAlways bool
 }
 
 // Embedded is a NATS server with JetStream running inside this process.
@@ -56,6 +62,7 @@ func StartEmbedded(dataDir string, opts EmbeddedOptions) (*Embedded, error) {
 		NoSigs:     true, // signals belong to run, not to a library
 		NoLog:      opts.Logger == nil,
 		DontListen: opts.Listen == "",
+		SyncAlways: opts.SyncAlways,
 	}
 	if opts.Listen != "" {
 		host, port, err := net.SplitHostPort(opts.Listen)

@@ -40,6 +40,7 @@ type EventsConfig struct {
 	TLSKeyFile      string        `yaml:"tls_key_file"`
 	EmbeddedListen  string        `yaml:"embedded_listen"`
 	Stream          string        `yaml:"stream"`
+	StreamReplicas  int           `yaml:"stream_replicas"`
 	Grace           time.Duration `yaml:"grace"`
 	OnDisconnect    string        `yaml:"on_disconnect"`
 	FreshWindow     time.Duration `yaml:"fresh_window"`
@@ -72,11 +73,12 @@ func defaultConfig() Config {
 			DecisionCache: decision.DefaultDecisionCacheSize,
 		},
 		Events: EventsConfig{
-			Stream:       events.DefaultStream,
-			Grace:        30 * time.Second,
-			OnDisconnect: string(events.FreshOnly),
-			FreshWindow:  60 * time.Second,
-			MinSeqWait:   250 * time.Millisecond,
+			Stream:         events.DefaultStream,
+			StreamReplicas: 1,
+			Grace:          30 * time.Second,
+			OnDisconnect:   string(events.FreshOnly),
+			FreshWindow:    60 * time.Second,
+			MinSeqWait:     250 * time.Millisecond,
 		},
 	}
 }
@@ -137,6 +139,9 @@ var settings = []setting{
 	}},
 	{"events.stream", "JetStream stream of permission-change events", func(fs *flag.FlagSet, n string, c *Config) {
 		fs.StringVar(&c.Events.Stream, n, c.Events.Stream, "")
+	}},
+	{"events.stream_replicas", "copies of the stream in a NATS cluster (3 in production; 1 for a single server)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.IntVar(&c.Events.StreamReplicas, n, c.Events.StreamReplicas, "")
 	}},
 	{"events.grace", "how long a replica that lost NATS answers from its state before on_disconnect applies", func(fs *flag.FlagSet, n string, c *Config) {
 		fs.DurationVar(&c.Events.Grace, n, c.Events.Grace, "")
@@ -309,6 +314,9 @@ func (c Config) validate() error {
 	}
 	if c.Events.Stream == "" {
 		errs = append(errs, "events.stream: must not be empty; the default is "+events.DefaultStream)
+	}
+	if c.Events.StreamReplicas < 1 || c.Events.StreamReplicas > 5 {
+		errs = append(errs, fmt.Sprintf("events.stream_replicas: %d must be 1 to 5 (JetStream's limit), e.g. 3 on a cluster", c.Events.StreamReplicas))
 	}
 	if c.Events.NATSURL != "" && c.Events.EmbeddedListen != "" {
 		errs = append(errs, "events.embedded_listen: only for the embedded server; remove it or events.nats_url")

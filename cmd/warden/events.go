@@ -60,7 +60,12 @@ func startFeed(ctx context.Context, cfg Config, logger *slog.Logger) (*feed, err
 		return nil, err
 	}
 
-	streamOpts := events.StreamOptions{Name: cfg.Events.Stream, MaxLifetime: cfg.Tokens.MaxLifetime, Leeway: cfg.Tokens.Leeway}
+	streamOpts := events.StreamOptions{
+		Name:        cfg.Events.Stream,
+		MaxLifetime: cfg.Tokens.MaxLifetime,
+		Leeway:      cfg.Tokens.Leeway,
+		Replicas:    cfg.Events.StreamReplicas,
+	}
 	go ensureStream(ctx, f.nc, streamOpts, log)
 
 	f.ledger = events.NewLedger(events.LedgerOptions{MaxLifetime: cfg.Tokens.MaxLifetime, Leeway: cfg.Tokens.Leeway})

@@ -78,6 +78,16 @@ func (m *memo) get(k memoKey) (verdict, bool) {
 
 func (m *memo) add(k memoKey, v verdict) { m.verdicts.Add(k, v) }
 
+// clockDependent are built-ins that OPA does not mark Nondeterministic but
+// that read the clock when the policy does not pass a time: a JWT's exp and
+// a certificate's validity are checked against "now", so their results can
+// change between two evaluations of the same input.
+var clockDependent = map[string]bool{
+	"io.jwt.decode_verify":                                   true,
+	"crypto.x509.parse_and_verify_certificates":              true,
+	"crypto.x509.parse_and_verify_certificates_with_options": true,
+}
+
 // deterministic reports whether no module of the compiled set calls a
 // built-in whose result can differ between two evaluations of the same input
 // (OPA marks these Nondeterministic).
@@ -98,7 +108,8 @@ func deterministic(c *ast.Compiler) bool {
 				op = v // an operator as it appears in a call expression
 			}
 			if op != nil {
-				if b, found := ast.BuiltinMap[op.String()]; found && b.Nondeterministic {
+				name := op.String()
+				if b, found := ast.BuiltinMap[name]; found && (b.Nondeterministic || clockDependent[name]) {
 					ok = false
 				}
 			}

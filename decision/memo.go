@@ -79,11 +79,10 @@ func (m *memo) get(k memoKey) (verdict, bool) {
 func (m *memo) add(k memoKey, v verdict) { m.verdicts.Add(k, v) }
 
 // clockDependent are built-ins that OPA does not mark Nondeterministic but
-// that read the clock when the policy does not pass a time: a JWT's exp and
-// a certificate's validity are checked against "now", so their results can
-// change between two evaluations of the same input.
+// that check a certificate chain's validity against the current time, so
+// their results can change between two evaluations of the same input.
+// (io.jwt.decode_verify, which checks exp against now, OPA marks itself.)
 var clockDependent = map[string]bool{
-	"io.jwt.decode_verify":                                   true,
 	"crypto.x509.parse_and_verify_certificates":              true,
 	"crypto.x509.parse_and_verify_certificates_with_options": true,
 }

@@ -31,6 +31,27 @@
 //     on warden.replicas.<id>; a Fleet listens to them, which is how an admin
 //     sees that a change is "enforced on 3/3 replicas".
 //
+// # Policy sets
+//
+// The same NATS also distributes the policies (policies.source: nats). A
+// PolicyStore keeps the whole policy set — Rego modules, their tests and data
+// documents — as ONE value of the key-value bucket WARDEN_POLICIES (key
+// "set", file storage, the last 16 versions kept), so a push is atomic: a
+// replica sees the old set or the new one, never half of it. The value is
+// JSON, {"v":1,"files":{path: text},"revision","author","message","at"},
+// readable with `nats kv get WARDEN_POLICIES set`.
+//
+// The store does not compile anything. The caller checks a candidate with
+// the decision package before Seed (the first replica fills an empty bucket;
+// concurrent seeders cannot both win) or Put (optimistic: it names the KV
+// revision it replaces and gets ErrConflict if someone was faster); every
+// replica's Watch hands each new set to a function that checks it again and
+// swaps it in, or keeps the active set. Watch survives reconnects and server
+// restarts, skips (logs and counts) values that are not valid sets, and
+// delivers only the newest set when several arrive during one check.
+// PolicyRevision is the decision engine's content hash, so a revision means
+// the same files in the store, in a decision and in a heartbeat.
+//
 // # Event schema, version 1
 //
 // An event is a JSON object published to warden.events.<type>; the user's

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/policies"
 )
 
 // BenchmarkDecide measures one decision on the shipped policy: a manager
@@ -50,6 +51,23 @@ func BenchmarkInput(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := decision.BuildInput(&in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReload measures activating the shipped policy set: loading,
+// compiling, running its Rego tests (which a set must pass to be
+// activated) and preparing the queries. It is the engine's share of a
+// policy rollout.
+//
+//	go test -run XXX -bench Reload -benchmem ./decision/
+func BenchmarkReload(b *testing.B) {
+	e := shippedEngine(b, decision.Options{})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.Reload(ctx, policies.FS()); err != nil {
 			b.Fatal(err)
 		}
 	}

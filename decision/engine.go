@@ -42,6 +42,11 @@ type Options struct {
 	// Logger receives the causes behind policy_error and policy_timeout
 	// decisions and policy set changes. Default slog.Default().
 	Logger *slog.Logger
+
+	// AllowNetworkBuiltins lets policies call the restricted built-ins
+	// (http.send, net.lookup_ip_addr, opa.runtime; see RestrictedBuiltins).
+	// Off, a set calling one is refused at compile time.
+	AllowNetworkBuiltins bool
 }
 
 const (
@@ -53,25 +58,22 @@ const (
 // for concurrent use; Reload swaps the set without blocking Decide. Create
 // one with NewEngine.
 type Engine struct {
-	entry       ast.Ref
-	memoSize    int
+	checker     checker // how every set this engine activates is checked
 	timeout     time.Duration
 	revocations Revocations
 	now         func() time.Time
 	log         *slog.Logger
 
 	set      atomic.Pointer[policySet]
-	reloadMu sync.Mutex // orders Reloads so that the last one wins
+	reloadMu sync.Mutex // orders Reloads and Activates so that the last one wins
 }
 
 // NewEngine loads and compiles the policy set in fsys (Rego modules and
-// JSON/YAML data files, laid out as for `opa run`) and returns an engine
-// ready to decide. A mistake in the set is reported as a *PolicyError.
+// JSON/YAML data files, laid out as for `opa run`), runs its *_test.rego
+// tests, and returns an engine ready to decide. A mistake in the set or a
+// failing test is reported as a *PolicyError (see Check).
 func NewEngine(ctx context.Context, fsys fs.FS, opts Options) (*Engine, error) {
-	if opts.Entrypoint == "" {
-		opts.Entrypoint = defaultEntrypoint
-	}
-	entry, err := parseEntrypoint(opts.Entrypoint)
+	chk, err := newChecker(opts.Entrypoint, opts.AllowNetworkBuiltins, opts.DecisionCacheSize)
 	if err != nil {
 		return nil, err
 	}
@@ -92,38 +94,40 @@ func NewEngine(ctx context.Context, fsys fs.FS, opts Options) (*Engine, error) {
 	}
 
 	e := &Engine{
-		entry:       entry,
-		memoSize:    opts.DecisionCacheSize,
+		checker:     chk,
 		timeout:     opts.EvalTimeout,
 		revocations: opts.Revocations,
 		now:         opts.Now,
 		log:         opts.Logger,
 	}
-	set, err := loadPolicySet(ctx, fsys, entry, opts.DecisionCacheSize)
+	cand, err := e.Check(ctx, fsys)
 	if err != nil {
 		return nil, err
 	}
-	e.set.Store(set)
-	e.log.Info("policy set loaded", "revision", set.revision, "files", len(set.files), "entrypoint", entry.String())
+	e.set.Store(cand.set)
+	e.log.Info("policy set loaded", "revision", cand.Revision, "files", len(cand.Files),
+		"tests_passed", cand.Tests.Counts.Pass, "entrypoint", chk.entry.String())
 	return e, nil
 }
 
-// Reload compiles the policy set in fsys and, only if that fully succeeds,
-// makes it the active set and returns its revision. On error the previous
-// set stays active; mistakes in the set are reported as a *PolicyError
-// whose message locates each problem as file:row:col.
+// Reload checks the policy set in fsys as Check does — compiled whole, its
+// tests run — and, only if that fully succeeds, makes it the active set and
+// returns its revision. On error the previous set stays active; mistakes in
+// the set and failing tests are reported as a *PolicyError whose message
+// locates each problem as file:row:col.
 func (e *Engine) Reload(ctx context.Context, fsys fs.FS) (revision string, err error) {
+	// The lock is held across the check so that of two Reloads the one
+	// called last wins, even if the other's set takes longer to check.
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 
-	set, err := loadPolicySet(ctx, fsys, e.entry, e.memoSize)
+	cand, err := e.Check(ctx, fsys)
 	if err != nil {
 		e.log.Warn("policy set rejected; keeping the active one", "active_revision", e.Revision(), "error", err)
 		return "", err
 	}
-	old := e.set.Swap(set)
-	e.log.Info("policy set loaded", "revision", set.revision, "previous_revision", old.revision, "files", len(set.files))
-	return set.revision, nil
+	e.activate(cand)
+	return cand.Revision, nil
 }
 
 // Revision identifies the active policy set by a hash of its files.

@@ -11,22 +11,38 @@ import (
 
 // PolicyError reports why a policy set could not be loaded: a module that
 // does not parse or compile, a data file that is not valid JSON/YAML, data
-// and rules that overlap. It is exported so that callers can tell the
-// author's mistakes (to show them, e.g. as HTTP 422 with the problem list)
-// from failures to read the files at all.
+// and rules that overlap, a restricted built-in, a failing test. It is
+// exported so that callers can tell the author's mistakes (to show them,
+// e.g. as HTTP 422 with the problem list) from failures to read the files
+// at all.
 type PolicyError struct {
 	Problems []Problem
+	// Tests is the report of the set's tests when they ran and failed
+	// (one Problem per failing test is in Problems too); nil when the set
+	// did not get as far as its tests.
+	Tests *TestReport
 }
 
 // Problem is one mistake in a policy set, located as precisely as OPA knows.
+// Its JSON form is what an API can return for it.
 type Problem struct {
-	File    string   // path inside the policy file system; "" when unknown
-	Row     int      // 1-based; 0 when unknown
-	Col     int      // 1-based; 0 when unknown
-	Code    string   // OPA's error code, e.g. rego_parse_error, rego_type_error
-	Message string   // what is wrong
-	Details []string // further lines OPA gives, e.g. the types a type error saw
+	File    string   `json:"file,omitempty"`    // path inside the policy file system; "" when unknown
+	Row     int      `json:"row,omitempty"`     // 1-based; 0 when unknown
+	Col     int      `json:"col,omitempty"`     // 1-based; 0 when unknown
+	Code    string   `json:"code,omitempty"`    // OPA's error code (rego_parse_error, rego_type_error, ...) or one of Warden's Code* constants
+	Message string   `json:"message"`           // what is wrong
+	Details []string `json:"details,omitempty"` // further lines, e.g. the types a type error saw, the expression a test failed at
 }
+
+// Problem codes Warden adds to OPA's.
+const (
+	// CodeTestFailed is a *_test.rego test that evaluated to false or
+	// undefined; the Problem is located at the test rule.
+	CodeTestFailed = "test_failed"
+	// CodeTestError is a test whose evaluation failed (a conflict, a
+	// built-in error, a timeout).
+	CodeTestError = "test_error"
+)
 
 // String formats p as "file:row:col: code: message" followed by its details.
 func (p Problem) String() string {

@@ -68,11 +68,18 @@ func (r *recordingFS) ReadFile(name string) ([]byte, error) {
 	return b, err
 }
 
-// loadPolicySet reads, compiles and prepares the policy set in fsys. The
-// decision query evaluates the document at entry; the admin query
-// data.warden.admin.allow. Mistakes in the set are reported as a
+// loadedSet is a policy set as read from its files, before compiling.
+type loadedSet struct {
+	revision string
+	files    []string // paths of the files that make up the set, sorted
+	modules  map[string]*ast.Module
+	store    storage.Store // the data documents
+}
+
+// loadFiles reads the policy set in fsys: its Rego modules, parsed, and its
+// data documents, in a store. Mistakes in the files are reported as a
 // *PolicyError.
-func loadPolicySet(ctx context.Context, fsys fs.FS, entry ast.Ref, memoSize int) (*policySet, error) {
+func loadFiles(fsys fs.FS) (*loadedSet, error) {
 	if fsys == nil {
 		return nil, errors.New("no policy file system")
 	}
@@ -88,27 +95,26 @@ func loadPolicySet(ctx context.Context, fsys fs.FS, entry ast.Ref, memoSize int)
 	if len(loaded.Modules) == 0 {
 		return nil, &PolicyError{Problems: []Problem{{Message: "no Rego modules (*.rego) found"}}}
 	}
-
-	// Reads return AST values so that data.warden.roles is not converted
-	// from Go maps on every evaluation.
-	store := inmem.NewFromObjectWithOpts(loaded.Documents, inmem.OptReturnASTValuesOnRead(true))
-	compiler, err := compile(ctx, store, loaded.ParsedModules())
-	if err != nil {
-		return nil, err
+	ls := &loadedSet{
+		modules: loaded.ParsedModules(),
+		// Reads return AST values so that data.warden.roles is not
+		// converted from Go maps on every evaluation.
+		store: inmem.NewFromObjectWithOpts(loaded.Documents, inmem.OptReturnASTValuesOnRead(true)),
 	}
-	if len(compiler.GetRules(entry.Append(keyAllow))) == 0 {
-		return nil, &PolicyError{Problems: []Problem{{
-			Message: "no rule defines " + entry.String() + ".allow, the decision entrypoint",
-		}}}
-	}
+	ls.revision, ls.files = revision(rec.files)
+	return ls, nil
+}
 
-	set := &policySet{}
-	set.revision, set.files = revision(rec.files)
-	if set.authz, err = prepare(ctx, compiler, store, decisionQuery(entry)); err != nil {
+// prepareSet prepares the decision query at entry and the admin query
+// data.warden.admin.allow over a compiled set.
+func prepareSet(ctx context.Context, ls *loadedSet, compiler *ast.Compiler, entry ast.Ref, memoSize int) (*policySet, error) {
+	set := &policySet{revision: ls.revision, files: ls.files}
+	var err error
+	if set.authz, err = prepare(ctx, compiler, ls.store, decisionQuery(entry)); err != nil {
 		return nil, fmt.Errorf("prepare the decision query at %v: %w", entry, err)
 	}
 	adminQuery := ast.NewBody(ast.NewExpr(ast.NewTerm(adminAllow)))
-	if set.admin, err = prepare(ctx, compiler, store, adminQuery); err != nil {
+	if set.admin, err = prepare(ctx, compiler, ls.store, adminQuery); err != nil {
 		return nil, fmt.Errorf("prepare %v: %w", adminAllow, err)
 	}
 	if deterministic(compiler) {
@@ -141,9 +147,15 @@ func decisionQuery(entry ast.Ref) ast.Body {
 	return body
 }
 
+// compileOptions are the settings a policy set is compiled with.
+type compileOptions struct {
+	caps   *ast.Capabilities
+	strict bool // OPA's strict mode: unused variables and imports, shadowing, deprecated built-ins
+}
+
 // compile compiles modules against the data in store. Rules and data must
 // not claim the same path, the same check `opa run` makes.
-func compile(ctx context.Context, store storage.Store, modules map[string]*ast.Module) (*ast.Compiler, error) {
+func compile(ctx context.Context, store storage.Store, modules map[string]*ast.Module, opts compileOptions) (*ast.Compiler, error) {
 	txn, err := store.NewTransaction(ctx)
 	if err != nil {
 		return nil, err
@@ -152,9 +164,12 @@ func compile(ctx context.Context, store storage.Store, modules map[string]*ast.M
 
 	compiler := ast.NewCompiler().
 		WithDefaultRegoVersion(ast.RegoV1).
+		WithCapabilities(opts.caps).
+		WithStrict(opts.strict).
 		WithPathConflictsCheck(storage.NonEmpty(ctx, store, txn))
 	if compiler.Compile(modules); compiler.Failed() {
 		compiler.Errors.Sort()
+		explainRestricted(compiler.Errors)
 		return nil, policyError(compiler.Errors)
 	}
 	return compiler, nil

@@ -56,6 +56,27 @@ func TestReloadRejectsBrokenSets(t *testing.T) {
 			},
 		},
 		{
+			name: "failing test",
+			files: map[string]string{
+				"authz.rego":      "package warden.authz\n\nallow := true\n",
+				"authz_test.rego": "package warden.authz_test\n\nimport data.warden.authz\n\ntest_ok if authz.allow\n\ntest_denies if {\n\tnot authz.allow\n}\n",
+			},
+			want: []decision.Problem{{File: "authz_test.rego", Row: 7, Col: 1, Code: decision.CodeTestFailed}},
+		},
+		{
+			name: "test error",
+			files: map[string]string{
+				"authz.rego":      "package warden.authz\n\nallow := true\n\nlevel := 1 if input.x\n\nlevel := 2 if input.x\n",
+				"authz_test.rego": "package warden.authz_test\n\nimport data.warden.authz\n\ntest_level if {\n\tauthz.level == 1 with input.x as true\n}\n",
+			},
+			want: []decision.Problem{{File: "authz_test.rego", Row: 5, Col: 1, Code: decision.CodeTestError}},
+		},
+		{
+			name:  "restricted built-in",
+			files: map[string]string{"authz.rego": "package warden.authz\n\nallow if {\n\tresp := http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1:1/\"})\n\tresp.status_code == 200\n}\n"},
+			want:  []decision.Problem{{File: "authz.rego", Row: 4, Col: 10, Code: decision.CodeRestrictedBuiltin}},
+		},
+		{
 			name:  "data file not JSON",
 			files: map[string]string{"authz.rego": "package warden.authz\n\nallow := true\n", "data.json": "{roles: }"},
 			want:  []decision.Problem{{}},

@@ -29,7 +29,7 @@ func BenchmarkDecisionQuery(b *testing.B) {
 		b.Fatal(err)
 	}
 	store := inmem.NewFromObjectWithOpts(loaded.Documents, inmem.OptReturnASTValuesOnRead(true))
-	compiler, err := compile(ctx, store, loaded.ParsedModules())
+	compiler, err := compile(ctx, store, loaded.ParsedModules(), compileOptions{caps: capabilities(false)})
 	if err != nil {
 		b.Fatal(err)
 	}

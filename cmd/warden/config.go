@@ -199,38 +199,30 @@ func printSettings(w io.Writer) {
 // --config or WARDEN_CONFIG, the environment and the flags, then validates it.
 // It returns the remaining positional arguments.
 func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, error) {
-	// A first pass over the flags only finds --config; the flags are parsed
-	// again below so that they win over the file and the environment.
-	var path string
-	scratch := defaultConfig()
-	fs := configFlags(name, &scratch, &path, io.Discard)
-	if extra != nil {
-		extra(fs)
-	}
-	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "Usage of warden %s:\n", name)
-			printSettings(stderr)
-			if extra != nil {
-				printExtra(stderr, extra)
-			}
-		}
-		return Config{}, err
-	}
+	// The file is read before the flags are parsed, so that flags win over
+	// it; its path is therefore picked out of the arguments first. Parsing
+	// the flags only once matters: a repeatable flag would otherwise
+	// collect its values twice.
+	path := configFlagValue(args)
 	if path == "" {
 		path = getenv("WARDEN_CONFIG")
 	}
-
 	cfg := defaultConfig()
 	if path != "" {
 		if err := readConfigFile(path, &cfg); err != nil {
 			return Config{}, err
 		}
 	}
-	fs = configFlags(name, &cfg, &path, stderr)
+	fs := configFlags(name, &cfg, &path, stderr)
 	if extra != nil {
 		extra(fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage of warden %s:\n", name)
+		printSettings(stderr)
+		if extra != nil {
+			printExtra(stderr, extra)
+		}
 	}
 	for _, s := range settings {
 		if v := getenv(envName(s.key)); v != "" {
@@ -246,6 +238,27 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		return Config{}, fmt.Errorf("unexpected argument %q; settings are flags like --listen=127.0.0.1:8480", fs.Arg(0))
 	}
 	return cfg, cfg.validate()
+}
+
+// configFlagValue finds --config PATH (or -config, or --config=PATH) in
+// args, stopping at "--" as the flag package does.
+func configFlagValue(args []string) string {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "config" {
+			continue
+		}
+		if hasValue {
+			return value
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
 }
 
 // printExtra documents a command's own flags (those that are not settings).

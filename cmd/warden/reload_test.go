@@ -13,8 +13,9 @@ import (
 )
 
 // TestSIGHUPReloadsPolicies changes a policy directory under a running
-// Warden and sends SIGHUP: a good set takes over, a broken one is refused and
-// the previous set keeps answering.
+// Warden and sends SIGHUP: a good set takes over; a set whose tests fail and
+// a set that does not compile are refused, and the previous set keeps
+// answering.
 func TestSIGHUPReloadsPolicies(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.CopyFS(dir, policies.FS()); err != nil {
@@ -22,15 +23,16 @@ func TestSIGHUPReloadsPolicies(t *testing.T) {
 	}
 	dataDir := t.TempDir()
 	baseURL, stderr, _ := startWarden(t, dataDir, "--policies-dir", dir)
-	staff := mint(t, dataDir, "--sub", "bob", "--roles", "staff")
+	staff := mint(t, dataDir, "--sub", "bob", "--roles", "auditor")
 
 	before := askDecision(t, baseURL, staff, "orders:approve")
 	if before.Allow {
-		t.Fatalf("staff may approve before the change: %+v", before)
+		t.Fatalf("an auditor may approve before the change: %+v", before)
 	}
 
-	// Give staff orders:approve, then reload.
-	writePolicyFile(t, dir, "data.json", `{"warden":{"roles":{"manager":["orders:read","orders:approve"],"staff":["orders:read","orders:approve"]}}}`)
+	// Add a role that may approve, then reload. The shipped tests still
+	// pass: they do not know the role.
+	writePolicyFile(t, dir, "data.json", `{"warden":{"roles":{"manager":["orders:read","orders:approve"],"staff":["orders:read"],"auditor":["orders:read","orders:approve"]}}}`)
 	hangup(t)
 	after := waitFor(t, func() (decisionResult, bool) {
 		d := askDecision(t, baseURL, staff, "orders:approve")
@@ -40,13 +42,27 @@ func TestSIGHUPReloadsPolicies(t *testing.T) {
 		t.Errorf("revision unchanged (%s) after a reload that changed the data", after.PolicyRevision)
 	}
 
+	// Letting staff approve breaks the shipped test_staff_may_not_approve:
+	// refused, with the test's file and row.
+	writePolicyFile(t, dir, "data.json", `{"warden":{"roles":{"manager":["orders:read","orders:approve"],"staff":["orders:read","orders:approve"],"auditor":["orders:read","orders:approve"]}}}`)
+	hangup(t)
+	waitFor(t, func() (string, bool) {
+		return stderr.String(), strings.Contains(stderr.String(), "test_staff_may_not_approve failed")
+	})
+	if !strings.Contains(stderr.String(), "authz_test.rego:") {
+		t.Errorf("the refusal does not locate the failing test:\n%s", stderr)
+	}
+	if d := askDecision(t, baseURL, staff, "orders:approve"); !d.Allow || d.PolicyRevision != after.PolicyRevision {
+		t.Errorf("after a refused reload: %+v, want the previous set (%s) still allowing", d, after.PolicyRevision)
+	}
+
 	// A module that does not compile is refused; the last good set stays.
 	writePolicyFile(t, dir, "authz.rego", "package warden.authz\n\nallow if {\n")
 	hangup(t)
 	waitFor(t, func() (string, bool) {
-		return stderr.String(), strings.Contains(stderr.String(), "policy reload refused")
+		return stderr.String(), strings.Contains(stderr.String(), "rego_parse_error")
 	})
-	if !strings.Contains(stderr.String(), "authz.rego:") {
+	if !strings.Contains(stderr.String(), "authz.rego:4:") {
 		t.Errorf("the refusal does not name the file and position:\n%s", stderr)
 	}
 	if d := askDecision(t, baseURL, staff, "orders:approve"); !d.Allow || d.PolicyRevision != after.PolicyRevision {

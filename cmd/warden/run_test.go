@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server goroutine to write while
@@ -230,5 +233,33 @@ func TestVersionAndHelp(t *testing.T) {
 				t.Errorf("serve --help does not document %q", want)
 			}
 		}
+	}
+}
+
+// TestTokenClaims decodes what warden token prints: repeatable flags count
+// once per use, and --claim keeps JSON types.
+func TestTokenClaims(t *testing.T) {
+	dataDir := t.TempDir()
+	token := mint(t, dataDir, "--sub", "alice", "--roles", "manager", "--roles", "staff,auditor", "--claim", "pv=7", "--claim", "team=blue", "--ttl", "5m")
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a compact JWS: %q", token)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(payload, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]any{"manager", "staff", "auditor"}, got["roles"]); diff != "" {
+		t.Errorf("roles (-want +got):\n%s", diff)
+	}
+	if got["pv"] != float64(7) || got["team"] != "blue" || got["sub"] != "alice" || got["iss"] != "warden-dev" || got["aud"] != "warden" {
+		t.Errorf("claims = %v", got)
+	}
+	if exp, iat := got["exp"].(float64), got["iat"].(float64); exp-iat != 300 {
+		t.Errorf("exp - iat = %v, want 300 (--ttl 5m)", exp-iat)
 	}
 }

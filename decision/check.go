@@ -135,20 +135,11 @@ func newChecker(entrypoint string, allowNet bool, memoSize int) (checker, error)
 // reported by those (with every position), not by a test runner that could
 // not start.
 func (c checker) check(ctx context.Context, fsys fs.FS) (*Candidate, error) {
-	ls, err := loadFiles(fsys)
+	ls, compiler, err := c.compileSet(ctx, fsys)
 	if err != nil {
 		return nil, err
 	}
-	compiler, err := compile(ctx, ls.store, ls.modules, compileOptions{caps: capabilities(c.allowNet), strict: c.strict})
-	if err != nil {
-		return nil, err
-	}
-	if len(compiler.GetRules(c.entry.Append(keyAllow))) == 0 {
-		return nil, &PolicyError{Problems: []Problem{{
-			Message: "no rule defines " + c.entry.String() + ".allow, the decision entrypoint",
-		}}}
-	}
-	report, err := runTests(ctx, ls, TestOptions{AllowNetworkBuiltins: c.allowNet, Timeout: c.testTimeout})
+	report, err := c.test(ctx, ls)
 	if err != nil {
 		return nil, err
 	}
@@ -160,4 +151,28 @@ func (c checker) check(ctx context.Context, fsys fs.FS) (*Candidate, error) {
 		return nil, err
 	}
 	return &Candidate{Revision: ls.revision, Files: ls.files, Tests: report, set: set}, nil
+}
+
+// compileSet loads and compiles the set in fsys and makes sure it defines the
+// entrypoint's allow rule: every check short of the tests.
+func (c checker) compileSet(ctx context.Context, fsys fs.FS) (*loadedSet, *ast.Compiler, error) {
+	ls, err := loadFiles(fsys)
+	if err != nil {
+		return nil, nil, err
+	}
+	compiler, err := compile(ctx, ls.store, ls.modules, compileOptions{caps: capabilities(c.allowNet), strict: c.strict})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(compiler.GetRules(c.entry.Append(keyAllow))) == 0 {
+		return nil, nil, &PolicyError{Problems: []Problem{{
+			Message: "no rule defines " + c.entry.String() + ".allow, the decision entrypoint",
+		}}}
+	}
+	return ls, compiler, nil
+}
+
+// test runs the tests of a compiled set with the checker's settings.
+func (c checker) test(ctx context.Context, ls *loadedSet) (*TestReport, error) {
+	return runTests(ctx, ls, TestOptions{AllowNetworkBuiltins: c.allowNet, Timeout: c.testTimeout})
 }

@@ -50,15 +50,18 @@ type Input struct {
 }
 
 // Decision is the engine's answer. The zero value denies.
+//
+// Its JSON form is the decision of an Explanation; the field names are those
+// of POST /v1/decision's answer.
 type Decision struct {
-	Allow  bool
-	Reason Reason
+	Allow  bool   `json:"allow"`
+	Reason Reason `json:"reason"`
 	// Reasons and Headers may be shared with the engine's decision cache:
 	// read them, never modify them.
-	Reasons  []string          // from the policy's reasons, sorted; nil when it gives none
-	Headers  map[string]string // from the policy's headers object, on allow only
-	Refresh  bool              // the client should refresh its token and retry
-	Revision string            // the policy set revision that decided
+	Reasons  []string          `json:"reasons"`           // from the policy's reasons, sorted; nil when it gives none
+	Headers  map[string]string `json:"headers,omitempty"` // from the policy's headers object, on allow only
+	Refresh  bool              `json:"refresh"`           // the client should refresh its token and retry
+	Revision string            `json:"policy_revision"`   // the policy set revision that decided
 }
 
 // Revocations is what the engine needs of the revocation ledger: the reason a

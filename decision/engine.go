@@ -257,28 +257,40 @@ func (e *Engine) eval(ctx context.Context, q rego.PreparedEvalQuery, input ast.V
 		rego.EvalGenerateJSON(rawTerm),
 	)
 	d.stop()
+	if err != nil {
+		return rego.Result{}, e.evalError(ctx, d, err)
+	}
+	return onlyResult(rs)
+}
+
+// evalError says why an evaluation under d failed: the engine's timeout,
+// the caller's context, or the policy itself.
+func (e *Engine) evalError(ctx context.Context, d *deadline, err error) error {
 	switch {
-	case err == nil:
-		return onlyResult(rs)
 	case d.timedOut.Load():
-		return rego.Result{}, fmt.Errorf("%w after %v: %w", errTimeout, e.timeout, err)
+		return fmt.Errorf("%w after %v: %w", errTimeout, e.timeout, err)
 	case ctx.Err() != nil:
-		return rego.Result{}, fmt.Errorf("%w: %w", ctx.Err(), err)
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
 	default:
-		return rego.Result{}, err
+		return err
 	}
 }
 
-// failure logs why the policy could not decide and returns the reason. The
-// caller's own deadline passing counts as a timeout too.
+// failure logs why the policy could not decide and returns the reason.
 func (e *Engine) failure(err error, revision, subject, action string) Reason {
-	reason := ReasonPolicyError
-	if errors.Is(err, errTimeout) || errors.Is(err, context.DeadlineExceeded) {
-		reason = ReasonPolicyTimeout
-	}
+	reason := failureReason(err)
 	e.log.Error("policy failed; denying", "reason", reason, "revision", revision,
 		"subject", subject, "action", action, "error", err)
 	return reason
+}
+
+// failureReason is the reason a decision the policy could not make denies
+// with. The caller's own deadline passing counts as a timeout too.
+func failureReason(err error) Reason {
+	if errors.Is(err, errTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return ReasonPolicyTimeout
+	}
+	return ReasonPolicyError
 }
 
 // noRevocations is the default ledger: nothing is revoked.

@@ -52,6 +52,20 @@
 // PolicyRevision is the decision engine's content hash, so a revision means
 // the same files in the store, in a decision and in a heartbeat.
 //
+// A PolicyManager is the one place that keeps a replica's decision.Engine in
+// step with the set's source. NewNATSPolicies seeds an empty bucket (after
+// checking the seed) and watches it; NewDirPolicies polls policies.dir
+// (GitOps; Propose answers ErrReadOnly). Either way every set is checked by
+// the engine — compiled whole, its tests run — before it is activated; a set
+// that fails keeps the active one answering and is recorded, with each
+// problem's file, row and column and the failing tests, in Status.LastError
+// until a later set is activated. Propose checks a set before it is stored,
+// so a broken set reaches the bucket only around Warden, and then every
+// replica refuses it. A refused set does not make a replica unready (every
+// replica refuses it alike, and taking them all out of service is the outage
+// refusing it prevents); a replica that has no set from its source to fall
+// back on is, because its own initial set need not be the fleet's.
+//
 // # Event schema, version 1
 //
 // An event is a JSON object published to warden.events.<type>; the user's

@@ -5,6 +5,9 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/events"
 )
 
 // Error codes of the JSON error shape {"error":{"code","message"}}. Every
@@ -20,6 +23,9 @@ const (
 	codeBehind           = "behind"
 	codeUnavailable      = "unavailable"
 	codeUnauthorized     = "unauthorized"
+	codeConflict         = "conflict"
+	codeReadOnly         = "read_only"
+	codePolicyInvalid    = "policy_invalid"
 	codeForbidden        = "forbidden"
 	codeInternal         = "internal"
 )
@@ -28,6 +34,10 @@ const (
 type apiError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Problems locate what is wrong in a refused policy set; Tests is the
+	// report of its tests when they ran.
+	Problems []decision.Problem   `json:"problems,omitempty"`
+	Tests    *decision.TestReport `json:"tests,omitempty"`
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -53,19 +63,47 @@ func statusOf(code string) int {
 		return http.StatusUnauthorized
 	case codeForbidden:
 		return http.StatusForbidden
+	case codeConflict, codeReadOnly:
+		return http.StatusConflict
+	case codePolicyInvalid:
+		return http.StatusUnprocessableEntity
 	default:
 		return http.StatusInternalServerError
 	}
+}
+
+// classify turns an error of the parts web uses into the error a client
+// sees. Anything it does not know is an internal error, whose detail only
+// the log gets.
+func classify(err error) *apiError {
+	var (
+		ae *apiError
+		pe *decision.PolicyError
+	)
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &pe):
+		return &apiError{Code: codePolicyInvalid, Message: "the policy set was refused; nothing was stored: " + pe.Error(), Problems: pe.Problems, Tests: pe.Tests}
+	case errors.Is(err, events.ErrConflict):
+		return errorf(codeConflict, "the policy set changed since it was read (If-Match); read it again and retry")
+	case errors.Is(err, events.ErrReadOnly):
+		return errorf(codeReadOnly, "policies come from a directory (policies.source: dir); change them there, not through the API")
+	case errors.Is(err, events.ErrInvalidPolicySet):
+		return errorf(codeInvalidRequest, err.Error())
+	case errors.Is(err, events.ErrNoPolicySet):
+		return errorf(codeNotFound, "no policy set is stored yet")
+	}
+	return errorf(codeInternal, "internal error")
 }
 
 // writeError answers with the error shape. An error that is not an *apiError
 // is logged with its detail and answered as a bare internal error, so no
 // internal detail reaches the client.
 func (s *server) writeError(c *gin.Context, err error) {
-	var ae *apiError
-	if !errors.As(err, &ae) {
+	ae := classify(err)
+	if ae.Code == codeInternal {
 		s.logger.ErrorContext(c.Request.Context(), "internal error", "path", c.FullPath(), "err", err)
-		ae = errorf(codeInternal, "internal error")
 	}
 	if ae.Code == codeUnauthorized {
 		c.Header("WWW-Authenticate", `Bearer realm="warden"`)

@@ -29,6 +29,18 @@ func (s *server) routes() http.Handler {
 		adm.GET("/status", s.handleStatus())
 		adm.GET("/replicas", s.handleReplicas())
 	}
+	if s.policies != nil {
+		adm := v1.Group("", s.requireAdmin)
+		adm.GET("/policies", s.handleListPolicies())
+		adm.PUT("/policies", s.handlePutPolicySet())
+		adm.POST("/policies/test", s.handleTestPolicies())
+		adm.GET("/policies/*id", s.handleGetPolicy())
+		adm.PUT("/policies/*id", s.handlePutPolicy())
+		adm.DELETE("/policies/*id", s.handleDeletePolicy())
+		if s.explainer != nil {
+			adm.POST("/explain", s.handleExplain())
+		}
+	}
 
 	r.NoRoute(func(c *gin.Context) {
 		s.writeError(c, errorf(codeNotFound, "no route "+c.Request.Method+" "+c.Request.URL.Path))

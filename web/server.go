@@ -61,6 +61,12 @@ type Options struct {
 	// Readiness lists parts besides the engine and the event stream that
 	// /readyz consults.
 	Readiness []Readiness
+	// MaxPolicyBytes bounds one policy file sent to PUT /v1/policies/{id}.
+	// Default 1 MiB.
+	MaxPolicyBytes int64
+	// Policies is the policy lifecycle behind /v1/policies; without it those
+	// routes are not served.
+	Policies Policies
 	// Events is the permission-change feed. Without it the admin event
 	// routes are not served and Warden-Min-Seq is always behind.
 	Events *Events
@@ -76,12 +82,17 @@ type server struct {
 	metrics   *metrics
 	readiness []Readiness
 	events    *Events
+	policies  Policies
+	explainer Explainer
 }
 
 // NewServer returns Warden's HTTP handler.
 func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Options) http.Handler {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 64 << 10
+	}
+	if opts.MaxPolicyBytes <= 0 {
+		opts.MaxPolicyBytes = 1 << 20
 	}
 	if opts.MaxChecks <= 0 {
 		opts.MaxChecks = 100
@@ -109,7 +120,9 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 		metrics:   newMetrics(opts.Registerer, verifier, engine),
 		readiness: opts.Readiness,
 		events:    opts.Events,
+		policies:  opts.Policies,
 	}
+	s.explainer, _ = engine.(Explainer)
 	if s.events != nil {
 		s.metrics.registerEvents(opts.Registerer, s.events.Stream)
 	}

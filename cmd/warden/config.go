@@ -50,9 +50,18 @@ type EventsConfig struct {
 
 // PoliciesConfig says where the policy set comes from and how it is queried.
 type PoliciesConfig struct {
-	Dir         string        `yaml:"dir"`
-	Entrypoint  string        `yaml:"entrypoint"`
-	EvalTimeout time.Duration `yaml:"eval_timeout"`
+	// Source is where the active set lives: "nats" (a JetStream key-value
+	// bucket every replica watches, seeded from Dir or the shipped set) or
+	// "dir" (Dir itself, watched; read-only over the API).
+	Source       string        `yaml:"source"`
+	Bucket       string        `yaml:"bucket"`
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// AllowNetworkBuiltins lets policies call http.send,
+	// net.lookup_ip_addr and opa.runtime.
+	AllowNetworkBuiltins bool          `yaml:"allow_network_builtins"`
+	Dir                  string        `yaml:"dir"`
+	Entrypoint           string        `yaml:"entrypoint"`
+	EvalTimeout          time.Duration `yaml:"eval_timeout"`
 	// DecisionCache is how many policy results are reused while the
 	// policy set is active; 0 turns it off (see decision.Options).
 	DecisionCache int `yaml:"decision_cache"`
@@ -68,6 +77,9 @@ func defaultConfig() Config {
 			MaxSize:     claims.DefaultMaxSize,
 		},
 		Policies: PoliciesConfig{
+			Source:        "nats",
+			Bucket:        events.DefaultPolicyBucket,
+			PollInterval:  2 * time.Second,
 			Entrypoint:    "warden/authz",
 			EvalTimeout:   50 * time.Millisecond,
 			DecisionCache: decision.DefaultDecisionCacheSize,
@@ -107,8 +119,20 @@ var settings = []setting{
 	{"tokens.max_size", "largest compact token accepted, in bytes", func(fs *flag.FlagSet, n string, c *Config) {
 		fs.IntVar(&c.Tokens.MaxSize, n, c.Tokens.MaxSize, "")
 	}},
-	{"policies.dir", "directory of Rego modules and data files (empty: the shipped policies)", func(fs *flag.FlagSet, n string, c *Config) {
+	{"policies.source", "where the active policy set lives: nats (a JetStream bucket all replicas watch) or dir (policies.dir, read-only over the API)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Policies.Source, n, c.Policies.Source, "")
+	}},
+	{"policies.dir", "directory of Rego modules and data files: the set with source dir, the seed of an empty bucket with source nats (empty: the shipped policies)", func(fs *flag.FlagSet, n string, c *Config) {
 		fs.StringVar(&c.Policies.Dir, n, c.Policies.Dir, "")
+	}},
+	{"policies.bucket", "JetStream key-value bucket of the policy set (source nats)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Policies.Bucket, n, c.Policies.Bucket, "")
+	}},
+	{"policies.poll_interval", "how often policies.dir is checked for changes (source dir)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.DurationVar(&c.Policies.PollInterval, n, c.Policies.PollInterval, "")
+	}},
+	{"policies.allow_network_builtins", "let policies call http.send, net.lookup_ip_addr and opa.runtime", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.BoolVar(&c.Policies.AllowNetworkBuiltins, n, c.Policies.AllowNetworkBuiltins, "")
 	}},
 	{"policies.entrypoint", "package path of the decision document", func(fs *flag.FlagSet, n string, c *Config) {
 		fs.StringVar(&c.Policies.Entrypoint, n, c.Policies.Entrypoint, "")
@@ -307,6 +331,21 @@ func (c Config) validate() error {
 	}
 	if err := c.Tokens.Validate(); err != nil {
 		errs = append(errs, err.Error())
+	}
+	switch c.Policies.Source {
+	case "nats":
+		if c.Policies.Bucket == "" {
+			errs = append(errs, "policies.bucket: must not be empty; the default is "+events.DefaultPolicyBucket)
+		}
+	case "dir":
+		if c.Policies.Dir == "" {
+			errs = append(errs, "policies.dir: source dir needs the directory of the policy set")
+		}
+		if c.Policies.PollInterval <= 0 {
+			errs = append(errs, fmt.Sprintf("policies.poll_interval: %v must be above 0, e.g. 2s", c.Policies.PollInterval))
+		}
+	default:
+		errs = append(errs, fmt.Sprintf("policies.source: %q is not nats or dir", c.Policies.Source))
 	}
 	if !entrypointPattern.MatchString(c.Policies.Entrypoint) {
 		errs = append(errs, fmt.Sprintf("policies.entrypoint: %q is not a package path like warden/authz", c.Policies.Entrypoint))

@@ -29,6 +29,8 @@ Commands:
                     before it activates one (default: the shipped policies)
   fmt [path ...]    show the Rego files not formatted as "opa fmt" formats them
                     (default: the current directory); -w rewrites them
+  push [dir]        upload the set to a running Warden (checked and tested there
+                    before it is stored) and wait until every replica runs it
 
 A policy set is a directory of .rego modules and JSON/YAML data files, laid
 out as for "opa test" and policies.dir. Run "warden policy <command> --help"
@@ -36,8 +38,8 @@ for a command's flags.
 `
 
 // policyCommand implements "warden policy": the tools a policy author and a
-// CI pipeline run before a set reaches Warden. It needs no server.
-func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// CI pipeline run before a set reaches Warden; only push needs a server.
+func policyCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, policyUsage)
 		return errors.New("warden policy: no command given")
@@ -49,6 +51,8 @@ func policyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return policyCheck(ctx, rest, stdout, stderr)
 	case "fmt":
 		return policyFmt(rest, stdout, stderr)
+	case "push":
+		return policyPush(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, policyUsage)
 		return nil

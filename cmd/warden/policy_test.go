@@ -562,10 +562,10 @@ func TestPolicyUsage(t *testing.T) {
 	if _, _, err := runPolicy(t); err == nil {
 		t.Error("warden policy without a command succeeded")
 	}
-	if _, stderr, err := runPolicy(t, "push"); err == nil || !strings.Contains(err.Error(), `unknown command "push"`) || !strings.Contains(stderr, "warden policy <command>") {
+	if _, stderr, err := runPolicy(t, "publish"); err == nil || !strings.Contains(err.Error(), `unknown command "publish"`) || !strings.Contains(stderr, "warden policy <command>") {
 		t.Errorf("unknown command: %v\n%s", err, stderr)
 	}
-	for _, sub := range []string{"test", "check", "fmt"} {
+	for _, sub := range []string{"test", "check", "fmt", "push"} {
 		_, stderr, err := runPolicy(t, sub, "--help")
 		if err != nil || !strings.Contains(stderr, "usage: warden policy "+sub) {
 			t.Errorf("%s --help: %v\n%s", sub, err, stderr)

@@ -22,7 +22,7 @@ func TestSIGHUPReloadsPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	dataDir := t.TempDir()
-	baseURL, stderr, _ := startWarden(t, dataDir, "--policies-dir", dir)
+	baseURL, stderr, _ := startWarden(t, dataDir, "--policies-source", "dir", "--policies-dir", dir)
 	staff := mint(t, dataDir, "--sub", "bob", "--roles", "auditor")
 
 	before := askDecision(t, baseURL, staff, "orders:approve")

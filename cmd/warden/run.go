@@ -21,7 +21,7 @@ Usage:
   warden serve [flags]       run the decision server (no flags: development mode)
   warden token [flags]       mint a development token (development issuer only)
   warden event <type> [flags] publish a permission-change event through a running Warden
-  warden policy <command>    test, check or format Rego policies (test, check, fmt; no server)
+  warden policy <command>    test, check, format or push Rego policies (test, check, fmt, push)
   warden version             print the version
 
 Run "warden <command> --help" for a command's flags.
@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "event":
 		err = publishEvent(ctx, rest, getenv, stdout, stderr)
 	case "policy":
-		err = policyCommand(ctx, rest, stdout, stderr)
+		err = policyCommand(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "warden", versionString())
 	case "help", "-h", "--help":

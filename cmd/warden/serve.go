@@ -16,6 +16,7 @@ import (
 
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/events"
 	"github.com/wardenauthz/warden/policies"
 	"github.com/wardenauthz/warden/web"
 )
@@ -50,17 +51,25 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	}
 	defer feed.close()
 
-	policyFS := policySource(cfg.Policies)
-	engine, err := decision.NewEngine(ctx, policyFS, decision.Options{
-		Revocations:       feed.consumer,
-		Entrypoint:        cfg.Policies.Entrypoint,
-		EvalTimeout:       cfg.Policies.EvalTimeout,
-		DecisionCacheSize: cfg.Policies.DecisionCache,
-		Logger:            logger,
+	// The engine starts on the local set (policies.dir or the shipped
+	// one); the policy manager then converges it on the source: the bucket
+	// every replica watches, or the directory.
+	engine, err := decision.NewEngine(ctx, localPolicies(cfg.Policies), decision.Options{
+		Revocations:          feed.consumer,
+		Entrypoint:           cfg.Policies.Entrypoint,
+		EvalTimeout:          cfg.Policies.EvalTimeout,
+		DecisionCacheSize:    cfg.Policies.DecisionCache,
+		AllowNetworkBuiltins: cfg.Policies.AllowNetworkBuiltins,
+		Logger:               logger,
 	})
 	if err != nil {
 		return fmt.Errorf("policies: %w", err)
 	}
+	pm, err := startPolicies(ctx, cfg, feed, engine, logger)
+	if err != nil {
+		return fmt.Errorf("policies: %w", err)
+	}
+	defer pm.Close()
 	if err := feed.startHeartbeat(engine.Revision, logger); err != nil {
 		return err
 	}
@@ -70,7 +79,11 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           web.NewServer(logger, verifier, engine, web.Options{Events: feed.web(cfg.Events.MinSeqWait)}),
+		Handler: web.NewServer(logger, verifier, engine, web.Options{
+			Events:    feed.web(cfg.Events.MinSeqWait),
+			Policies:  pm,
+			Readiness: []web.Readiness{pm},
+		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -96,14 +109,13 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		case err := <-serveErr:
 			return fmt.Errorf("serve: %w", err)
 		case <-hup:
-			// A set that fails to compile is refused and the old one
-			// keeps answering.
-			rev, err := engine.Reload(ctx, policySource(cfg.Policies))
-			if err != nil {
+			// The source's set is checked again; a set that fails is
+			// refused and the active one keeps answering.
+			if err := pm.Reload(ctx); err != nil {
 				logger.Error("policy reload refused; the previous policy set stays active", "revision", engine.Revision(), "err", err)
 				continue
 			}
-			logger.Info("policies reloaded", "revision", rev)
+			logger.Info("policies reloaded", "revision", engine.Revision())
 		case <-ctx.Done():
 			logger.Info("shutting down; letting in-flight requests finish", "timeout", shutdownTimeout)
 			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
@@ -119,13 +131,41 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	}
 }
 
-// policySource is the policy set's files: policies.dir, or the shipped set.
-func policySource(c PoliciesConfig) fs.FS {
+// localPolicies is the policy set on this machine: policies.dir, or the
+// shipped set. It is the set a replica starts with and seeds an empty bucket
+// from.
+func localPolicies(c PoliciesConfig) fs.FS {
 	if c.Dir == "" {
 		return policies.FS()
 	}
 	return os.DirFS(c.Dir)
 }
+
+// startPolicies starts the policy manager of policies.source.
+func startPolicies(ctx context.Context, cfg Config, feed *feed, engine *decision.Engine, logger *slog.Logger) (*events.PolicyManager, error) {
+	log := logger.With("component", "policies")
+	if cfg.Policies.Source == "dir" {
+		return events.NewDirPolicies(ctx, cfg.Policies.Dir, engine, events.PolicyManagerOptions{PollInterval: cfg.Policies.PollInterval, Logger: log})
+	}
+	// The bucket lives on the same NATS as the events; a replica cannot
+	// know which policies to run without it, so an unreachable NATS is an
+	// error here after a while rather than a silent start on a local set.
+	sctx, cancel := context.WithTimeout(ctx, policySetupTimeout)
+	defer cancel()
+	storeOpts := events.PolicyStoreOptions{Bucket: cfg.Policies.Bucket, Replicas: cfg.Events.StreamReplicas, Logger: log}
+	if _, err := events.EnsurePolicyBucket(sctx, feed.nc, storeOpts); err != nil {
+		return nil, fmt.Errorf("policy bucket %s on NATS: %w", cfg.Policies.Bucket, err)
+	}
+	store, err := events.NewPolicyStore(sctx, feed.nc, storeOpts)
+	if err != nil {
+		return nil, err
+	}
+	return events.NewNATSPolicies(sctx, store, engine, localPolicies(cfg.Policies), events.PolicyManagerOptions{Logger: log})
+}
+
+// policySetupTimeout bounds how long serve waits for NATS to set up the
+// policy bucket at start.
+const policySetupTimeout = 30 * time.Second
 
 // printDevBanner says loudly that Warden trusts a development issuer, and
 // how to use it.

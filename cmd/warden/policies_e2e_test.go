@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wardenauthz/warden/policies"
+)
+
+// TestPolicyRollout is issue 4 as a security engineer tries it: three
+// replicas on one NATS; a broken set pushed with the CLI is refused with its
+// positions and production is unchanged; a good set becomes active on every
+// replica; one file is then changed through the API, and explain shows why a
+// user is denied.
+func TestPolicyRollout(t *testing.T) {
+	dataDir := t.TempDir()
+	first, firstLog, _ := startWarden(t, dataDir, "--events-embedded-listen", "127.0.0.1:0", "--events-replica-id", "r1")
+	natsURL := natsURLLine.FindStringSubmatch(firstLog.String())[1]
+	second, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", natsURL, "--events-replica-id", "r2", "--data-dir", dataDir)
+	third, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", natsURL, "--events-replica-id", "r3", "--data-dir", dataDir)
+	replicas := []string{first, second, third}
+	for _, r := range replicas {
+		waitReady(t, r)
+	}
+	admin := mint(t, dataDir, "--sub", "sec-eng", "--roles", "warden-admin")
+	staff := mint(t, dataDir, "--sub", "bob", "--roles", "staff")
+	shipped := askDecision(t, first, staff, "orders:approve").PolicyRevision
+
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, policies.FS()); err != nil {
+		t.Fatal(err)
+	}
+	push := func(args ...string) (string, error) {
+		var stdout, stderr strings.Builder
+		all := append([]string{"warden", "policy", "push", "--server", first, "--token", admin, "--wait", "5s"}, args...)
+		err := run(context.Background(), all, env(nil), nil, &stdout, &stderr)
+		return stdout.String(), err
+	}
+
+	// Broken: a syntax error.
+	writePolicyFile(t, dir, "authz.rego", "package warden.authz\n\nallow if {\n")
+	if _, err := push(dir); err == nil || !strings.Contains(err.Error(), "policy_invalid") || !strings.Contains(err.Error(), "authz.rego:4") {
+		t.Fatalf("pushing a syntax error: %v, want policy_invalid at authz.rego:4", err)
+	}
+	// Broken: a failing test (staff may now approve).
+	shippedAuthz, err := fs.ReadFile(policies.FS(), "authz.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePolicyFile(t, dir, "authz.rego", string(shippedAuthz))
+	writePolicyFile(t, dir, "data.json", `{"warden":{"roles":{"manager":["orders:read","orders:approve"],"staff":["orders:read","orders:approve"]}}}`)
+	if _, err := push(dir); err == nil || !strings.Contains(err.Error(), "test_staff_may_not_approve") {
+		t.Fatalf("pushing a set whose test fails: %v", err)
+	}
+	for _, r := range replicas {
+		if d := askDecision(t, r, staff, "orders:approve"); d.Allow || d.PolicyRevision != shipped {
+			t.Fatalf("%s after refused pushes: %+v, want the shipped revision %s denying", r, d, shipped)
+		}
+	}
+
+	// Good: a new role, tests still pass.
+	writePolicyFile(t, dir, "data.json", `{"warden":{"roles":{"manager":["orders:read","orders:approve"],"staff":["orders:read"],"auditor":["orders:read"]}}}`)
+	out, err := push(dir, "--message", "add auditor")
+	if err != nil || !strings.Contains(out, "active on 3/3 replicas") {
+		t.Fatalf("pushing a good set: %v\n%s", err, out)
+	}
+	auditor := mint(t, dataDir, "--sub", "carol", "--roles", "auditor")
+	var pushed string
+	for _, r := range replicas {
+		d := askDecision(t, r, auditor, "orders:read")
+		if !d.Allow || d.PolicyRevision == shipped {
+			t.Errorf("%s after the push: %+v, want the new set allowing auditors to read", r, d)
+		}
+		pushed = d.PolicyRevision
+	}
+
+	// The API: list, read one file with its ETag, change it conditionally.
+	var list struct {
+		Source   string `json:"source"`
+		Revision string `json:"revision"`
+		Message  string `json:"message"`
+		Files    []struct{ ID string }
+	}
+	getJSON(t, first+"/v1/policies", admin, &list)
+	if list.Source != "nats" || list.Revision != pushed || list.Message != "add auditor" || len(list.Files) != 5 {
+		t.Errorf("GET /v1/policies = %+v", list)
+	}
+	req, _ := http.NewRequest("GET", second+"/v1/policies/data.json", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	etag := resp.Header.Get("ETag")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "auditor") || etag == "" {
+		t.Fatalf("GET /v1/policies/data.json = %d %s (ETag %q)", resp.StatusCode, body, etag)
+	}
+	put := func(ifMatch, content string) *http.Response {
+		req, _ := http.NewRequest("PUT", third+"/v1/policies/data.json", strings.NewReader(content))
+		req.Header.Set("Authorization", "Bearer "+admin)
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("If-Match", ifMatch)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	grant := `{"warden":{"roles":{"manager":["orders:read","orders:approve"],"staff":["orders:read"],"auditor":["orders:read","orders:audit"]}}}`
+	if resp := put(etag, grant); resp.StatusCode != 200 {
+		t.Fatalf("PUT with the current ETag = %d", resp.StatusCode)
+	}
+	if resp := put(etag, grant); resp.StatusCode != http.StatusConflict {
+		t.Errorf("PUT with a stale ETag = %d, want 409", resp.StatusCode)
+	}
+	waitFor(t, func() (decisionResult, bool) {
+		d := askDecision(t, first, auditor, "orders:audit")
+		return d, d.Allow
+	})
+
+	// Explain why staff may not approve.
+	var ex struct {
+		Decision struct {
+			Allow  bool   `json:"allow"`
+			Reason string `json:"reason"`
+		} `json:"decision"`
+		Rules []struct{ Rule string } `json:"rules"`
+		Trace []string                `json:"trace"`
+	}
+	postJSON(t, first+"/v1/explain", admin, `{"token":"`+staff+`","action":"orders:approve"}`, &ex)
+	if ex.Decision.Allow || ex.Decision.Reason != "policy_denied" || len(ex.Trace) == 0 || len(ex.Rules) == 0 {
+		t.Errorf("explain = %+v", ex)
+	}
+
+	// Anonymous and non-admin callers are refused.
+	for _, tok := range []string{"", staff} {
+		req, _ := http.NewRequest("GET", first+"/v1/policies", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{true: 401, false: 403}[tok == ""]; resp.StatusCode != want {
+			t.Errorf("GET /v1/policies with token %q... = %d, want %d", tok[:min(len(tok), 8)], resp.StatusCode, want)
+		}
+	}
+}
+
+// TestPolicyDirSourceIsReadOnly: with policies.source dir the API refuses
+// writes with 409.
+func TestPolicyDirSourceIsReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, policies.FS()); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	baseURL, _, _ := startWarden(t, dataDir, "--policies-source", "dir", "--policies-dir", dir)
+	admin := mint(t, dataDir, "--sub", "root", "--roles", "warden-admin")
+	req, _ := http.NewRequest("PUT", baseURL+"/v1/policies/extra.rego", strings.NewReader("package extra\n"))
+	req.Header.Set("Authorization", "Bearer "+admin)
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct{ Error struct{ Code string } }
+	json.NewDecoder(resp.Body).Decode(&e)
+	if resp.StatusCode != http.StatusConflict || e.Error.Code != "read_only" {
+		t.Errorf("PUT in dir mode = %d %+v, want 409 read_only", resp.StatusCode, e)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "extra.rego")); err == nil {
+		t.Error("the API wrote into the policy directory")
+	}
+}
+
+func getJSON(t *testing.T, url, token string, out any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	doJSON(t, req, out)
+}
+
+func postJSON(t *testing.T, url, token, body string, out any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	doJSON(t, req, out)
+}
+
+func doJSON(t *testing.T, req *http.Request, out any) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s %s = %d %s", req.Method, req.URL, resp.StatusCode, raw)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		t.Fatalf("%s %s: %v\n%s", req.Method, req.URL, err, raw)
+	}
+}

@@ -1,0 +1,296 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"mime"
+	"net/http"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"testing/fstest"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/events"
+)
+
+// Policies is the policy lifecycle the admin API drives: where the set comes
+// from, what is stored, proposing a new set (checked whole, tests run, then
+// stored), and how the replica's active set stands.
+type Policies interface {
+	Source() string
+	Current(ctx context.Context) (events.PolicySet, error)
+	Propose(ctx context.Context, files map[string][]byte, expected uint64, author, message string) (events.PolicySet, error)
+	Status() events.PolicyStatus
+}
+
+// Explainer explains a decision, against the active set or a draft.
+type Explainer interface {
+	Explain(ctx context.Context, in decision.Input, draft fs.FS) (*decision.Explanation, error)
+}
+
+var _ Explainer = (*decision.Engine)(nil)
+
+// policyFile is one file of the set as GET /v1/policies lists it.
+type policyFile struct {
+	ID    string `json:"id"`
+	Kind  string `json:"kind"` // module, test or data
+	Bytes int    `json:"bytes"`
+}
+
+func fileKind(name string) string {
+	switch {
+	case strings.HasSuffix(name, "_test.rego"):
+		return "test"
+	case strings.HasSuffix(name, ".rego"):
+		return "module"
+	default:
+		return "data"
+	}
+}
+
+// handleListPolicies answers GET /v1/policies: the stored set's files, its
+// revision and this replica's policy status.
+func (s *server) handleListPolicies() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		set, err := s.policies.Current(c.Request.Context())
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		files := make([]policyFile, 0, len(set.Files))
+		for _, name := range slices.Sorted(maps.Keys(set.Files)) {
+			files = append(files, policyFile{ID: name, Kind: fileKind(name), Bytes: len(set.Files[name])})
+		}
+		c.Header("ETag", etag(set.KVRevision))
+		c.JSON(http.StatusOK, gin.H{
+			"source":      s.policies.Source(),
+			"revision":    set.Revision,
+			"kv_revision": set.KVRevision,
+			"author":      set.Author,
+			"message":     set.Message,
+			"at":          set.At,
+			"files":       files,
+			"status":      s.policies.Status(),
+		})
+	}
+}
+
+// handleGetPolicy answers GET /v1/policies/{id}: the file's text, with the
+// set's KV revision as ETag for a following PUT's If-Match.
+func (s *server) handleGetPolicy() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := policyID(c)
+		set, err := s.policies.Current(c.Request.Context())
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		content, ok := set.Files[id]
+		if !ok {
+			s.writeError(c, errorf(codeNotFound, fmt.Sprintf("no policy file %q in revision %s", id, set.Revision)))
+			return
+		}
+		c.Header("ETag", etag(set.KVRevision))
+		c.Data(http.StatusOK, "text/plain; charset=utf-8", content)
+	}
+}
+
+// handlePutPolicy answers PUT /v1/policies/{id}: the body (Rego or data text)
+// replaces or adds that file; the whole new set is checked and its tests run
+// before it is stored. If-Match makes the write conditional on the set the
+// author read.
+func (s *server) handlePutPolicy() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		mediaType, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+		if mediaType != "text/plain" && mediaType != "application/octet-stream" {
+			s.writeError(c, errorf(codeUnsupportedMedia, "send the file as text/plain"))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxPolicyBytes))
+		if err != nil {
+			s.writeError(c, s.decodeError(err))
+			return
+		}
+		id := policyID(c)
+		s.changePolicies(c, func(files map[string][]byte) error {
+			files[id] = body
+			return nil
+		}, "put "+id)
+	}
+}
+
+// handleDeletePolicy answers DELETE /v1/policies/{id}.
+func (s *server) handleDeletePolicy() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := policyID(c)
+		s.changePolicies(c, func(files map[string][]byte) error {
+			if _, ok := files[id]; !ok {
+				return errorf(codeNotFound, fmt.Sprintf("no policy file %q", id))
+			}
+			delete(files, id)
+			return nil
+		}, "delete "+id)
+	}
+}
+
+type putSetRequest struct {
+	Files   map[string]string `json:"files"`
+	Message string            `json:"message"`
+}
+
+// handlePutPolicySet answers PUT /v1/policies: a whole set at once (what
+// `warden policy push` sends), replacing every file atomically.
+func (s *server) handlePutPolicySet() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req putSetRequest
+		if err := s.decodeJSON(c, &req); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		s.changePolicies(c, func(files map[string][]byte) error {
+			clear(files)
+			for name, content := range req.Files {
+				files[name] = []byte(content)
+			}
+			return nil
+		}, req.Message)
+	}
+}
+
+// changePolicies applies change to a copy of the stored set's files and
+// proposes the result, conditional on If-Match when given, else on the set
+// just read.
+func (s *server) changePolicies(c *gin.Context, change func(map[string][]byte) error, message string) {
+	ctx := c.Request.Context()
+	set, err := s.policies.Current(ctx)
+	if err != nil && !errors.Is(err, events.ErrNoPolicySet) {
+		s.writeError(c, err)
+		return
+	}
+	expected := set.KVRevision
+	if m := c.GetHeader("If-Match"); m != "" {
+		n, err := strconv.ParseUint(strings.Trim(m, `"`), 10, 64)
+		if err != nil {
+			s.writeError(c, errorf(codeInvalidRequest, "If-Match must be the ETag of GET /v1/policies, e.g. \"12\""))
+			return
+		}
+		expected = n
+	}
+	files := maps.Clone(set.Files)
+	if files == nil {
+		files = map[string][]byte{}
+	}
+	if err := change(files); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	stored, err := s.policies.Propose(ctx, files, expected, admin(c).Subject, message)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Header("ETag", etag(stored.KVRevision))
+	c.JSON(http.StatusOK, gin.H{"revision": stored.Revision, "kv_revision": stored.KVRevision})
+}
+
+type testRequest struct {
+	Files    map[string]string `json:"files"` // a draft set; absent: the stored set
+	Run      string            `json:"run"`
+	Coverage bool              `json:"coverage"`
+}
+
+// handleTestPolicies answers POST /v1/policies/test: the tests of the stored
+// set or of a draft set sent in the body, with per-test results and
+// optionally coverage.
+func (s *server) handleTestPolicies() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req testRequest
+		if err := s.decodeJSON(c, &req); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		fsys, err := s.draftOrCurrent(c.Request.Context(), req.Files)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		report, err := decision.Test(c.Request.Context(), fsys, decision.TestOptions{Run: req.Run, Coverage: req.Coverage})
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, report)
+	}
+}
+
+type explainRequest struct {
+	decisionRequest
+	Files map[string]string `json:"files"` // a draft set; absent: the active set
+}
+
+// handleExplain answers POST /v1/explain: a decision as POST /v1/decision
+// makes it, with the policy input, the evaluation trace and the rules that
+// fired; against a draft set when the body carries one.
+func (s *server) handleExplain() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req explainRequest
+		if err := s.decodeJSON(c, &req); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if req.Action == "" {
+			s.writeError(c, errorf(codeInvalidRequest, "action is required, e.g. \"orders:read\""))
+			return
+		}
+		ctx := c.Request.Context()
+		cl, err := s.verifier.Verify(ctx, req.Token)
+		if err != nil {
+			reason := s.tokenReason(ctx, err)
+			c.JSON(http.StatusOK, gin.H{"decision": decisionResponse{Reason: reason, Reasons: []string{}, PolicyRevision: s.engine.Revision()}})
+			return
+		}
+		var draft fs.FS
+		if req.Files != nil {
+			draft = draftFS(req.Files)
+		}
+		ex, err := s.explainer.Explain(ctx, decision.Input{Claims: cl, Action: req.Action, Resource: req.Resource, Context: req.Context}, draft)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, ex)
+	}
+}
+
+// draftOrCurrent is the draft set of a request body, or the stored set.
+func (s *server) draftOrCurrent(ctx context.Context, files map[string]string) (fs.FS, error) {
+	if files != nil {
+		return draftFS(files), nil
+	}
+	set, err := s.policies.Current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return set.FS(), nil
+}
+
+func draftFS(files map[string]string) fs.FS {
+	m := fstest.MapFS{}
+	for name, content := range files {
+		m[path.Clean(name)] = &fstest.MapFile{Data: []byte(content)}
+	}
+	return m
+}
+
+// policyID is the {id} of a policy route: the file's path in the set.
+func policyID(c *gin.Context) string { return strings.TrimPrefix(c.Param("id"), "/") }
+
+func etag(kvRevision uint64) string { return `"` + strconv.FormatUint(kvRevision, 10) + `"` }

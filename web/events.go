@@ -152,13 +152,16 @@ func (s *server) handleRevocations() gin.HandlerFunc {
 // handleStatus answers GET /v1/status.
 func (s *server) handleStatus() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		st := s.events.Stream.Status()
-		c.JSON(http.StatusOK, gin.H{
+		st := gin.H{
 			"replica_id":      s.events.ReplicaID,
 			"policy_revision": s.engine.Revision(),
 			"ready":           s.ready() == nil,
-			"events":          st,
-		})
+			"events":          s.events.Stream.Status(),
+		}
+		if s.policies != nil {
+			st["policies"] = s.policies.Status()
+		}
+		c.JSON(http.StatusOK, st)
 	}
 }
 

@@ -75,3 +75,27 @@ func (m *metrics) registerEvents(reg prometheus.Registerer, st Stream) {
 		}, func() float64 { return float64(st.Status().BadMessages) }),
 	)
 }
+
+// registerPolicies exports how the replica's policy set stands against its
+// source, read from Status at scrape time.
+func (m *metrics) registerPolicies(reg prometheus.Registerer, p Policies) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "warden_policy_converged",
+			Help: "1 while the active policy set is the source's set; 0 while a refused or pending set differs.",
+		}, func() float64 {
+			if p.Status().Converged {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "warden_policy_refusals_total",
+			Help: "Policy sets this replica refused (did not compile or failed their tests).",
+		}, func() float64 { return float64(p.Status().Refusals) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "warden_policy_reloads_total",
+			Help: "Policy sets this replica activated.",
+		}, func() float64 { return float64(p.Status().Reloads) }),
+	)
+}

@@ -37,6 +37,9 @@ func (s *server) routes() http.Handler {
 		adm.GET("/policies/*id", s.handleGetPolicy())
 		adm.PUT("/policies/*id", s.handlePutPolicy())
 		adm.DELETE("/policies/*id", s.handleDeletePolicy())
+		adm.GET("/data/*path", s.handleGetData())
+		adm.PUT("/data/*path", s.handlePutData())
+		adm.PATCH("/data/*path", s.handlePatchData())
 		if s.explainer != nil {
 			adm.POST("/explain", s.handleExplain())
 		}

@@ -126,6 +126,9 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 	if s.events != nil {
 		s.metrics.registerEvents(opts.Registerer, s.events.Stream)
 	}
+	if s.policies != nil {
+		s.metrics.registerPolicies(opts.Registerer, s.policies)
+	}
 	return s.routes()
 }
 

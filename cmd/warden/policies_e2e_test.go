@@ -64,6 +64,17 @@ func TestPolicyRollout(t *testing.T) {
 			t.Fatalf("%s after refused pushes: %+v, want the shipped revision %s denying", r, d, shipped)
 		}
 	}
+	var status struct {
+		Policies struct {
+			Source         string `json:"source"`
+			ActiveRevision string `json:"active_revision"`
+			Converged      bool   `json:"converged"`
+		} `json:"policies"`
+	}
+	getJSON(t, second+"/v1/status", admin, &status)
+	if p := status.Policies; p.Source != "nats" || p.ActiveRevision != shipped || !p.Converged {
+		t.Errorf("/v1/status policies = %+v, want nats, %s, converged (refused proposals are never stored)", p, shipped)
+	}
 
 	// Good: a new role, tests still pass.
 	writePolicyFile(t, dir, "data.json", `{"warden":{"roles":{"manager":["orders:read","orders:approve"],"staff":["orders:read"],"auditor":["orders:read"]}}}`)
@@ -127,6 +138,42 @@ func TestPolicyRollout(t *testing.T) {
 		d := askDecision(t, first, auditor, "orders:audit")
 		return d, d.Allow
 	})
+
+	// Data documents, OPA's way: read, replace, patch.
+	var roles struct{ Result map[string][]string }
+	getJSON(t, first+"/v1/data/warden/roles", admin, &roles)
+	if got := roles.Result["auditor"]; len(got) != 2 {
+		t.Errorf("GET /v1/data/warden/roles = %+v", roles)
+	}
+	dataReq := func(method, path, contentType, body string) int {
+		req, _ := http.NewRequest(method, second+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+admin)
+		req.Header.Set("Content-Type", contentType)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			t.Logf("%s %s = %d %s", method, path, resp.StatusCode, b)
+		}
+		return resp.StatusCode
+	}
+	if code := dataReq("PUT", "/v1/data/warden/roles/clerk", "application/json", `["orders:read"]`); code != 200 {
+		t.Errorf("PUT /v1/data/warden/roles/clerk = %d", code)
+	}
+	if code := dataReq("PATCH", "/v1/data/warden/roles/clerk", "application/json-patch+json", `[{"op":"add","path":"/-","value":"orders:approve"}]`); code != 200 {
+		t.Errorf("PATCH /v1/data/warden/roles/clerk = %d", code)
+	}
+	clerk := mint(t, dataDir, "--sub", "ivy", "--roles", "clerk")
+	waitFor(t, func() (decisionResult, bool) {
+		d := askDecision(t, third, clerk, "orders:approve")
+		return d, d.Allow
+	})
+	if code := dataReq("PUT", "/v1/data/warden/roles", "application/json", `"not an object"`); code != 422 {
+		t.Errorf("PUT a string over the roles object = %d, want 422 (the set's tests fail)", code)
+	}
 
 	// Explain why staff may not approve.
 	var ex struct {

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
 
 tmp=$(mktemp -d)
-go build -o "$tmp/opa" github.com/open-policy-agent/opa
+go build -o "$tmp/opa" github.com/open-policy-agent/opa   # a tool of go.mod
 go build -o "$tmp/warden" ./cmd/warden
 TOKEN=$("$tmp/warden" token --data-dir "$tmp/data" --sub alice --roles manager)
 # data.json: the shipped role table plus the development issuer's public key

@@ -23,7 +23,15 @@ func (s *server) handleReadyz() gin.HandlerFunc {
 			s.writeError(c, errorf(codeNotReady, err.Error()))
 			return
 		}
-		c.JSON(http.StatusOK, gin.H{"status": "ready", "policy_revision": s.engine.Revision()})
+		body := gin.H{"status": "ready", "policy_revision": s.engine.Revision()}
+		if s.policies != nil {
+			// Ready, but a refused set is worth seeing here too: the
+			// replica answers with the previous set.
+			if st := s.policies.Status(); st.LastError != nil {
+				body["policy_refused"] = st.LastError
+			}
+		}
+		c.JSON(http.StatusOK, body)
 	}
 }
 

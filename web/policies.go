@@ -231,9 +231,14 @@ func (s *server) handleTestPolicies() gin.HandlerFunc {
 	}
 }
 
+// explainRequest is a decision request plus an optional draft set. The token
+// must be in the body: the Authorization header carries the admin's.
 type explainRequest struct {
-	decisionRequest
-	Files map[string]string `json:"files"` // a draft set; absent: the active set
+	Token    string            `json:"token"`
+	Action   string            `json:"action"`
+	Resource map[string]any    `json:"resource"`
+	Context  map[string]any    `json:"context"`
+	Files    map[string]string `json:"files"` // a draft set; absent: the active set
 }
 
 // handleExplain answers POST /v1/explain: a decision as POST /v1/decision

@@ -66,7 +66,15 @@ func startFeed(ctx context.Context, cfg Config, logger *slog.Logger) (*feed, err
 		Leeway:      cfg.Tokens.Leeway,
 		Replicas:    cfg.Events.StreamReplicas,
 	}
-	go ensureStream(ctx, f.nc, streamOpts, log)
+	// Set the stream up before the consumer starts, so that a first start
+	// does not log that the stream is missing; when NATS is not reachable
+	// yet, keep trying in the background instead of failing.
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	_, err = events.EnsureStream(sctx, f.nc, streamOpts)
+	cancel()
+	if err != nil {
+		go ensureStream(ctx, f.nc, streamOpts, log)
+	}
 
 	f.ledger = events.NewLedger(events.LedgerOptions{MaxLifetime: cfg.Tokens.MaxLifetime, Leeway: cfg.Tokens.Leeway})
 	f.consumer, err = events.NewConsumer(f.nc, f.ledger, events.ConsumerOptions{

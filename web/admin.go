@@ -9,7 +9,8 @@ import (
 )
 
 // adminKey is where requireAdmin leaves the admin's verified claims for the
-// handler (the actor of a published event, say).
+// handler (the actor of a published event, say). streamAuth leaves there the
+// claims a stream ticket was issued for.
 const adminKey = "warden.admin"
 
 // requireAdmin guards the admin API. The caller's own bearer token is

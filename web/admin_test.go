@@ -70,7 +70,7 @@ func newEventsFixture(t *testing.T) *fixture {
 	}
 	f.handler = NewServer(slog.New(slog.DiscardHandler), v, engine, Options{Events: &Events{
 		Publisher: pub, Stream: consumer, Ledger: ledger, Fleet: fleet, ReplicaID: "test", MinSeqWait: time.Second,
-	}})
+	}, DecisionLog: f.log, StreamHeartbeat: 20 * time.Millisecond})
 	deadline := time.Now().Add(10 * time.Second)
 	for consumer.Ready() != nil {
 		if time.Now().After(deadline) {

@@ -1,9 +1,12 @@
 package web
 
 import (
+	"encoding/json"
+	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wardenauthz/warden/decision"
 )
@@ -11,16 +14,33 @@ import (
 // BenchmarkDecisionHandler measures POST /v1/decision through the real
 // router, verifier (its cache warm after the first request) and engine:
 // JSON decoding, verification, the shipped policy and JSON encoding, with the
-// decision cache off (Rego runs every time) and on.
+// decision cache off (Rego runs every time) and on. "evaluated" and "cached"
+// run as Warden serves by default, with the decision log recording every
+// decision in memory (history and streams, no output); "cached-nolog" runs
+// without a decision log, "cached-jsonl" with JSON lines written to
+// io.Discard, so the writer goroutine encodes every entry.
 //
 //	go test -run XXX -bench DecisionHandler -benchmem ./web/
 func BenchmarkDecisionHandler(b *testing.B) {
 	for _, bc := range []struct {
 		name      string
 		cacheSize int
-	}{{"evaluated", 0}, {"cached", 1000}} {
+		log       bool
+		out       io.Writer
+	}{
+		{"evaluated", 0, true, nil},
+		{"cached", 1000, true, nil},
+		{"cached-nolog", 1000, false, nil},
+		{"cached-jsonl", 1000, true, io.Discard},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
 			f := newFixtureWith(b, decision.Options{DecisionCacheSize: bc.cacheSize})
+			if bc.out != nil {
+				f.serve(b, bc.out, DecisionLogOptions{}, Options{})
+			}
+			if !bc.log {
+				f.handler = NewServer(f.logger, f.verifier, f.engine, Options{MaxBodyBytes: 4096, MaxChecks: 3})
+			}
 			body := `{"token":"` + f.token(b, "alice", "manager") + `","action":"orders:approve","resource":{"type":"order","id":"42"}}`
 			b.ReportAllocs()
 			for b.Loop() {
@@ -32,6 +52,51 @@ func BenchmarkDecisionHandler(b *testing.B) {
 					b.Fatalf("unexpected answer %d %s", rec.Code, rec.Body)
 				}
 			}
+			b.StopTimer()
+			if n := f.log.Dropped(); n > 0 && bc.log {
+				b.Logf("decision log dropped %d entries", n)
+			}
+		})
+	}
+}
+
+// BenchmarkLogDecision measures what the decision log costs a request: the
+// entry built from the response and queued ("queued", a queue large enough
+// never to fill), or counted as dropped ("full"), serially and from every
+// core at once.
+//
+//	go test -run XXX -bench LogDecision -benchmem ./web/
+func BenchmarkLogDecision(b *testing.B) {
+	resp := decisionResponse{
+		DecisionID: newDecisionID(), Allow: true, Reason: "allowed",
+		Subject: "alice", PolicyRevision: "33f69d99bb38", Reasons: []string{},
+	}
+	resource := map[string]any{"type": "order", "id": json.Number("42"), "owner": "bob"}
+	for _, bc := range []struct {
+		name   string
+		buffer int
+	}{{"queued", 1 << 20}, {"full", 1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			l := NewDecisionLog(nil, DecisionLogOptions{Buffer: bc.buffer})
+			defer l.Close()
+			s := &server{decisionLog: l}
+			now := time.Now()
+			b.ReportAllocs()
+			for b.Loop() {
+				s.logDecision(&resp, "orders:approve", resource, now, 300*time.Microsecond)
+			}
+		})
+		b.Run(bc.name+"-parallel", func(b *testing.B) {
+			l := NewDecisionLog(nil, DecisionLogOptions{Buffer: bc.buffer})
+			defer l.Close()
+			s := &server{decisionLog: l}
+			now := time.Now()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					s.logDecision(&resp, "orders:approve", resource, now, 300*time.Microsecond)
+				}
+			})
 		})
 	}
 }

@@ -2,9 +2,13 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -73,7 +77,9 @@ func (s *server) handleDecision() gin.HandlerFunc {
 		start := s.opts.Now()
 		cl, err := s.verifier.Verify(ctx, s.token(c, req.Token))
 		resp := s.decide(ctx, cl, err, check{Action: req.Action, Resource: req.Resource, Context: req.Context})
-		s.metrics.latency.Observe(s.opts.Now().Sub(start).Seconds())
+		end := s.opts.Now()
+		s.metrics.latency.Observe(end.Sub(start).Seconds())
+		s.logDecision(&resp, req.Action, req.Resource, end, end.Sub(start))
 		c.JSON(200, resp)
 	}
 }
@@ -108,7 +114,11 @@ func (s *server) handleDecisions() gin.HandlerFunc {
 		for i, ch := range req.Checks {
 			resp.Results[i] = s.decide(ctx, cl, err, ch)
 		}
-		s.metrics.latency.Observe(s.opts.Now().Sub(start).Seconds())
+		end := s.opts.Now()
+		s.metrics.latency.Observe(end.Sub(start).Seconds())
+		for i, ch := range req.Checks {
+			s.logDecision(&resp.Results[i], ch.Action, ch.Resource, end, end.Sub(start))
+		}
 		resp.Subject = resp.Results[0].Subject
 		resp.PolicyRevision = resp.Results[0].PolicyRevision
 		c.JSON(200, resp)
@@ -159,6 +169,62 @@ func (s *server) decide(ctx context.Context, cl *claims.Claims, verifyErr error,
 		resp.Subject = cl.Subject
 	}
 	return resp
+}
+
+// logDecision hands the decision log an entry for one answered check. It
+// runs on the request path, so it only fills a struct from strings that
+// already exist and queues it; encoding happens on the log's goroutine.
+func (s *server) logDecision(resp *decisionResponse, action string, resource map[string]any, at time.Time, latency time.Duration) {
+	if s.decisionLog == nil {
+		return
+	}
+	s.decisionLog.record(LogEntry{
+		DecisionID:     resp.DecisionID,
+		Time:           at,
+		Subject:        clip(resp.Subject),
+		Action:         clip(action),
+		ResourceType:   resourceField(resource, "type"),
+		ResourceID:     resourceField(resource, "id"),
+		Allow:          resp.Allow,
+		Reason:         resp.Reason,
+		PolicyRevision: resp.PolicyRevision,
+		LatencyMicros:  latency.Microseconds(),
+	})
+}
+
+// resourceField is resource[key] for the decision log when it is a string
+// or a number, and "" otherwise: the log names the resource, it does not
+// copy it.
+func resourceField(resource map[string]any, key string) string {
+	switch v := resource[key].(type) {
+	case string:
+		return clip(v)
+	case json.Number: // how decodeJSON reads every number
+		return clip(string(v))
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	default:
+		return ""
+	}
+}
+
+// maxLoggedField bounds each caller-chosen string in a decision-log entry.
+// The body limit alone would let every entry of the queue and the history
+// hold tens of kilobytes.
+const maxLoggedField = 256
+
+// clip returns s, or its first maxLoggedField bytes (ending on a whole
+// UTF-8 sequence) copied, so that the entry does not keep the request's
+// whole string alive.
+func clip(s string) string {
+	if len(s) <= maxLoggedField {
+		return s
+	}
+	cut := maxLoggedField
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strings.Clone(s[:cut])
 }
 
 // tokenReason is the reason code of a failed verification. The cause goes to

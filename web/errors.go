@@ -27,6 +27,7 @@ const (
 	codeReadOnly         = "read_only"
 	codePolicyInvalid    = "policy_invalid"
 	codeForbidden        = "forbidden"
+	codeTooManyStreams   = "too_many_streams"
 	codeInternal         = "internal"
 )
 
@@ -57,7 +58,7 @@ func statusOf(code string) int {
 		return http.StatusNotFound
 	case codeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case codeNotReady, codeBehind, codeUnavailable:
+	case codeNotReady, codeBehind, codeUnavailable, codeTooManyStreams:
 		return http.StatusServiceUnavailable
 	case codeUnauthorized:
 		return http.StatusUnauthorized

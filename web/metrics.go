@@ -99,3 +99,22 @@ func (m *metrics) registerPolicies(reg prometheus.Registerer, p Policies) {
 		}, func() float64 { return float64(p.Status().Reloads) }),
 	)
 }
+
+// registerDecisionLog exports the decision log's losses and the open
+// decision streams (the slots taken in streams).
+func (m *metrics) registerDecisionLog(reg prometheus.Registerer, l *DecisionLog, streams chan struct{}) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "warden_decision_log_dropped_total",
+			Help: "Decision-log entries dropped because the log's queue was full.",
+		}, func() float64 { return float64(l.Dropped()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "warden_decision_log_write_errors_total",
+			Help: "Failed writes of the decision log's JSON lines output.",
+		}, func() float64 { return float64(l.WriteErrors()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "warden_decision_streams",
+			Help: "Decision streams (GET /v1/decisions/stream) open now.",
+		}, func() float64 { return float64(len(streams)) }),
+	)
+}

@@ -21,6 +21,11 @@ func (s *server) routes() http.Handler {
 	v1 := r.Group("/v1")
 	v1.POST("/decision", s.handleDecision())
 	v1.POST("/decisions", s.handleDecisions())
+	if s.decisionLog != nil {
+		v1.POST("/decisions/stream/tickets", s.requireAdmin, s.handleStreamTicket())
+		v1.GET("/decisions/stream", s.streamAuth, s.handleStream())
+		v1.GET("/decisions/recent", s.requireAdmin, s.handleRecentDecisions())
+	}
 
 	if s.events != nil {
 		adm := v1.Group("", s.requireAdmin)

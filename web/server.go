@@ -70,7 +70,18 @@ type Options struct {
 	// Events is the permission-change feed. Without it the admin event
 	// routes are not served and Warden-Min-Seq is always behind.
 	Events *Events
-	// Now is the clock for decision timing. Default time.Now.
+	// DecisionLog receives an entry for every decision answered. With it,
+	// the decision stream, its tickets and the recent decisions are served
+	// to admins; without it, decisions are not logged.
+	DecisionLog *DecisionLog
+	// MaxStreams bounds the decision streams open at once; one more gets
+	// 503. Default 32.
+	MaxStreams int
+	// StreamHeartbeat is how often an idle decision stream sends a comment,
+	// so proxies and clients see it alive. Default 15s.
+	StreamHeartbeat time.Duration
+	// Now is the clock for decision timing, decision-log times and stream
+	// tickets. Default time.Now.
 	Now func() time.Time
 }
 
@@ -84,6 +95,10 @@ type server struct {
 	events    *Events
 	policies  Policies
 	explainer Explainer
+
+	decisionLog *DecisionLog  // nil: decisions are not logged
+	tickets     *ticketStore  // stream tickets; with decisionLog
+	streams     chan struct{} // a slot per open stream; with decisionLog
 }
 
 // NewServer returns Warden's HTTP handler.
@@ -103,6 +118,12 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxStreams <= 0 {
+		opts.MaxStreams = 32
+	}
+	if opts.StreamHeartbeat <= 0 {
+		opts.StreamHeartbeat = 15 * time.Second
 	}
 	if opts.Events != nil {
 		ev := *opts.Events
@@ -128,6 +149,12 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 	}
 	if s.policies != nil {
 		s.metrics.registerPolicies(opts.Registerer, s.policies)
+	}
+	if opts.DecisionLog != nil {
+		s.decisionLog = opts.DecisionLog
+		s.tickets = newTicketStore(opts.Now)
+		s.streams = make(chan struct{}, opts.MaxStreams)
+		s.metrics.registerDecisionLog(opts.Registerer, s.decisionLog, s.streams)
 	}
 	return s.routes()
 }

@@ -32,12 +32,17 @@ const (
 	testAudience = "orders-api"
 )
 
-// fixture is a real verifier and engine behind the real router.
+// fixture is a real verifier and engine behind the real router, with a
+// decision log that writes nowhere but keeps its history and serves streams.
 type fixture struct {
-	handler http.Handler
-	key     *ecdsa.PrivateKey
-	pemPath string // the issuer's public key
-	logs    *bytes.Buffer
+	handler  http.Handler
+	key      *ecdsa.PrivateKey
+	pemPath  string // the issuer's public key
+	logs     *bytes.Buffer
+	verifier *claims.Verifier
+	engine   *decision.Engine
+	log      *DecisionLog
+	logger   *slog.Logger // the server's, writing to logs
 }
 
 func newFixture(t testing.TB) *fixture { return newFixtureWith(t, decision.Options{}) }
@@ -72,9 +77,30 @@ func newFixtureWith(t testing.TB, opts decision.Options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &bytes.Buffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return &fixture{handler: NewServer(logger, v, e, Options{MaxBodyBytes: 4096, MaxChecks: 3}), key: key, pemPath: pemPath, logs: logs}
+	f := &fixture{key: key, pemPath: pemPath, logs: &bytes.Buffer{}, verifier: v, engine: e}
+	f.serve(t, nil, DecisionLogOptions{}, Options{})
+	return f
+}
+
+// serve puts a new server with a new decision log (writing to out, if not
+// nil) behind f.handler. The log is closed when the test ends.
+func (f *fixture) serve(t testing.TB, out io.Writer, logOpts DecisionLogOptions, opts Options) {
+	t.Helper()
+	if logOpts.Replica == "" {
+		logOpts.Replica = "test"
+	}
+	logOpts.Logger = slog.New(slog.DiscardHandler)
+	f.log = NewDecisionLog(out, logOpts)
+	t.Cleanup(func() { f.log.Close() })
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = 4096
+	}
+	if opts.MaxChecks == 0 {
+		opts.MaxChecks = 3
+	}
+	opts.DecisionLog = f.log
+	f.logger = slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	f.handler = NewServer(f.logger, f.verifier, f.engine, opts)
 }
 
 func (f *fixture) token(t testing.TB, sub string, roles ...string) string {

@@ -17,17 +17,30 @@ import (
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
 	"github.com/wardenauthz/warden/events"
+	"github.com/wardenauthz/warden/web"
 )
 
 // Config is Warden's whole configuration. Each key is set, in rising order
 // of precedence, by its default, the YAML file, a WARDEN_* environment
 // variable and a flag.
 type Config struct {
-	Listen   string         `yaml:"listen"`
-	DataDir  string         `yaml:"data_dir"`
-	Tokens   claims.Config  `yaml:"tokens"`
-	Policies PoliciesConfig `yaml:"policies"`
-	Events   EventsConfig   `yaml:"events"`
+	Listen      string            `yaml:"listen"`
+	DataDir     string            `yaml:"data_dir"`
+	Tokens      claims.Config     `yaml:"tokens"`
+	Policies    PoliciesConfig    `yaml:"policies"`
+	Events      EventsConfig      `yaml:"events"`
+	DecisionLog DecisionLogConfig `yaml:"decision_log"`
+}
+
+// DecisionLogConfig says where the decision log is written. The log's
+// recent history and live stream (for admins) exist whatever the output.
+type DecisionLogConfig struct {
+	// Output is "" (no JSON lines), "stdout", or the path of a file that
+	// entries are appended to (created with mode 0600).
+	Output string `yaml:"output"`
+	// Buffer is how many entries may wait for the log's writer before new
+	// ones are dropped (and counted in warden_decision_log_dropped_total).
+	Buffer int `yaml:"buffer"`
 }
 
 // EventsConfig says where the permission-change stream is and what a
@@ -91,6 +104,9 @@ func defaultConfig() Config {
 			OnDisconnect:   string(events.FreshOnly),
 			FreshWindow:    60 * time.Second,
 			MinSeqWait:     250 * time.Millisecond,
+		},
+		DecisionLog: DecisionLogConfig{
+			Buffer: web.DefaultDecisionLogBuffer,
 		},
 	}
 }
@@ -181,6 +197,12 @@ var settings = []setting{
 	}},
 	{"events.min_seq_wait", "longest a decision with Warden-Min-Seq waits for this replica to catch up", func(fs *flag.FlagSet, n string, c *Config) {
 		fs.DurationVar(&c.Events.MinSeqWait, n, c.Events.MinSeqWait, "")
+	}},
+	{"decision_log.output", "where decision-log entries are written as JSON lines: empty (nowhere), stdout, or a file path (appended; created 0600)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.DecisionLog.Output, n, c.DecisionLog.Output, "")
+	}},
+	{"decision_log.buffer", "decision-log entries that may wait for the writer; beyond it they are dropped and counted", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.IntVar(&c.DecisionLog.Buffer, n, c.DecisionLog.Buffer, "")
 	}},
 }
 
@@ -318,6 +340,10 @@ func yamlMessage(err error) string {
 	return strings.ReplaceAll(msg, "\n ", "")
 }
 
+// maxDecisionLogBuffer bounds decision_log.buffer: each waiting entry takes
+// a few hundred bytes, allocated up front.
+const maxDecisionLogBuffer = 1 << 20
+
 var entrypointPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$`)
 
 // validate checks every key, naming the key and the fix in its error.
@@ -378,6 +404,9 @@ func (c Config) validate() error {
 	}
 	if c.Policies.DecisionCache < 0 {
 		errs = append(errs, fmt.Sprintf("policies.decision_cache: %d must be 0 (off) or a number of entries, e.g. 10000", c.Policies.DecisionCache))
+	}
+	if c.DecisionLog.Buffer < 1 || c.DecisionLog.Buffer > maxDecisionLogBuffer {
+		errs = append(errs, fmt.Sprintf("decision_log.buffer: %d must be 1 to %d entries, e.g. %d", c.DecisionLog.Buffer, maxDecisionLogBuffer, web.DefaultDecisionLogBuffer))
 	}
 	if len(errs) > 0 {
 		return errors.New("invalid configuration:\n  " + strings.Join(errs, "\n  "))

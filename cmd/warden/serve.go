@@ -74,15 +74,34 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		return err
 	}
 
+	logOut, closeLogOut, err := openDecisionLogOutput(cfg.DecisionLog.Output, stdout)
+	if err != nil {
+		return err
+	}
+	defer closeLogOut(logger)
+	decisionLog := web.NewDecisionLog(logOut, web.DecisionLogOptions{
+		Buffer:  cfg.DecisionLog.Buffer,
+		Replica: feed.replicaID,
+		Logger:  logger.With("component", "decision_log"),
+	})
+	// Deferred after closeLogOut, so it runs before it: every queued entry
+	// is written and flushed before the file is closed.
+	defer func() {
+		if err := decisionLog.Close(); err != nil {
+			logger.Error("decision log: the last entries could not be written", "err", err)
+		}
+	}()
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
 		Handler: web.NewServer(logger, verifier, engine, web.Options{
-			Events:    feed.web(cfg.Events.MinSeqWait),
-			Policies:  pm,
-			Readiness: []web.Readiness{pm},
+			Events:      feed.web(cfg.Events.MinSeqWait),
+			Policies:    pm,
+			Readiness:   []web.Readiness{pm},
+			DecisionLog: decisionLog,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -90,6 +109,10 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// Decision streams never go idle; Shutdown waits for idle connections,
+	// so the streams are ended as soon as it starts. Decisions still in
+	// flight are logged as usual.
+	srv.RegisterOnShutdown(decisionLog.CloseStreams)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -129,6 +152,28 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 			return nil
 		}
 	}
+}
+
+// openDecisionLogOutput opens decision_log.output: "" is no output,
+// "stdout" is the process's standard output, anything else a file that
+// entries are appended to, created with mode 0600 (a file named stdout is
+// "./stdout"). The returned function closes what was opened.
+func openDecisionLogOutput(output string, stdout io.Writer) (io.Writer, func(*slog.Logger), error) {
+	switch output {
+	case "":
+		return nil, func(*slog.Logger) {}, nil
+	case "stdout":
+		return stdout, func(*slog.Logger) {}, nil
+	}
+	f, err := os.OpenFile(output, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decision_log.output: %w", err)
+	}
+	return f, func(logger *slog.Logger) {
+		if err := f.Close(); err != nil {
+			logger.Error("decision log: closing the output failed", "path", output, "err", err)
+		}
+	}, nil
 }
 
 // localPolicies is the policy set on this machine: policies.dir, or the

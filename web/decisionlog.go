@@ -1,0 +1,423 @@
+package web
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wardenauthz/warden/decision"
+)
+
+// LogEntry is one entry of the decision log: what was asked, what was
+// answered, by which policy revision on which replica, and how long it took.
+// It never holds the token or any claim but the subject, and of the resource
+// only its "type" and "id".
+type LogEntry struct {
+	DecisionID     string          `json:"decision_id"`
+	Time           time.Time       `json:"time"`
+	Subject        string          `json:"subject"`
+	Action         string          `json:"action"`
+	ResourceType   string          `json:"resource_type"`
+	ResourceID     string          `json:"resource_id"`
+	Allow          bool            `json:"allow"`
+	Reason         decision.Reason `json:"reason"`
+	PolicyRevision string          `json:"policy_revision"`
+	// LatencyMicros is the time Warden took to verify the token and decide
+	// the request, in microseconds. Every check of one POST /v1/decisions
+	// carries the time of the whole request, as
+	// warden_decision_duration_seconds observes it.
+	LatencyMicros int64  `json:"latency_us"`
+	Replica       string `json:"replica"`
+}
+
+// logTimeLayout is RFC 3339 with exactly three fractional digits, so that
+// the entries of a JSON lines file sort as text.
+const logTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// MarshalJSON encodes the entry with its time in UTC, to the millisecond.
+func (e LogEntry) MarshalJSON() ([]byte, error) {
+	return json.Marshal(logEntryJSON{
+		DecisionID:     e.DecisionID,
+		Time:           e.Time.UTC().Format(logTimeLayout),
+		Subject:        e.Subject,
+		Action:         e.Action,
+		ResourceType:   e.ResourceType,
+		ResourceID:     e.ResourceID,
+		Allow:          e.Allow,
+		Reason:         e.Reason,
+		PolicyRevision: e.PolicyRevision,
+		LatencyMicros:  e.LatencyMicros,
+		Replica:        e.Replica,
+	})
+}
+
+// logEntryJSON is LogEntry as it is written: the same fields in the same
+// order, the time already formatted.
+type logEntryJSON struct {
+	DecisionID     string          `json:"decision_id"`
+	Time           string          `json:"time"`
+	Subject        string          `json:"subject"`
+	Action         string          `json:"action"`
+	ResourceType   string          `json:"resource_type"`
+	ResourceID     string          `json:"resource_id"`
+	Allow          bool            `json:"allow"`
+	Reason         decision.Reason `json:"reason"`
+	PolicyRevision string          `json:"policy_revision"`
+	LatencyMicros  int64           `json:"latency_us"`
+	Replica        string          `json:"replica"`
+}
+
+// DecisionLogOptions are the optional settings of a DecisionLog.
+type DecisionLogOptions struct {
+	// Buffer is how many entries may wait for the writer goroutine; an
+	// entry that finds it full is dropped and counted. Default 4096.
+	Buffer int
+	// History is how many recent entries are kept in memory for
+	// GET /v1/decisions/recent and for streams that resume. Default 1000.
+	History int
+	// Replica names this replica in every entry.
+	Replica string
+	// Logger receives write errors of the JSON lines output. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Default sizes of a DecisionLog.
+const (
+	DefaultDecisionLogBuffer  = 4096
+	DefaultDecisionLogHistory = 1000
+)
+
+// subscriberBuffer is how many entries a live stream may fall behind before
+// it misses some; the stream then tells its client how many it missed.
+const subscriberBuffer = 256
+
+// writeErrorLogInterval bounds how often a failing output is logged.
+const writeErrorLogInterval = time.Minute
+
+// DecisionLog records every decision off the request path. A request
+// goroutine only copies a small LogEntry into a bounded queue, or drops it
+// and counts the drop when the queue is full; one writer goroutine encodes
+// the entries, writes them as JSON lines to the output (if any), keeps the
+// most recent ones and hands them to live subscribers.
+type DecisionLog struct {
+	queue   chan LogEntry
+	replica string
+	logger  *slog.Logger
+
+	// Only the writer goroutine touches these.
+	output       io.Writer
+	out          *bufio.Writer // nil without an output
+	lastErrorLog time.Time
+
+	dropped     atomic.Uint64
+	writeErrors atomic.Uint64
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error // the final flush's, set before done is closed
+
+	mu            sync.Mutex // guards everything below
+	history       []LogEntry // a ring: head is the next slot written
+	head, count   int
+	subs          map[*subscription]struct{}
+	streamsClosed bool
+}
+
+// NewDecisionLog starts a decision log writing JSON lines to out, or to
+// nothing when out is nil. Close stops it; the caller owns out and closes
+// it after Close.
+func NewDecisionLog(out io.Writer, opts DecisionLogOptions) *DecisionLog {
+	if opts.Buffer <= 0 {
+		opts.Buffer = DefaultDecisionLogBuffer
+	}
+	if opts.History <= 0 {
+		opts.History = DefaultDecisionLogHistory
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	l := &DecisionLog{
+		queue:   make(chan LogEntry, opts.Buffer),
+		replica: opts.Replica,
+		logger:  opts.Logger,
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		history: make([]LogEntry, opts.History),
+		subs:    map[*subscription]struct{}{},
+	}
+	if out != nil {
+		l.output = out
+		l.out = bufio.NewWriterSize(out, 64<<10)
+	}
+	go l.run()
+	return l
+}
+
+// record queues e for the writer goroutine without ever blocking: when the
+// queue is full the entry is dropped and counted. It is the only part of
+// the decision log that runs on the request path.
+func (l *DecisionLog) record(e LogEntry) {
+	select {
+	case l.queue <- e:
+	default:
+		l.dropped.Add(1)
+	}
+}
+
+// Dropped returns how many entries were dropped because the queue was full.
+func (l *DecisionLog) Dropped() uint64 { return l.dropped.Load() }
+
+// WriteErrors returns how many times writing the output failed.
+func (l *DecisionLog) WriteErrors() uint64 { return l.writeErrors.Load() }
+
+// CloseStreams ends every live subscription and refuses new ones. The HTTP
+// server calls it when it starts shutting down (http.Server.RegisterOnShutdown)
+// so that open decision streams, which never go idle on their own, do not
+// hold up Shutdown; decisions still in flight keep being written.
+func (l *DecisionLog) CloseStreams() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.streamsClosed = true
+	for sub := range l.subs {
+		close(sub.done)
+		delete(l.subs, sub)
+	}
+}
+
+// Close ends the streams, writes every queued entry, flushes the output and
+// stops the writer goroutine. Entries recorded after Close are dropped. It
+// returns the error of the final flush, if any.
+func (l *DecisionLog) Close() error {
+	l.closeOnce.Do(func() {
+		l.CloseStreams()
+		close(l.stop)
+	})
+	<-l.done
+	return l.closeErr
+}
+
+// writerPause is how long the writer goroutine rests after a batch. While
+// it rests, entries wait in the queue and recording one wakes nobody: on a
+// busy replica the writer runs at most 1/writerPause times a second
+// instead of once per decision, and a request pays for a channel send only.
+// An idle log waits on the queue itself, so the first entry after a quiet
+// spell is written at once.
+const writerPause = 5 * time.Millisecond
+
+// run is the writer goroutine. It takes what the queue holds, writes it,
+// flushes the output, and rests.
+func (l *DecisionLog) run() {
+	defer close(l.done)
+	pause := time.NewTimer(writerPause)
+	for {
+		select {
+		case e := <-l.queue:
+			l.write(e)
+		case <-l.stop:
+			l.closeErr = l.drain()
+			return
+		}
+		l.drain()
+		pause.Reset(writerPause)
+		select {
+		case <-pause.C:
+		case <-l.stop:
+			l.closeErr = l.drain()
+			return
+		}
+	}
+}
+
+// drain writes every entry the queue holds now and flushes the output.
+func (l *DecisionLog) drain() error {
+	for {
+		select {
+		case e := <-l.queue:
+			l.write(e)
+		default:
+			return l.flush()
+		}
+	}
+}
+
+// write hands one entry to every sink. It encodes the entry only when the
+// output or a subscriber wants it: with neither, keeping it in the history
+// costs no encoding.
+func (l *DecisionLog) write(e LogEntry) {
+	e.Replica = l.replica
+	var line []byte
+	encode := func() []byte {
+		if line == nil {
+			// LogEntry's fields cannot fail to encode.
+			line, _ = json.Marshal(e)
+		}
+		return line
+	}
+	if l.out != nil {
+		_, err := l.out.Write(encode())
+		if err == nil {
+			err = l.out.WriteByte('\n')
+		}
+		if err != nil {
+			l.outputFailed(err)
+		}
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.history[l.head] = e
+	l.head = (l.head + 1) % len(l.history)
+	l.count = min(l.count+1, len(l.history))
+	for sub := range l.subs {
+		if !sub.filter.match(e) {
+			continue
+		}
+		select {
+		case sub.records <- logRecord{entry: e, json: encode()}:
+		default:
+			sub.missed.Add(1)
+		}
+	}
+}
+
+// flush writes what the output buffer holds.
+func (l *DecisionLog) flush() error {
+	if l.out == nil || l.out.Buffered() == 0 {
+		return nil
+	}
+	err := l.out.Flush()
+	if err != nil {
+		l.outputFailed(err)
+	}
+	return err
+}
+
+// outputFailed counts and logs (at most once a minute) a failed write. A
+// bufio.Writer keeps its first error forever, so the buffer is reset: the
+// entries it held are lost, later ones are tried again.
+func (l *DecisionLog) outputFailed(err error) {
+	n := l.writeErrors.Add(1)
+	if n == 1 || time.Since(l.lastErrorLog) >= writeErrorLogInterval {
+		l.lastErrorLog = time.Now()
+		l.logger.Error("decision log: writing the output failed; entries are lost until it works again", "err", err, "failures", n)
+	}
+	l.out.Reset(l.output)
+}
+
+// logRecord is an entry on its way to a subscriber, with its JSON encoding.
+type logRecord struct {
+	entry LogEntry
+	json  []byte
+}
+
+// logFilter selects entries by exact subject, exact action and allow; an
+// empty field selects everything.
+type logFilter struct {
+	subject  string
+	action   string
+	allow    bool
+	hasAllow bool
+}
+
+func (f logFilter) match(e LogEntry) bool {
+	return (f.subject == "" || f.subject == e.Subject) &&
+		(f.action == "" || f.action == e.Action) &&
+		(!f.hasAllow || f.allow == e.Allow)
+}
+
+// subscription is one live reader of the log. The writer goroutine sends it
+// matching records without blocking; when records is full, the record is
+// counted in missed instead.
+type subscription struct {
+	filter  logFilter
+	records chan logRecord
+	done    chan struct{} // closed by CloseStreams or unsubscribe
+	missed  atomic.Uint64
+}
+
+// subscribe registers a live reader. With after set (a decision id the
+// reader has seen), it also returns the matching entries of the history
+// recorded after that one, oldest first, taken under the same lock as the
+// registration so that nothing is lost or repeated between the two. It
+// returns nil once CloseStreams has been called.
+func (l *DecisionLog) subscribe(f logFilter, after string) (*subscription, []LogEntry) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.streamsClosed {
+		return nil, nil
+	}
+	sub := &subscription{filter: f, records: make(chan logRecord, subscriberBuffer), done: make(chan struct{})}
+	l.subs[sub] = struct{}{}
+	if after == "" {
+		return sub, nil
+	}
+	// Newest first, until the entry the reader saw. Ids are UUIDv7 and
+	// sort by time, so when that entry has left the history every entry
+	// with a greater id is newer; among entries of the same moment the
+	// queue order can differ from the id order, which is why a remembered
+	// entry is looked for by position first.
+	var backlog []LogEntry
+	found := false
+	l.each(func(e LogEntry) bool {
+		if e.DecisionID == after {
+			found = true
+			return false
+		}
+		if f.match(e) {
+			backlog = append(backlog, e)
+		}
+		return true
+	})
+	if !found {
+		backlog = slices.DeleteFunc(backlog, func(e LogEntry) bool { return e.DecisionID <= after })
+	}
+	slices.Reverse(backlog)
+	return sub, backlog
+}
+
+// unsubscribe ends a subscription; it is a no-op if CloseStreams already
+// ended it.
+func (l *DecisionLog) unsubscribe(sub *subscription) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.subs[sub]; ok {
+		close(sub.done)
+		delete(l.subs, sub)
+	}
+}
+
+// recent returns up to limit entries of the history that match f, newest
+// first.
+func (l *DecisionLog) recent(f logFilter, limit int) []LogEntry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := []LogEntry{}
+	l.each(func(e LogEntry) bool {
+		if f.match(e) {
+			out = append(out, e)
+		}
+		return len(out) < limit
+	})
+	return out
+}
+
+// each calls yield on the history, newest first, until it returns false.
+// The caller holds l.mu.
+func (l *DecisionLog) each(yield func(LogEntry) bool) {
+	n := len(l.history)
+	for i := range l.count {
+		if !yield(l.history[(l.head-1-i+n)%n]) {
+			return
+		}
+	}
+}
+
+// historySize is how many entries the history holds at most.
+func (l *DecisionLog) historySize() int { return len(l.history) }

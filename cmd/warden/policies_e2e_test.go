@@ -306,3 +306,25 @@ func doJSON(t *testing.T, req *http.Request, out any) {
 		t.Fatalf("%s %s: %v\n%s", req.Method, req.URL, err, raw)
 	}
 }
+
+// TestPolicyPushDevelopmentMode: against a development-mode Warden, push
+// mints its admin token from the data directory's key, as warden event
+// does; without a key or a token it says what is missing.
+func TestPolicyPushDevelopmentMode(t *testing.T) {
+	dataDir := t.TempDir()
+	baseURL, _, _ := startWarden(t, dataDir)
+	waitReady(t, baseURL)
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, policies.FS()); err != nil {
+		t.Fatal(err)
+	}
+	var stdout strings.Builder
+	err := run(context.Background(), []string{"warden", "policy", "push", "--server", baseURL, "--data-dir", dataDir, dir}, env(nil), nil, &stdout, io.Discard)
+	if err != nil || !strings.Contains(stdout.String(), "active on 1/1 replicas") {
+		t.Errorf("push in development mode: %v\n%s", err, stdout.String())
+	}
+	err = run(context.Background(), []string{"warden", "policy", "push", "--server", baseURL, "--data-dir", t.TempDir(), dir}, env(nil), nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "no admin token") {
+		t.Errorf("push without a token or a development key: %v", err)
+	}
+}

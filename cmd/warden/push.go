@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -21,7 +23,8 @@ import (
 func policyPush(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newPolicyFlags("push", "push [--server URL] [--token T] [--message M] [--wait 10s] [dir]", stderr)
 	server := fs.String("server", "http://127.0.0.1:8480", "Warden's base URL")
-	token := fs.String("token", "", "admin token (default: $WARDEN_ADMIN_TOKEN)")
+	token := fs.String("token", "", "admin token (default: $WARDEN_ADMIN_TOKEN, or one minted from the development key in --data-dir)")
+	dataDir := fs.String("data-dir", defaultConfig().DataDir, "data directory of a development-mode Warden, whose key can mint an admin token")
 	message := fs.String("message", "", "what changed, kept with the set")
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for every replica to run the set (0: do not wait)")
 	positional, err := parseInterspersed(fs, args)
@@ -36,7 +39,18 @@ func policyPush(ctx context.Context, args []string, getenv func(string) string, 
 		*token = getenv("WARDEN_ADMIN_TOKEN")
 	}
 	if *token == "" {
-		return errors.New("no admin token: pass --token or set WARDEN_ADMIN_TOKEN")
+		// Development mode: the data directory holds the development
+		// issuer's key, as for "warden event". Never create one here.
+		if _, err := os.Stat(filepath.Join(*dataDir, devKeyFile)); err != nil {
+			return errors.New("no admin token: pass --token or set WARDEN_ADMIN_TOKEN")
+		}
+		dev, _, err := loadDevIssuer(*dataDir)
+		if err != nil {
+			return err
+		}
+		if *token, err = dev.mint("warden-cli", []string{"warden-admin"}, 5*time.Minute, nil, time.Now()); err != nil {
+			return err
+		}
 	}
 	local, err := events.PolicySetFromFS(set.fsys, ".")
 	if err != nil {

@@ -199,7 +199,7 @@ func startPolicies(ctx context.Context, cfg Config, feed *feed, engine *decision
 	defer cancel()
 	storeOpts := events.PolicyStoreOptions{Bucket: cfg.Policies.Bucket, Replicas: cfg.Events.StreamReplicas, Logger: log}
 	if _, err := events.EnsurePolicyBucket(sctx, feed.nc, storeOpts); err != nil {
-		return nil, fmt.Errorf("policy bucket %s on NATS: %w", cfg.Policies.Bucket, err)
+		return nil, fmt.Errorf("policy bucket %s: is NATS reachable (events.nats_url %q)? With policies.source dir a replica can start without it: %w", cfg.Policies.Bucket, cfg.Events.NATSURL, err)
 	}
 	store, err := events.NewPolicyStore(sctx, feed.nc, storeOpts)
 	if err != nil {

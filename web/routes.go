@@ -5,6 +5,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wardenauthz/warden/web/ui"
 )
 
 // routes is the one place every route of Warden is registered.
@@ -18,7 +20,16 @@ func (s *server) routes() http.Handler {
 	r.GET("/readyz", s.handleReadyz())
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{})))
 
+	// The admin UI: static files that use only the API below.
+	uiFiles := gin.WrapH(http.StripPrefix("/ui", ui.Handler(ui.Options{DevAdminToken: s.opts.DevAdminToken != nil})))
+	r.GET("/ui", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/ui/") })
+	r.GET("/ui/*path", uiFiles)
+	r.HEAD("/ui/*path", uiFiles)
+
 	v1 := r.Group("/v1")
+	if s.opts.DevAdminToken != nil {
+		v1.POST("/dev/admin-token", s.handleDevAdminToken())
+	}
 	v1.POST("/decision", s.handleDecision())
 	v1.POST("/decisions", s.handleDecisions())
 	if s.decisionLog != nil {

@@ -83,6 +83,11 @@ type Options struct {
 	// Now is the clock for decision timing, decision-log times and stream
 	// tickets. Default time.Now.
 	Now func() time.Time
+	// DevAdminToken mints a short-lived admin token in development mode.
+	// With it, POST /v1/dev/admin-token hands one to clients on this
+	// machine (loopback) and the UI's sign-in page offers it; nil, as in
+	// production, and the route does not exist.
+	DevAdminToken func() (string, error)
 }
 
 type server struct {

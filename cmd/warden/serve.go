@@ -96,13 +96,20 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	webOpts := web.Options{
+		Events:      feed.web(cfg.Events.MinSeqWait),
+		Policies:    pm,
+		Readiness:   []web.Readiness{pm},
+		DecisionLog: decisionLog,
+	}
+	if dev != nil {
+		// The UI's one-click sign-in, for development mode only.
+		webOpts.DevAdminToken = func() (string, error) {
+			return dev.mint("dev-admin", []string{"warden-admin"}, min(15*time.Minute, cfg.Tokens.MaxLifetime), nil, time.Now())
+		}
+	}
 	srv := &http.Server{
-		Handler: web.NewServer(logger, verifier, engine, web.Options{
-			Events:      feed.web(cfg.Events.MinSeqWait),
-			Policies:    pm,
-			Readiness:   []web.Readiness{pm},
-			DecisionLog: decisionLog,
-		}),
+		Handler:           web.NewServer(logger, verifier, engine, webOpts),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,

@@ -1,0 +1,190 @@
+// live.js: decisions as they are made. EventSource cannot send a bearer
+// header, so the view first trades the admin token for a single-use stream
+// ticket (POST /v1/decisions/stream/tickets) and opens
+// /v1/decisions/stream?ticket=... with it. A ticket opens one stream only:
+// when the stream drops, the view gets a new ticket and resumes after the
+// last entry it saw (last_event_id), so nothing is shown twice.
+//
+// Filters apply in the browser to the entries kept (the newest maxRows), so
+// changing one is instant and needs no new stream.
+
+import { call, describe } from "./api.js";
+import { $, row, say } from "./dom.js";
+
+const maxRows = 500;
+let source = null;
+let lastID = "";
+let retry = null;
+let backoff = 500;
+let paused = false;
+let active = false;
+let nav;
+let wired = false;
+let seen = 0;
+let denied = 0;
+
+export function enter({ go }) {
+  nav = go;
+  active = true;
+  if (!wired) {
+    wired = true;
+    for (const id of ["f-subject", "f-action", "f-allow"]) {
+      $(id).addEventListener("input", applyFilters);
+    }
+    $("live-filters").addEventListener("submit", (ev) => ev.preventDefault());
+    $("live-pause").addEventListener("click", togglePause);
+    $("live-clear").addEventListener("click", () => {
+      document.querySelector("#decisions tbody").replaceChildren();
+      seen = denied = 0;
+      counts();
+    });
+  }
+  counts();
+  connect();
+}
+
+export function leave() {
+  active = false;
+  disconnect();
+  state("Not connected");
+}
+
+function disconnect() {
+  clearTimeout(retry);
+  retry = null;
+  if (source) source.close();
+  source = null;
+}
+
+async function connect() {
+  disconnect();
+  if (!active || paused) return;
+  state("Connecting…");
+  let ticket;
+  try {
+    ticket = (await call("POST", "/v1/decisions/stream/tickets")).ticket;
+  } catch (e) {
+    if (e.status === 401) return; // app.js sends the admin to sign in
+    state("Not connected");
+    say($("notice"), describe(e));
+    if (e.status !== 403) later();
+    return;
+  }
+  if (!active || paused) return;
+  const q = new URLSearchParams({ ticket });
+  if (lastID) q.set("last_event_id", lastID);
+  const es = new EventSource("/v1/decisions/stream?" + q);
+  source = es;
+  es.addEventListener("open", () => {
+    backoff = 500;
+    state("Live");
+    say($("notice"), "");
+  });
+  es.addEventListener("decision", (ev) => {
+    lastID = ev.lastEventId || lastID;
+    let entry;
+    try {
+      entry = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    add(entry);
+  });
+  es.addEventListener("missed", (ev) => {
+    const n = JSON.parse(ev.data).missed;
+    say($("notice"), `This view fell behind and missed ${n} decisions.`);
+  });
+  es.addEventListener("end", (ev) => {
+    const reason = JSON.parse(ev.data).reason;
+    es.close();
+    if (source === es) source = null;
+    if (reason === "token_expired") {
+      nav("signin", "Your admin token has expired; the live stream ended. Sign in with a new one.");
+    } else if (reason === "access_revoked") {
+      state("Stopped");
+      say($("notice"), "The admin policy no longer allows you to watch decisions; the stream ended.");
+    } else {
+      later();
+    }
+  });
+  es.addEventListener("error", () => {
+    // The ticket is spent: EventSource's own retry would be refused, so the
+    // view reconnects with a fresh ticket.
+    if (source !== es) return;
+    es.close();
+    source = null;
+    later();
+  });
+}
+
+function later() {
+  if (!active || paused) return;
+  state(`Reconnecting in ${Math.round(backoff / 1000) || 1}s…`);
+  retry = setTimeout(connect, backoff);
+  backoff = Math.min(backoff * 2, 15000);
+}
+
+function togglePause() {
+  paused = !paused;
+  $("live-pause").setAttribute("aria-pressed", String(paused));
+  $("live-pause").textContent = paused ? "Resume" : "Pause";
+  if (paused) {
+    disconnect();
+    state("Paused");
+  } else {
+    connect();
+  }
+}
+
+function add(e) {
+  seen++;
+  if (!e.allow) denied++;
+  const resource = [e.resource_type, e.resource_id].filter(Boolean).join(" ");
+  const tr = row([
+    [new Date(e.time).toLocaleTimeString(), "mono"],
+    e.subject || "—",
+    e.action,
+    resource || "—",
+    e.allow ? ["allow", "allow"] : ["deny", "deny"],
+    e.reason,
+    [e.policy_revision, "mono"],
+    [(e.latency_us / 1000).toFixed(2) + " ms", "num"],
+    e.replica,
+  ]);
+  tr.dataset.subject = e.subject || "";
+  tr.dataset.action = e.action || "";
+  tr.dataset.allow = String(!!e.allow);
+  tr.dataset.decisionId = e.decision_id || "";
+  tr.hidden = !matches(tr);
+  const body = document.querySelector("#decisions tbody");
+  body.prepend(tr);
+  while (body.rows.length > maxRows) body.lastElementChild.remove();
+  counts();
+}
+
+function matches(tr) {
+  const subject = $("f-subject").value.trim().toLowerCase();
+  const action = $("f-action").value.trim().toLowerCase();
+  const allow = $("f-allow").value;
+  return (
+    (!subject || tr.dataset.subject.toLowerCase().includes(subject)) &&
+    (!action || tr.dataset.action.toLowerCase().includes(action)) &&
+    (!allow || tr.dataset.allow === allow)
+  );
+}
+
+function applyFilters() {
+  for (const tr of document.querySelectorAll("#decisions tbody tr")) tr.hidden = !matches(tr);
+  counts();
+}
+
+function counts() {
+  const rows = document.querySelectorAll("#decisions tbody tr");
+  const shown = [...rows].filter((tr) => !tr.hidden).length;
+  const pct = seen ? Math.round((100 * denied) / seen) : 0;
+  $("live-counts").textContent = `${seen} decisions seen, ${denied} denied (${pct}%) · ${shown} shown`;
+}
+
+function state(text) {
+  $("live-state").textContent = text;
+}

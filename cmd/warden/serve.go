@@ -244,9 +244,12 @@ func printDevBanner(w io.Writer, prog, addr string, cfg Config, dev *devIssuer) 
     curl -s http://%s/v1/decision -H 'Content-Type: application/json' \
       -d '{"token":"'"$TOKEN"'","action":"orders:approve","resource":{"type":"order","id":"42"}}'
 
+  Admin UI (one-click development sign-in):
+    http://%s/ui/
+
   Admin token (valid %v):
     %s
 
-`, devIssuerName, devAudience, cfg.DataDir, prog, dataFlag, addr, cfg.Tokens.MaxLifetime, admin)
+`, devIssuerName, devAudience, cfg.DataDir, prog, dataFlag, addr, addr, cfg.Tokens.MaxLifetime, admin)
 	return nil
 }

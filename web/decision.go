@@ -65,8 +65,8 @@ func (s *server) handleDecision() gin.HandlerFunc {
 			s.writeError(c, err)
 			return
 		}
-		if req.Action == "" {
-			s.writeError(c, errorf(codeInvalidRequest, "action is required, e.g. \"orders:read\""))
+		if err := requireAction(req.Action); err != nil {
+			s.writeError(c, err)
 			return
 		}
 		if err := s.awaitMinSeq(c); err != nil {
@@ -245,4 +245,12 @@ func (s *server) tokenReason(ctx context.Context, err error) decision.Reason {
 // crashes the process instead of returning an error.
 func newDecisionID() string {
 	return uuid.Must(uuid.NewV7()).String()
+}
+
+// requireAction refuses a check without an action.
+func requireAction(action string) error {
+	if action == "" {
+		return errorf(codeInvalidRequest, "action is required, e.g. \"orders:read\"")
+	}
+	return nil
 }

@@ -41,35 +41,13 @@ const logTimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // MarshalJSON encodes the entry with its time in UTC, to the millisecond.
 func (e LogEntry) MarshalJSON() ([]byte, error) {
-	return json.Marshal(logEntryJSON{
-		DecisionID:     e.DecisionID,
-		Time:           e.Time.UTC().Format(logTimeLayout),
-		Subject:        e.Subject,
-		Action:         e.Action,
-		ResourceType:   e.ResourceType,
-		ResourceID:     e.ResourceID,
-		Allow:          e.Allow,
-		Reason:         e.Reason,
-		PolicyRevision: e.PolicyRevision,
-		LatencyMicros:  e.LatencyMicros,
-		Replica:        e.Replica,
-	})
-}
-
-// logEntryJSON is LogEntry as it is written: the same fields in the same
-// order, the time already formatted.
-type logEntryJSON struct {
-	DecisionID     string          `json:"decision_id"`
-	Time           string          `json:"time"`
-	Subject        string          `json:"subject"`
-	Action         string          `json:"action"`
-	ResourceType   string          `json:"resource_type"`
-	ResourceID     string          `json:"resource_id"`
-	Allow          bool            `json:"allow"`
-	Reason         decision.Reason `json:"reason"`
-	PolicyRevision string          `json:"policy_revision"`
-	LatencyMicros  int64           `json:"latency_us"`
-	Replica        string          `json:"replica"`
+	// plain has LogEntry's fields without this method; the outer Time
+	// shadows the embedded one.
+	type plain LogEntry
+	return json.Marshal(struct {
+		plain
+		Time string `json:"time"`
+	}{plain(e), e.Time.UTC().Format(logTimeLayout)})
 }
 
 // DecisionLogOptions are the optional settings of a DecisionLog.

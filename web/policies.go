@@ -251,8 +251,8 @@ func (s *server) handleExplain() gin.HandlerFunc {
 			s.writeError(c, err)
 			return
 		}
-		if req.Action == "" {
-			s.writeError(c, errorf(codeInvalidRequest, "action is required, e.g. \"orders:read\""))
+		if err := requireAction(req.Action); err != nil {
+			s.writeError(c, err)
 			return
 		}
 		ctx := c.Request.Context()

@@ -99,6 +99,21 @@ type policySet struct {
 	label string // how messages name the set
 }
 
+// parsePolicyArgs parses a command's flags (which may follow the directory),
+// checks --format when the command has one, and opens the set named.
+func parsePolicyArgs(fs *flag.FlagSet, args []string, outFormat *string) (policySet, error) {
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
+		return policySet{}, err
+	}
+	if outFormat != nil {
+		if err := checkFormat(*outFormat); err != nil {
+			return policySet{}, err
+		}
+	}
+	return openPolicySet(positional)
+}
+
 func openPolicySet(positional []string) (policySet, error) {
 	switch len(positional) {
 	case 0:
@@ -150,14 +165,7 @@ func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.BoolVar(&opts.AllowNetworkBuiltins, "allow-network-builtins", false, "allow http.send, net.lookup_ip_addr and opa.runtime, as Warden would with network built-ins allowed")
 	fs.DurationVar(&opts.Timeout, "timeout", 5*time.Second, "longest one test may run")
 	fs.StringVar(&outFormat, "format", "text", "output format: text, or json for CI pipelines")
-	positional, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := checkFormat(outFormat); err != nil {
-		return err
-	}
-	set, err := openPolicySet(positional)
+	set, err := parsePolicyArgs(fs, args, &outFormat)
 	if err != nil {
 		return err
 	}
@@ -352,14 +360,7 @@ func policyCheck(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&opts.Entrypoint, "entrypoint", "warden/authz", "package path of the decision document (policies.entrypoint)")
 	fs.BoolVar(&opts.AllowNetworkBuiltins, "allow-network-builtins", false, "allow http.send, net.lookup_ip_addr and opa.runtime, as Warden would with network built-ins allowed")
 	fs.StringVar(&outFormat, "format", "text", "output format: text, or json for CI pipelines")
-	positional, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := checkFormat(outFormat); err != nil {
-		return err
-	}
-	set, err := openPolicySet(positional)
+	set, err := parsePolicyArgs(fs, args, &outFormat)
 	if err != nil {
 		return err
 	}

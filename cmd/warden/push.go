@@ -27,11 +27,7 @@ func policyPush(ctx context.Context, args []string, getenv func(string) string, 
 	dataDir := fs.String("data-dir", defaultConfig().DataDir, "data directory of a development-mode Warden, whose key can mint an admin token")
 	message := fs.String("message", "", "what changed, kept with the set")
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for every replica to run the set (0: do not wait)")
-	positional, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	set, err := openPolicySet(positional)
+	set, err := parsePolicyArgs(fs, args, nil)
 	if err != nil {
 		return err
 	}

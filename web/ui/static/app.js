@@ -1,14 +1,17 @@
 // app.js: the UI's entry point. Views are sections of index.html picked by
-// the URL's hash (#/overview, #/live, #/signin); without an admin token
+// the URL's hash (#/overview, #/subjects, #/live, ...); without an admin token
 // every view but sign-in sends the admin to sign in first.
 
 import { token, clearToken, onUnauthorized, describe } from "./api.js";
 import { $, say } from "./dom.js";
 import * as signin from "./signin.js";
 import * as overview from "./overview.js";
+import * as subjects from "./subjects.js";
+import * as revocations from "./revocations.js";
+import * as policies from "./policies.js";
 import * as live from "./live.js";
 
-const views = { signin, overview, live };
+const views = { signin, overview, subjects, revocations, policies, live };
 let current = null;
 
 // go shows a view, leaving the current one first.

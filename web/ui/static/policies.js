@@ -1,0 +1,5 @@
+// policies.js: the policies view.
+
+export function enter() {}
+
+export function leave() {}

@@ -1,0 +1,5 @@
+// revocations.js: the revocations view.
+
+export function enter() {}
+
+export function leave() {}

@@ -1,0 +1,5 @@
+// subjects.js: the subjects view.
+
+export function enter() {}
+
+export function leave() {}

@@ -38,6 +38,33 @@ type Fleet struct {
 type seenBeat struct {
 	beat Beat
 	seen time.Time // by this watcher's clock, not the beat's
+	// base is the earlier beat the rates were last measured from; rates
+	// are decisions and denials per second between base and the beat
+	// before the current one moved it.
+	base                   Beat
+	decisionRate, denyRate float64
+}
+
+// minRateWindow is the least time between the two beats a rate is measured
+// over. A replica beats right after applying an event, so two beats can be
+// a few milliseconds apart; a rate over such a gap would be noise.
+const minRateWindow = time.Second
+
+// withBeat returns the state after beat b of the same replica.
+func (r seenBeat) withBeat(b Beat, now time.Time) seenBeat {
+	next := seenBeat{beat: b, seen: now, base: r.base, decisionRate: r.decisionRate, denyRate: r.denyRate}
+	dt := b.Time.Sub(r.base.Time).Seconds()
+	switch {
+	case b.Decisions < r.base.Decisions || b.Denied < r.base.Denied || dt < 0:
+		// The replica restarted under the same id, or its clock went back:
+		// measure afresh from this beat.
+		next.base, next.decisionRate, next.denyRate = b, 0, 0
+	case dt >= minRateWindow.Seconds():
+		next.decisionRate = float64(b.Decisions-r.base.Decisions) / dt
+		next.denyRate = float64(b.Denied-r.base.Denied) / dt
+		next.base = b
+	}
+	return next
 }
 
 // Replica is one live replica as its heartbeats describe it.
@@ -52,6 +79,14 @@ type Replica struct {
 	Ready          bool      `json:"ready"`
 	NotReady       string    `json:"not_ready,omitempty"`
 	LastSeen       time.Time `json:"last_seen"`
+	// Decisions and Denied count the replica's decisions since it started.
+	// DecisionRate and DenyRate are per second, measured between two of
+	// its heartbeats at least a second apart (the latest such pair); zero
+	// until there are two.
+	Decisions    uint64  `json:"decisions"`
+	Denied       uint64  `json:"denied"`
+	DecisionRate float64 `json:"decision_rate"`
+	DenyRate     float64 `json:"deny_rate"`
 }
 
 // NewFleet subscribes to warden.replicas.* on nc. Close unsubscribes.
@@ -94,7 +129,11 @@ func (f *Fleet) receive(msg *nats.Msg) {
 			return
 		}
 	}
-	f.replicas[b.Replica] = seenBeat{beat: b, seen: now}
+	r, ok := f.replicas[b.Replica]
+	if !ok {
+		r = seenBeat{base: b}
+	}
+	f.replicas[b.Replica] = r.withBeat(b, now)
 }
 
 // expire drops replicas that missed three beats. mu must be held.
@@ -120,7 +159,8 @@ func (f *Fleet) Replicas() []Replica {
 		out = append(out, Replica{
 			ID: r.beat.Replica, AppliedSeq: r.beat.AppliedSeq, StreamLastSeq: r.beat.StreamLastSeq,
 			PolicyRevision: r.beat.PolicyRevision, Ready: r.beat.Ready, NotReady: r.beat.NotReady,
-			LastSeen: r.seen,
+			LastSeen: r.seen, Decisions: r.beat.Decisions, Denied: r.beat.Denied,
+			DecisionRate: r.decisionRate, DenyRate: r.denyRate,
 		})
 	}
 	f.mu.Unlock()

@@ -34,6 +34,7 @@ func TestFleet(t *testing.T) {
 		hb, err := NewHeartbeat(dial(t, srv.ClientURL()), r, HeartbeatOptions{
 			Interval: interval, MinGap: time.Millisecond,
 			PolicyRevision: func() string { return "rev-" + fmt.Sprint(i) },
+			Decisions:      func() (uint64, uint64) { return uint64(10 * i), uint64(i) },
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -52,7 +53,8 @@ func TestFleet(t *testing.T) {
 	})
 	got := fleet.Replicas()
 	for i, r := range got {
-		if r.ID != fmt.Sprint("replica-", i) || r.AppliedSeq != seq || r.Lag != 0 || r.PolicyRevision != fmt.Sprint("rev-", i) {
+		if r.ID != fmt.Sprint("replica-", i) || r.AppliedSeq != seq || r.Lag != 0 || r.PolicyRevision != fmt.Sprint("rev-", i) ||
+			r.Decisions != uint64(10*i) || r.Denied != uint64(i) {
 			t.Errorf("replica %d: %+v", i, r)
 		}
 	}
@@ -101,5 +103,52 @@ func TestFleet(t *testing.T) {
 	})
 	if n := len(fleet.Replicas()); n != 0 {
 		t.Errorf("bad beats added replicas: %+v", fleet.Replicas())
+	}
+}
+
+// TestFleetRates checks the decision and deny rates the fleet derives from
+// the counters in a replica's beats.
+func TestFleetRates(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	nc := dial(t, srv.ClientURL())
+	fleet, err := NewFleet(nc, FleetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fleet.Close() })
+
+	t0 := time.Now().UTC()
+	steps := []struct {
+		name              string
+		after             time.Duration // beat time after t0
+		decisions, denied uint64
+		rate, denyRate    float64
+	}{
+		{"first beat: nothing to measure against", 0, 100, 10, 0, 0},
+		{"200ms later: too close to measure", 200 * time.Millisecond, 150, 10, 0, 0},
+		{"2s after the first: measured from it", 2 * time.Second, 500, 110, 200, 50},
+		{"100ms later: the last rate stands", 2100 * time.Millisecond, 900, 110, 200, 50},
+		{"1.5s after the last measure", 3500 * time.Millisecond, 1400, 410, 600, 200},
+		{"counters went back (restart)", 4 * time.Second, 3, 0, 0, 0},
+		{"measured again after the restart", 6 * time.Second, 203, 100, 100, 50},
+	}
+	for _, st := range steps {
+		data, _ := json.Marshal(Beat{V: 1, Replica: "r1", IntervalMS: 60000, Time: t0.Add(st.after),
+			Decisions: st.decisions, Denied: st.denied, AppliedSeq: uint64(st.after)})
+		if err := nc.Publish(ReplicasSubjectPrefix+"r1", data); err != nil {
+			t.Fatal(err)
+		}
+		// AppliedSeq tells the beats apart, so the test knows this one arrived.
+		eventually(t, 5*time.Second, func() error {
+			if rs := fleet.Replicas(); len(rs) != 1 || rs[0].AppliedSeq != uint64(st.after) {
+				return fmt.Errorf("%s: beat not seen yet: %+v", st.name, rs)
+			}
+			return nil
+		})
+		r := fleet.Replicas()[0]
+		if r.Decisions != st.decisions || r.Denied != st.denied || r.DecisionRate != st.rate || r.DenyRate != st.denyRate {
+			t.Errorf("%s: decisions %d denied %d rate %v deny rate %v, want %d %d %v %v",
+				st.name, r.Decisions, r.Denied, r.DecisionRate, r.DenyRate, st.decisions, st.denied, st.rate, st.denyRate)
+		}
 	}
 }

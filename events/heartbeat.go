@@ -38,6 +38,10 @@ type Beat struct {
 	Time       time.Time `json:"time"`
 	// Leaving is set on the last beat of a replica that shuts down.
 	Leaving bool `json:"leaving,omitempty"`
+	// Decisions and Denied count the decisions the replica has made since
+	// it started, and the denials among them.
+	Decisions uint64 `json:"decisions"`
+	Denied    uint64 `json:"denied"`
 }
 
 // HeartbeatOptions configures a Heartbeat.
@@ -50,6 +54,9 @@ type HeartbeatOptions struct {
 	MinGap time.Duration
 	// PolicyRevision returns the active policy revision. Optional.
 	PolicyRevision func() string
+	// Decisions returns how many decisions the replica has made since it
+	// started, and how many denied. Optional.
+	Decisions func() (decisions, denied uint64)
 	// Logger receives publish failures. Default: discarded.
 	Logger *slog.Logger
 }
@@ -80,6 +87,9 @@ func NewHeartbeat(nc *nats.Conn, c *Consumer, opts HeartbeatOptions) (*Heartbeat
 	}
 	if opts.PolicyRevision == nil {
 		opts.PolicyRevision = func() string { return "" }
+	}
+	if opts.Decisions == nil {
+		opts.Decisions = func() (uint64, uint64) { return 0, 0 }
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -126,10 +136,12 @@ func (h *Heartbeat) run(ctx context.Context) {
 
 func (h *Heartbeat) beat(leaving bool) {
 	s := h.c.Status()
+	decisions, denied := h.opts.Decisions()
 	b := Beat{
 		V: 1, Replica: s.ReplicaID, AppliedSeq: s.AppliedSeq, StreamLastSeq: s.StreamLastSeq,
 		PolicyRevision: h.opts.PolicyRevision(), Ready: s.Ready, NotReady: s.NotReady,
 		IntervalMS: h.opts.Interval.Milliseconds(), Time: time.Now().UTC(), Leaving: leaving,
+		Decisions: decisions, Denied: denied,
 	}
 	data, err := json.Marshal(b)
 	if err == nil {

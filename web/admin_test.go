@@ -167,8 +167,18 @@ func TestPublishEvent(t *testing.T) {
 
 	status, got = f.do(t, "GET", "/v1/revocations", "", "", auth...)
 	entries, _ := got["entries"].([]any)
-	if status != 200 || len(entries) != 1 || entries[0].(map[string]any)["subject"] != "alice" {
+	if status != 200 || len(entries) != 1 || entries[0].(map[string]any)["subject"] != "alice" || got["now"] == nil {
 		t.Errorf("/v1/revocations = %d %v", status, got)
+	}
+	for query, want := range map[string]int{"?subject=alice": 1, "?subject=bob": 0} {
+		status, got = f.do(t, "GET", "/v1/revocations"+query, "", "", auth...)
+		if entries, ok := got["entries"].([]any); status != 200 || !ok || len(entries) != want {
+			t.Errorf("/v1/revocations%s = %d %v, want %d entries", query, status, got, want)
+		}
+	}
+	status, got = f.do(t, "GET", "/v1/revocations?user=alice", "", "", auth...)
+	if e, _ := got["error"].(map[string]any); status != 400 || !strings.Contains(e["message"].(string), `"user"`) {
+		t.Errorf("/v1/revocations?user= = %d %v, want 400 naming the parameter", status, got)
 	}
 
 	for _, tt := range []struct {

@@ -95,6 +95,8 @@ type DecisionLog struct {
 
 	dropped     atomic.Uint64
 	writeErrors atomic.Uint64
+	decisions   atomic.Uint64 // every entry recorded, dropped ones too
+	denied      atomic.Uint64
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -142,11 +144,22 @@ func NewDecisionLog(out io.Writer, opts DecisionLogOptions) *DecisionLog {
 // queue is full the entry is dropped and counted. It is the only part of
 // the decision log that runs on the request path.
 func (l *DecisionLog) record(e LogEntry) {
+	l.decisions.Add(1)
+	if !e.Allow {
+		l.denied.Add(1)
+	}
 	select {
 	case l.queue <- e:
 	default:
 		l.dropped.Add(1)
 	}
+}
+
+// Counts returns how many decisions this replica has made since it
+// started, and how many of them denied. Heartbeats carry them, so that the
+// fleet's decision and deny rates can be told (events.Replica).
+func (l *DecisionLog) Counts() (decisions, denied uint64) {
+	return l.decisions.Load(), l.denied.Load()
 }
 
 // Dropped returns how many entries were dropped because the queue was full.

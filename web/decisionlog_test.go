@@ -220,6 +220,14 @@ func TestDecisionLogDropsWhenFull(t *testing.T) {
 	if got := f.log.Dropped(); got > uint64(answered) || got < uint64(answered-2) {
 		t.Errorf("dropped %d of %d", got, answered)
 	}
+	// The counts the heartbeats carry include the dropped entries.
+	deny := `{"token":"` + f.token(t, "bob", "staff") + `","action":"orders:approve"}`
+	if status, _ := f.do(t, "POST", "/v1/decision", "application/json", deny); status != 200 {
+		t.Fatalf("status %d", status)
+	}
+	if decisions, denied := f.log.Counts(); decisions != uint64(answered+1) || denied != 1 {
+		t.Errorf("Counts = %d, %d; want %d decisions, 1 denied", decisions, denied, answered+1)
+	}
 }
 
 // failingWriter fails every write.

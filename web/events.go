@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -138,14 +139,23 @@ func (s *server) awaitEnforced(ctx context.Context, seq uint64, start time.Time,
 	}
 }
 
-// handleRevocations answers GET /v1/revocations.
+// handleRevocations answers GET /v1/revocations: the ledger entries this
+// replica enforces, newest first; ?subject= keeps one subject's.
 func (s *server) handleRevocations() gin.HandlerFunc {
 	return func(c *gin.Context) {
+		q, err := strictQuery(c, "subject")
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
 		entries := s.events.Ledger.Entries()
+		if subject := q.Get("subject"); subject != "" {
+			entries = slices.DeleteFunc(entries, func(e events.Entry) bool { return e.Subject != subject })
+		}
 		if entries == nil {
 			entries = []events.Entry{}
 		}
-		c.JSON(http.StatusOK, gin.H{"entries": entries})
+		c.JSON(http.StatusOK, gin.H{"entries": entries, "now": time.Now().UTC()})
 	}
 }
 

@@ -121,10 +121,10 @@ func ensureStream(ctx context.Context, nc *nats.Conn, opts events.StreamOptions,
 	}
 }
 
-// startHeartbeat announces this replica once the engine exists, so that the
-// beats carry its policy revision.
-func (f *feed) startHeartbeat(revision func() string, logger *slog.Logger) error {
-	hb, err := events.NewHeartbeat(f.nc, f.consumer, events.HeartbeatOptions{PolicyRevision: revision, Logger: logger})
+// startHeartbeat announces this replica once the engine and the decision log
+// exist, so that the beats carry its policy revision and decision counts.
+func (f *feed) startHeartbeat(revision func() string, decisions func() (uint64, uint64), logger *slog.Logger) error {
+	hb, err := events.NewHeartbeat(f.nc, f.consumer, events.HeartbeatOptions{PolicyRevision: revision, Decisions: decisions, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("events: heartbeat: %w", err)
 	}

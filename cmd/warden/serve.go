@@ -70,10 +70,6 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		return fmt.Errorf("policies: %w", err)
 	}
 	defer pm.Close()
-	if err := feed.startHeartbeat(engine.Revision, logger); err != nil {
-		return err
-	}
-
 	logOut, closeLogOut, err := openDecisionLogOutput(cfg.DecisionLog.Output, stdout)
 	if err != nil {
 		return err
@@ -91,6 +87,10 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 			logger.Error("decision log: the last entries could not be written", "err", err)
 		}
 	}()
+
+	if err := feed.startHeartbeat(engine.Revision, decisionLog.Counts, logger); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -57,7 +57,6 @@ func TestUIBrowser(t *testing.T) {
 	if stored != admin+"|" {
 		t.Errorf("token storage = %q, want the token in sessionStorage and no cookie", stored)
 	}
-	uitest.Screenshot(t, ctx, "overview")
 
 	// Live decisions: decisions made through the API appear in the table.
 	uitest.Run(t, ctx, "open live decisions",
@@ -94,7 +93,6 @@ func TestUIBrowser(t *testing.T) {
 	if injected {
 		t.Error("a subject was rendered as HTML")
 	}
-	uitest.Screenshot(t, ctx, "live")
 
 	// Filters hide what does not match, at once.
 	uitest.Run(t, ctx, "filter by subject",

@@ -1,5 +1,6 @@
 // overview.js: this replica's status (GET /v1/status) and the fleet as the
-// replicas' heartbeats describe it (GET /v1/replicas), refreshed every few
+// replicas' heartbeats describe it (GET /v1/replicas): position in the event
+// stream, policy revision, decision and deny rates. Refreshed every few
 // seconds while the view is shown.
 
 import { call, describe } from "./api.js";
@@ -65,6 +66,9 @@ function renderReplicas(replicas) {
         [r.policy_revision || "—", "mono"],
         [r.applied_seq, "num"],
         [r.lag, "num"],
+        [perSecond(r.decision_rate), "num"],
+        [perSecond(r.deny_rate) + (r.decision_rate > 0 ? ` (${percent(r.deny_rate, r.decision_rate)})` : ""), "num"],
+        [r.decisions + (r.decisions > 0 ? `, ${percent(r.denied, r.decisions)} denied` : ""), "num"],
         new Date(r.last_seen).toLocaleTimeString(),
       ]);
       tr.dataset.replica = r.id;
@@ -72,4 +76,19 @@ function renderReplicas(replicas) {
     }),
   );
   $("replicas-empty").hidden = replicas.length > 0;
+  const rate = replicas.reduce((n, r) => n + r.decision_rate, 0);
+  const deny = replicas.reduce((n, r) => n + r.deny_rate, 0);
+  $("fleet-rates").textContent = replicas.length
+    ? `All replicas: ${perSecond(rate)} decisions/s, ${perSecond(deny)} denied/s` +
+      (rate > 0 ? ` (deny rate ${percent(deny, rate)})` : "") +
+      ", measured between heartbeats."
+    : "";
+}
+
+function perSecond(x) {
+  return x >= 100 ? Math.round(x).toLocaleString() : x.toFixed(1);
+}
+
+function percent(part, whole) {
+  return whole > 0 ? Math.round((100 * part) / whole) + "%" : "—";
 }

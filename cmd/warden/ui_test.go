@@ -1,0 +1,154 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/wardenauthz/warden/web/ui/uitest"
+)
+
+// TestUIDemoteAcrossReplicas is the admin's main flow in a real browser
+// against two replicas of the real server sharing an embedded NATS: sign in
+// with the development admin token, see both replicas, look a user up,
+// demote her with a reason, see the change enforced on 2/2 replicas and
+// listed in the ledger, and watch her old token being denied in the live
+// decisions.
+func TestUIDemoteAcrossReplicas(t *testing.T) {
+	dataDir := t.TempDir() // one development issuer for both replicas
+	first, firstLog, _ := startWarden(t, dataDir, "--events-embedded-listen", "127.0.0.1:0", "--events-replica-id", "r1")
+	m := natsURLLine.FindStringSubmatch(firstLog.String())
+	if m == nil {
+		t.Fatalf("no NATS URL in the log:\n%s", firstLog)
+	}
+	second, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", m[1], "--events-replica-id", "r2", "--data-dir", dataDir)
+	waitReady(t, first)
+	waitReady(t, second)
+	// The browser goes first at cleanup (last in, first out): the servers
+	// wait for its open decision stream when they shut down.
+	ctx := uitest.NewBrowser(t)
+
+	alice := mint(t, dataDir, "--sub", "alice@example.com", "--roles", "manager")
+	for _, r := range []string{first, second} {
+		if d := askDecision(t, r, alice, "orders:approve"); !d.Allow {
+			t.Fatalf("%s: alice before the change: %+v", r, d)
+		}
+	}
+
+	uitest.Run(t, ctx, "sign in with the development admin token",
+		chromedp.Navigate(first+"/ui/"),
+		chromedp.WaitVisible(chromedp.ID("dev-token")),
+		chromedp.Click(chromedp.ID("dev-token")),
+		chromedp.WaitVisible(chromedp.CSS(`#replicas tbody tr[data-replica="r1"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#replicas tbody tr[data-replica="r2"]`)),
+		uitest.TextContains("#who", "dev-admin"),
+		uitest.TextContains("#status", "r1"),
+	)
+
+	uitest.Run(t, ctx, "open live decisions",
+		chromedp.Click(chromedp.CSS(`#nav a[data-view="live"]`)),
+		uitest.TextContains("#live-state", "Live"),
+	)
+
+	uitest.Run(t, ctx, "look alice up",
+		chromedp.Click(chromedp.CSS(`#nav a[data-view="subjects"]`)),
+		chromedp.WaitVisible(chromedp.ID("lookup-subject")),
+		uitest.SetInput("#lookup-subject", "alice@example.com"),
+		chromedp.Click(chromedp.CSS(`#lookup-form button[type="submit"]`)),
+		// Her decision on this replica (r1) before the change.
+		uitest.TextContains("#subject-decisions tbody", "orders:approve"),
+		chromedp.WaitVisible(chromedp.ID("subject-ledger-empty")),
+	)
+	if got := uitest.Eval[string](t, ctx, `document.getElementById("push-subject").value`); got != "alice@example.com" {
+		t.Errorf("the push form's subject = %q, want the subject looked up", got)
+	}
+
+	uitest.Run(t, ctx, "a push without a reason is refused in the page",
+		chromedp.Click(chromedp.ID("push-submit")),
+		uitest.TextContains("#push-error", "Say why"),
+	)
+	if focused := uitest.Eval[string](t, ctx, `document.activeElement.id`); focused != "push-reason" {
+		t.Errorf("focus after the refused push is on %q, want the reason field", focused)
+	}
+
+	uitest.Run(t, ctx, "demote alice",
+		uitest.SetInput("#push-type", "roles_changed"),
+		uitest.SetInput("#push-reason", "moved to the support team"),
+		chromedp.Click(chromedp.ID("push-submit")),
+		uitest.TextContains("#push-result", "Enforced on 2/2 replicas in"),
+		chromedp.WaitVisible(chromedp.CSS(`#subject-ledger tbody tr[data-type="roles_changed"]`)),
+		uitest.TextContains("#subject-ledger tbody", "token_stale"),
+		uitest.TextContains("#subject-ledger tbody", "moved to the support team"),
+		uitest.TextContains("#subject-ledger tbody", "dev-admin"),
+	)
+	result := uitest.Eval[string](t, ctx, `document.getElementById("push-result").textContent`)
+	if !regexp.MustCompile(`Enforced on 2/2 replicas in \d+ ms\.`).MatchString(result) {
+		t.Errorf("push result %q does not say where and how fast the change was enforced", result)
+	}
+	uitest.Screenshot(t, ctx, "subjects")
+
+	// Every replica now denies alice's old token and tells her client to
+	// refresh.
+	for _, r := range []string{first, second} {
+		if d := askDecision(t, r, alice, "orders:approve"); d.Allow || d.Reason != "token_stale" || !d.Refresh {
+			t.Errorf("%s: alice's old token after the demotion = %+v, want token_stale with refresh", r, d)
+		}
+	}
+
+	uitest.Run(t, ctx, "the ledger lists the entry with its time left",
+		chromedp.Click(chromedp.CSS(`#nav a[data-view="revocations"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#revocations tbody tr[data-subject="alice@example.com"]`)),
+		uitest.TextContains("#revocations tbody", "roles_changed"),
+	)
+	left := uitest.Eval[string](t, ctx, `document.querySelector('#revocations tbody tr[data-subject="alice@example.com"] td:last-child').textContent`)
+	if !regexp.MustCompile(`^\d+ (h|min|s)`).MatchString(left) {
+		t.Errorf("time left = %q, want a countdown like \"1 h 59 min\"", left)
+	}
+	uitest.Run(t, ctx, "filter the ledger by subject",
+		uitest.SetInput("#rev-filter", "bob"),
+		chromedp.WaitNotVisible(chromedp.CSS(`#revocations tbody tr[data-subject="alice@example.com"]`)),
+		uitest.TextContains("#revocations-empty", "No entry matches"),
+		uitest.SetInput("#rev-filter", ""),
+		chromedp.WaitVisible(chromedp.CSS(`#revocations tbody tr[data-subject="alice@example.com"]`)),
+	)
+	uitest.Screenshot(t, ctx, "revocations")
+
+	uitest.Run(t, ctx, "the denial shows in the live decisions",
+		chromedp.Click(chromedp.CSS(`#nav a[data-view="live"]`)),
+		uitest.TextContains("#live-state", "Live"),
+		uitest.SetInput("#f-subject", "alice"),
+		uitest.SetInput("#f-allow", "false"),
+	)
+	if d := askDecision(t, first, alice, "orders:read"); d.Reason != "token_stale" {
+		t.Errorf("alice's old token = %+v, want token_stale", d)
+	}
+	uitest.Run(t, ctx, "the denial appears",
+		uitest.TextContains("#decisions tbody", "token_stale"),
+	)
+	uitest.Screenshot(t, ctx, "live")
+
+	// The overview counts each replica's decisions from its heartbeats
+	// (each replica beat right after applying the event).
+	uitest.Run(t, ctx, "the overview counts decisions per replica",
+		chromedp.Click(chromedp.CSS(`#nav a[data-view="overview"]`)),
+		uitest.TextContains(`#replicas tbody tr[data-replica="r1"]`, "denied"),
+		uitest.TextContains(`#replicas tbody tr[data-replica="r2"]`, "denied"),
+		uitest.TextContains("#fleet-rates", "decisions/s"),
+	)
+	uitest.Screenshot(t, ctx, "overview")
+
+	// token_revoked needs the token's jti: the page says so before sending.
+	uitest.Run(t, ctx, "revoking a token asks for its jti",
+		chromedp.Click(chromedp.CSS(`#nav a[data-view="subjects"]`)),
+		uitest.SetInput("#push-type", "token_revoked"),
+		chromedp.WaitVisible(chromedp.ID("push-jti")),
+		uitest.SetInput("#push-reason", "laptop stolen"),
+		chromedp.Click(chromedp.ID("push-submit")),
+		uitest.TextContains("#push-error", "jti"),
+	)
+	if strings.Contains(uitest.Eval[string](t, ctx, `document.getElementById("push-result").textContent`), "token_revoked") {
+		t.Error("a token_revoked without jti was pushed")
+	}
+}

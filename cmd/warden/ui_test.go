@@ -128,6 +128,14 @@ func TestUIDemoteAcrossReplicas(t *testing.T) {
 		uitest.TextContains("#decisions tbody", "token_stale"),
 	)
 	uitest.Screenshot(t, ctx, "live")
+	uitest.Run(t, ctx, "a subject in the live decisions leads to her page",
+		chromedp.Click(chromedp.CSS(`#decisions tbody tr[data-subject="alice@example.com"] a`)),
+		chromedp.WaitVisible(chromedp.CSS(`#subject-ledger tbody tr[data-type="roles_changed"]`)),
+		uitest.TextContains("#subject-decisions tbody", "token_stale"),
+	)
+	if got := uitest.Eval[string](t, ctx, `document.getElementById("lookup-subject").value`); got != "alice@example.com" {
+		t.Errorf("lookup subject = %q after following the link", got)
+	}
 
 	// The overview counts each replica's decisions from its heartbeats
 	// (each replica beat right after applying the event).

@@ -25,11 +25,15 @@ export function go(name, message) {
 }
 let pendingMessage = "";
 
+// route shows the view the hash names. A hash may carry parameters for the
+// view, #/subjects?subject=alice; a change of them enters the view afresh.
 function route(message) {
-  let name = location.hash.replace(/^#\/?/, "") || "overview";
+  const [path, query = ""] = location.hash.replace(/^#\/?/, "").split("?", 2);
+  let name = path || "overview";
   if (!views[name]) name = "overview";
   if (name !== "signin" && !token()) name = "signin";
-  if (current && current.name !== name) current.view.leave();
+  const entering = !current || current.name !== name || current.query !== query;
+  if (current && entering) current.view.leave();
   for (const s of document.querySelectorAll("main > section")) s.hidden = s.dataset.view !== name;
   for (const a of document.querySelectorAll("#nav a")) {
     if (a.dataset.view === name) a.setAttribute("aria-current", "page");
@@ -39,15 +43,14 @@ function route(message) {
   $("nav").hidden = !signedIn;
   $("signout").hidden = !signedIn;
   $("who").textContent = signedIn ? "Signed in as " + subjectOf(token()) : "";
-  const entering = !current || current.name !== name;
   // A message is shown until the next view; a second route to the same
   // view (two requests answered 401 at once) keeps it.
   const msg = message || pendingMessage;
   pendingMessage = "";
   if (msg || entering) say($("notice"), msg);
-  current = { name, view: views[name] };
+  current = { name, query, view: views[name] };
   if (entering) {
-    views[name].enter({ go });
+    views[name].enter({ go, params: new URLSearchParams(query) });
     const h1 = document.querySelector(`#view-${name} h1`);
     if (h1 && document.activeElement === document.body) $("main").focus();
   }

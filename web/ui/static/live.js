@@ -9,7 +9,7 @@
 // changing one is instant and needs no new stream.
 
 import { call, describe } from "./api.js";
-import { $, row, say } from "./dom.js";
+import { $, el, row, say } from "./dom.js";
 
 const maxRows = 500;
 let source = null;
@@ -142,7 +142,7 @@ function add(e) {
   const resource = [e.resource_type, e.resource_id].filter(Boolean).join(" ");
   const tr = row([
     [new Date(e.time).toLocaleTimeString(), "mono"],
-    e.subject || "—",
+    "",
     e.action,
     resource || "—",
     e.allow ? ["allow", "allow"] : ["deny", "deny"],
@@ -151,6 +151,14 @@ function add(e) {
     [(e.latency_us / 1000).toFixed(2) + " ms", "num"],
     e.replica,
   ]);
+  if (e.subject) {
+    const a = el("a", e.subject);
+    a.href = "#/subjects?" + new URLSearchParams({ subject: e.subject });
+    a.title = "Look " + e.subject + " up";
+    tr.cells[1].append(a);
+  } else {
+    tr.cells[1].textContent = "—";
+  }
   tr.dataset.subject = e.subject || "";
   tr.dataset.action = e.action || "";
   tr.dataset.allow = String(!!e.allow);
@@ -182,7 +190,7 @@ function counts() {
   const rows = document.querySelectorAll("#decisions tbody tr");
   const shown = [...rows].filter((tr) => !tr.hidden).length;
   const pct = seen ? Math.round((100 * denied) / seen) : 0;
-  $("live-counts").textContent = `${seen} decisions seen, ${denied} denied (${pct}%) · ${shown} shown`;
+  $("live-counts").textContent = `${seen} ${seen === 1 ? "decision" : "decisions"} seen, ${denied} denied (${pct}%) · ${shown} shown`;
 }
 
 function state(text) {

@@ -24,7 +24,9 @@ let shown = ""; // the subject looked up
 let timer = null;
 let now = Date.now;
 
-export function enter() {
+// enter looks up the subject of #/subjects?subject=..., the link the live
+// decisions put on each subject.
+export function enter({ params }) {
   if (!wired) {
     wired = true;
     $("lookup-form").addEventListener("submit", (ev) => {
@@ -43,7 +45,12 @@ export function enter() {
   }
   typeChanged();
   timer = setInterval(() => tick(ledgerBody(), now), 1000);
-  if (shown) lookup(shown);
+  const asked = params.get("subject");
+  if (asked) {
+    $("lookup-subject").value = asked;
+    $("push-subject").value = asked;
+  }
+  if (asked || shown) lookup(asked || shown);
 }
 
 export function leave() {

@@ -1,7 +1,11 @@
 package decision
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"io"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -42,6 +46,10 @@ const (
 	// CodeTestError is a test whose evaluation failed (a conflict, a
 	// built-in error, a timeout).
 	CodeTestError = "test_error"
+	// CodeDataError is a data file (JSON or YAML) that does not load: not
+	// valid JSON or YAML, not an object, or overlapping another data file.
+	// The Problem is located in the file as precisely as the parser says.
+	CodeDataError = "data_error"
 )
 
 // String formats p as "file:row:col: code: message" followed by its details.
@@ -90,8 +98,9 @@ func (e *PolicyError) Error() string {
 
 // policyError collects the problems of an OPA loader or compiler error. OPA
 // formats its own errors as "file:row" without the column; authors fixing a
-// module want both.
-func policyError(err error) *PolicyError {
+// module want both. files are the set's files as the loader read them, to
+// locate errors in data files (nil when there are none to locate).
+func policyError(err error, files map[string][]byte) *PolicyError {
 	pe := &PolicyError{}
 	var walk func(error)
 	walk = func(err error) {
@@ -119,9 +128,52 @@ func policyError(err error) *PolicyError {
 			}
 			pe.Problems = append(pe.Problems, p)
 		default:
-			pe.Problems = append(pe.Problems, Problem{Message: err.Error()})
+			pe.Problems = append(pe.Problems, dataProblem(err, files))
 		}
 	}
 	walk(err)
 	return pe
+}
+
+// yamlLine is where a YAML parser error says it is: "yaml: line 3: ...".
+var yamlLine = regexp.MustCompile(`yaml: line (\d+):`)
+
+// dataProblem locates a loader error in the data file it is about. OPA's
+// loader names the file as a prefix of the message and says no more: a JSON
+// syntax error carries the byte offset, which becomes a row and column, a
+// file cut short is located at its end, and YAML errors name their line.
+// An error about no known file is returned as its message alone.
+func dataProblem(err error, files map[string][]byte) Problem {
+	msg := err.Error()
+	for name, content := range files {
+		rest, ok := strings.CutPrefix(msg, name+": ")
+		if !ok {
+			continue
+		}
+		p := Problem{File: name, Code: CodeDataError, Message: rest}
+		var syntax *json.SyntaxError
+		switch {
+		case errors.As(err, &syntax):
+			// Offset counts the bytes read, the offending one included.
+			p.Row, p.Col = position(content, max(syntax.Offset-1, 0))
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			p.Row, p.Col = position(content, int64(len(bytes.TrimRight(content, " \t\r\n"))))
+		default:
+			if m := yamlLine.FindStringSubmatch(rest); m != nil {
+				p.Row, _ = strconv.Atoi(m[1])
+				p.Col = 1
+			}
+		}
+		return p
+	}
+	return Problem{Message: msg}
+}
+
+// position is the 1-based row and column (in bytes, as OPA counts them) of
+// the byte at offset in content.
+func position(content []byte, offset int64) (row, col int) {
+	before := content[:min(offset, int64(len(content)))]
+	row = 1 + bytes.Count(before, []byte("\n"))
+	col = len(before) - bytes.LastIndexByte(before, '\n')
+	return row, col
 }

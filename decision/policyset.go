@@ -90,7 +90,7 @@ func loadFiles(fsys fs.FS) (*loadedSet, error) {
 		WithProcessAnnotation(true).
 		Filtered([]string{"."}, skipFile)
 	if err != nil {
-		return nil, policyError(err)
+		return nil, policyError(err, rec.files)
 	}
 	if len(loaded.Modules) == 0 {
 		return nil, &PolicyError{Problems: []Problem{{Message: "no Rego modules (*.rego) found"}}}
@@ -170,7 +170,7 @@ func compile(ctx context.Context, store storage.Store, modules map[string]*ast.M
 	if compiler.Compile(modules); compiler.Failed() {
 		compiler.Errors.Sort()
 		explainRestricted(compiler.Errors)
-		return nil, policyError(compiler.Errors)
+		return nil, policyError(compiler.Errors, nil)
 	}
 	return compiler, nil
 }

@@ -78,8 +78,23 @@ func TestReloadRejectsBrokenSets(t *testing.T) {
 		},
 		{
 			name:  "data file not JSON",
-			files: map[string]string{"authz.rego": "package warden.authz\n\nallow := true\n", "data.json": "{roles: }"},
-			want:  []decision.Problem{{}},
+			files: map[string]string{"authz.rego": "package warden.authz\n\nallow := true\n", "data.json": "{\n  \"warden\": {roles: }\n}\n"},
+			want:  []decision.Problem{{File: "data.json", Row: 2, Col: 14, Code: decision.CodeDataError}},
+		},
+		{
+			name:  "data file cut short",
+			files: map[string]string{"authz.rego": "package warden.authz\n\nallow := true\n", "acme/data.json": "{\"warden\": {\n  \"roles\": {}\n"},
+			want:  []decision.Problem{{File: "acme/data.json", Row: 2, Col: 14, Code: decision.CodeDataError}},
+		},
+		{
+			name:  "data file not YAML",
+			files: map[string]string{"authz.rego": "package warden.authz\n\nallow := true\n", "data.yaml": "warden:\n  roles: {}\n\tadmins: []\n"},
+			want:  []decision.Problem{{File: "data.yaml", Row: 3, Col: 1, Code: decision.CodeDataError}},
+		},
+		{
+			name:  "data file not an object",
+			files: map[string]string{"authz.rego": "package warden.authz\n\nallow := true\n", "data.json": "[1, 2]"},
+			want:  []decision.Problem{{File: "data.json", Code: decision.CodeDataError}},
 		},
 		{
 			name: "rule and data on the same path",

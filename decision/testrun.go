@@ -257,7 +257,7 @@ func execTests(ctx context.Context, ls *loadedSet, run testRun) ([]*tester.Resul
 		if errors.As(err, &astErrs) {
 			astErrs.Sort()
 			explainRestricted(astErrs)
-			return nil, policyError(astErrs)
+			return nil, policyError(astErrs, nil)
 		}
 		return nil, err
 	}

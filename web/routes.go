@@ -21,7 +21,10 @@ func (s *server) routes() http.Handler {
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{})))
 
 	// The admin UI: static files that use only the API below.
-	uiFiles := gin.WrapH(http.StripPrefix("/ui", ui.Handler(ui.Options{DevAdminToken: s.opts.DevAdminToken != nil})))
+	uiFiles := gin.WrapH(http.StripPrefix("/ui", ui.Handler(ui.Options{
+		DevAdminToken: s.opts.DevAdminToken != nil,
+		DevToken:      s.opts.DevToken != nil,
+	})))
 	r.GET("/ui", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/ui/") })
 	r.GET("/ui/*path", uiFiles)
 	r.HEAD("/ui/*path", uiFiles)
@@ -29,6 +32,9 @@ func (s *server) routes() http.Handler {
 	v1 := r.Group("/v1")
 	if s.opts.DevAdminToken != nil {
 		v1.POST("/dev/admin-token", s.handleDevAdminToken())
+	}
+	if s.opts.DevToken != nil {
+		v1.POST("/dev/token", s.requireAdmin, s.handleDevToken())
 	}
 	v1.POST("/decision", s.handleDecision())
 	v1.POST("/decisions", s.handleDecisions())

@@ -88,6 +88,12 @@ type Options struct {
 	// machine (loopback) and the UI's sign-in page offers it; nil, as in
 	// production, and the route does not exist.
 	DevAdminToken func() (string, error)
+	// DevToken mints a short-lived development token for any subject, with
+	// the given roles and extra claims, in development mode. With it, POST
+	// /v1/dev/token hands one to an admin on this machine (loopback), for
+	// the policy playground of the UI; nil, as in production, and the route
+	// does not exist.
+	DevToken func(sub string, roles []string, extra map[string]any) (string, error)
 }
 
 type server struct {

@@ -103,9 +103,14 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		DecisionLog: decisionLog,
 	}
 	if dev != nil {
-		// The UI's one-click sign-in, for development mode only.
+		// The UI's one-click sign-in and its policy playground's tokens,
+		// for development mode only.
+		ttl := min(15*time.Minute, cfg.Tokens.MaxLifetime)
 		webOpts.DevAdminToken = func() (string, error) {
-			return dev.mint("dev-admin", []string{"warden-admin"}, min(15*time.Minute, cfg.Tokens.MaxLifetime), nil, time.Now())
+			return dev.mint("dev-admin", []string{"warden-admin"}, ttl, nil, time.Now())
+		}
+		webOpts.DevToken = func(sub string, roles []string, extra map[string]any) (string, error) {
+			return dev.mint(sub, roles, ttl, extra, time.Now())
 		}
 	}
 	srv := &http.Server{

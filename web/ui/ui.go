@@ -28,6 +28,9 @@ type Options struct {
 	// DevAdminToken says the server hands out development admin tokens
 	// (POST /v1/dev/admin-token), so the sign-in page offers one.
 	DevAdminToken bool
+	// DevToken says the server mints development tokens for any subject
+	// (POST /v1/dev/token), so the policy playground offers to mint one.
+	DevToken bool
 }
 
 // Files returns the embedded static files, rooted at the UI's top.
@@ -43,7 +46,7 @@ func Files() fs.FS {
 // it with http.StripPrefix("/ui", ...), so that /ui/app.js asks for /app.js.
 // /config.json tells the pages what this server offers.
 func Handler(opts Options) http.Handler {
-	config, _ := json.Marshal(map[string]any{"dev_admin_token": opts.DevAdminToken})
+	config, _ := json.Marshal(map[string]any{"dev_admin_token": opts.DevAdminToken, "dev_token": opts.DevToken})
 	files := http.FileServerFS(Files())
 	return secure(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {

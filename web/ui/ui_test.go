@@ -135,10 +135,18 @@ func TestHeaders(t *testing.T) {
 			}
 		})
 	}
-	rec := httptest.NewRecorder()
-	Handler(Options{}).ServeHTTP(rec, httptest.NewRequest("GET", "/config.json", nil))
-	if got := strings.TrimSpace(rec.Body.String()); got != `{"dev_admin_token":false}` {
-		t.Errorf("config.json without a development token = %s", got)
+	for _, tt := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{}, `{"dev_admin_token":false,"dev_token":false}`},
+		{Options{DevAdminToken: true, DevToken: true}, `{"dev_admin_token":true,"dev_token":true}`},
+	} {
+		rec := httptest.NewRecorder()
+		Handler(tt.opts).ServeHTTP(rec, httptest.NewRequest("GET", "/config.json", nil))
+		if got := strings.TrimSpace(rec.Body.String()); got != tt.want {
+			t.Errorf("config.json with %+v = %s, want %s", tt.opts, got, tt.want)
+		}
 	}
 }
 

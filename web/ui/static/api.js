@@ -17,12 +17,15 @@ export function clearToken() {
 }
 
 // APIError is an error answer of the API: its HTTP status, the code and the
-// message of Warden's error shape {"error":{"code","message"}}.
+// message of Warden's error shape {"error":{"code","message"}}. A refused
+// policy set (422 policy_invalid) also carries its problems and test report.
 export class APIError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, detail = {}) {
     super(message);
     this.status = status;
     this.code = code;
+    this.problems = detail.problems || [];
+    this.tests = detail.tests || null;
   }
 }
 
@@ -33,10 +36,11 @@ export function onUnauthorized(fn) {
 }
 
 // call sends a request with the admin token and returns the decoded JSON
-// body, or throws an APIError. A 401 also tells the onUnauthorized
-// listeners, so any page sends the admin back to sign in with the reason.
-export async function call(method, path, body, tokenOverride) {
-  const headers = { Accept: "application/json" };
+// body (or the text of a text/plain one), or throws an APIError. A 401 also
+// tells the onUnauthorized listeners, so any page sends the admin back to
+// sign in with the reason. extraHeaders are added as given (e.g. If-Match).
+export async function call(method, path, body, tokenOverride, extraHeaders = {}) {
+  const headers = { Accept: "application/json", ...extraHeaders };
   const t = tokenOverride ?? token();
   if (t) headers.Authorization = "Bearer " + t;
   const init = { method, headers, credentials: "omit", cache: "no-store" };
@@ -51,12 +55,15 @@ export async function call(method, path, body, tokenOverride) {
     throw new APIError(0, "network", "Warden did not answer (" + e.message + "). Is the server running?");
   }
   let data = null;
-  if ((resp.headers.get("Content-Type") || "").startsWith("application/json")) {
+  const type = resp.headers.get("Content-Type") || "";
+  if (type.startsWith("application/json")) {
     data = await resp.json().catch(() => null);
+  } else if (resp.ok && type.startsWith("text/plain")) {
+    data = await resp.text();
   }
   if (resp.ok) return data;
   const err = data && data.error ? data.error : {};
-  const e = new APIError(resp.status, err.code || "http_" + resp.status, err.message || resp.statusText || "request failed");
+  const e = new APIError(resp.status, err.code || "http_" + resp.status, err.message || resp.statusText || "request failed", err);
   if (resp.status === 401 && tokenOverride === undefined) {
     for (const fn of unauthorized) fn(e);
   }

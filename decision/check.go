@@ -81,6 +81,26 @@ func (e *Engine) Check(ctx context.Context, fsys fs.FS) (*Candidate, error) {
 	return cand, nil
 }
 
+// Test checks the policy set in fsys as Check does short of its tests —
+// loaded, compiled with this engine's built-ins, the entrypoint's allow rule
+// defined — and then runs its tests with opts; the engine's
+// AllowNetworkBuiltins and test timeout apply, whatever opts say. It is a
+// dry run of activation with the tests' full report: the admin API's
+// validation of a draft. A set that would be refused before its tests ran is
+// a *PolicyError; failing tests are reported in the report, not as an error.
+func (e *Engine) Test(ctx context.Context, fsys fs.FS, opts TestOptions) (*TestReport, error) {
+	if err := checkTestFilter(opts.Run); err != nil {
+		return nil, err
+	}
+	ls, _, err := e.checker.compileSet(ctx, fsys)
+	if err != nil {
+		return nil, err
+	}
+	opts.AllowNetworkBuiltins = e.checker.allowNet
+	opts.Timeout = e.checker.testTimeout
+	return runTests(ctx, ls, opts)
+}
+
 // errForeignCandidate refuses a candidate checked with other settings.
 var errForeignCandidate = errors.New("the candidate was not checked by this engine")
 

@@ -130,6 +130,10 @@ func (e *Engine) Reload(ctx context.Context, fsys fs.FS) (revision string, err e
 	return cand.Revision, nil
 }
 
+// Entrypoint is the package of the decision document, e.g.
+// "data.warden.authz": the package whose allow rule decides.
+func (e *Engine) Entrypoint() string { return e.checker.entry.String() }
+
 // Revision identifies the active policy set by a hash of its files.
 func (e *Engine) Revision() string {
 	return e.set.Load().revision

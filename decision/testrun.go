@@ -131,18 +131,30 @@ const maxTraceLines = 100
 //
 // Failing tests are not an error: the report says which (Passed). A set
 // that does not load or compile is reported as a *PolicyError, an invalid
-// Run expression as an error naming it.
+// Run expression as an error wrapping ErrTestFilter.
 func Test(ctx context.Context, fsys fs.FS, opts TestOptions) (*TestReport, error) {
-	if opts.Run != "" {
-		if _, err := regexp.Compile(opts.Run); err != nil {
-			return nil, fmt.Errorf("test filter %q: %w", opts.Run, err)
-		}
+	if err := checkTestFilter(opts.Run); err != nil {
+		return nil, err
 	}
 	ls, err := loadFiles(fsys)
 	if err != nil {
 		return nil, err
 	}
 	return runTests(ctx, ls, opts)
+}
+
+// ErrTestFilter is wrapped by the error for a TestOptions.Run that is not a
+// regular expression.
+var ErrTestFilter = errors.New("invalid test filter")
+
+func checkTestFilter(run string) error {
+	if run == "" {
+		return nil
+	}
+	if _, err := regexp.Compile(run); err != nil {
+		return fmt.Errorf("%w %q: %v", ErrTestFilter, run, err)
+	}
+	return nil
 }
 
 // runTests runs the tests of a loaded set. A failing test's detail comes

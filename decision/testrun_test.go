@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -297,5 +298,56 @@ func TestReportJSON(t *testing.T) {
 	}
 	if doc.Counts["fail"] != 1 || doc.Coverage.Percent <= 0 || len(doc.Coverage.Files) == 0 {
 		t.Errorf("counts or coverage JSON lacks fields:\n%s", raw)
+	}
+}
+
+// TestEngineTestChecksLikeActivation: an engine's Test refuses what
+// activation would refuse before any test runs — a set without the
+// entrypoint's allow rule, a call of a restricted built-in — and runs the
+// tests of a set it would accept with the requested options.
+func TestEngineTestChecksLikeActivation(t *testing.T) {
+	ctx := context.Background()
+	e, err := decision.NewEngine(ctx, policies.FS(), decision.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		set  map[string]string
+		want string
+	}{
+		{"no allow rule", map[string]string{
+			"p.rego":      "package warden.authz\n\ngranted := true\n",
+			"p_test.rego": "package warden.authz_test\n\ntest_granted if data.warden.authz.granted\n",
+		}, "no rule defines data.warden.authz.allow"},
+		{"restricted built-in", map[string]string{
+			"p.rego": "package warden.authz\n\nallow if http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1:1\"}).status_code == 200\n",
+		}, "http.send"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// The package-level Test runs the first set's test happily; the
+			// engine refuses both sets as activation would.
+			_, err := e.Test(ctx, files(tt.set), decision.TestOptions{})
+			var pe *decision.PolicyError
+			if !errors.As(err, &pe) || !strings.Contains(pe.Error(), tt.want) {
+				t.Errorf("Engine.Test = %v, want a *PolicyError mentioning %q", err, tt.want)
+			}
+		})
+	}
+
+	report, err := e.Test(ctx, policies.FS(), decision.TestOptions{Run: "owner", Coverage: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.Counts.Pass == 0 || report.Counts.Fail != 0 || report.Coverage == nil {
+		t.Errorf("Engine.Test of the shipped set with coverage = %+v", report.Counts)
+	}
+	for _, r := range report.Tests {
+		if !strings.Contains(r.Name, "owner") {
+			t.Errorf("the run filter let %s through", r.Name)
+		}
+	}
+	if _, err := e.Test(ctx, policies.FS(), decision.TestOptions{Run: "("}); !errors.Is(err, decision.ErrTestFilter) {
+		t.Errorf("Engine.Test with an invalid filter = %v, want ErrTestFilter", err)
 	}
 }

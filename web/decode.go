@@ -18,11 +18,17 @@ import (
 // application/json (415), a body over the limit (413), malformed JSON, a field
 // of the wrong type, an unknown field or trailing data (400).
 func (s *server) decodeJSON(c *gin.Context, v any) error {
+	return s.decodeJSONUpTo(c, v, s.opts.MaxBodyBytes)
+}
+
+// decodeJSONUpTo is decodeJSON for a body of at most limit bytes: the
+// routes that carry a whole policy set take MaxPolicyBytes.
+func (s *server) decodeJSONUpTo(c *gin.Context, v any, limit int64) error {
 	mediaType, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mediaType != "application/json" {
 		return errorf(codeUnsupportedMedia, "Content-Type must be application/json")
 	}
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodyBytes)
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	dec := json.NewDecoder(body)
 	dec.UseNumber() // resource and context keep their JSON number types for Rego
 	dec.DisallowUnknownFields()

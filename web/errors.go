@@ -92,6 +92,8 @@ func classify(err error) *apiError {
 		return errorf(codeReadOnly, "policies come from a directory (policies.source: dir); change them there, not through the API")
 	case errors.Is(err, events.ErrInvalidPolicySet):
 		return errorf(codeInvalidRequest, err.Error())
+	case errors.Is(err, decision.ErrTestFilter):
+		return errorf(codeInvalidRequest, "run: "+err.Error())
 	case errors.Is(err, events.ErrNoPolicySet):
 		return errorf(codeNotFound, "no policy set is stored yet")
 	}

@@ -31,12 +31,16 @@ type Policies interface {
 	Status() events.PolicyStatus
 }
 
-// Explainer explains a decision, against the active set or a draft.
-type Explainer interface {
+// Drafts is what the admin API asks the engine about a policy set that is
+// not active: run its tests as activation would check it, and explain a
+// decision against it (or against the active set, when draft is nil).
+type Drafts interface {
+	Entrypoint() string
+	Test(ctx context.Context, fsys fs.FS, opts decision.TestOptions) (*decision.TestReport, error)
 	Explain(ctx context.Context, in decision.Input, draft fs.FS) (*decision.Explanation, error)
 }
 
-var _ Explainer = (*decision.Engine)(nil)
+var _ Drafts = (*decision.Engine)(nil)
 
 // policyFile is one file of the set as GET /v1/policies lists it.
 type policyFile struct {
@@ -70,7 +74,7 @@ func (s *server) handleListPolicies() gin.HandlerFunc {
 			files = append(files, policyFile{ID: name, Kind: fileKind(name), Bytes: len(set.Files[name])})
 		}
 		c.Header("ETag", etag(set.KVRevision))
-		c.JSON(http.StatusOK, gin.H{
+		resp := gin.H{
 			"source":      s.policies.Source(),
 			"revision":    set.Revision,
 			"kv_revision": set.KVRevision,
@@ -79,7 +83,11 @@ func (s *server) handleListPolicies() gin.HandlerFunc {
 			"at":          set.At,
 			"files":       files,
 			"status":      s.policies.Status(),
-		})
+		}
+		if s.drafts != nil {
+			resp["entrypoint"] = s.drafts.Entrypoint()
+		}
+		c.JSON(http.StatusOK, resp)
 	}
 }
 
@@ -151,7 +159,7 @@ type putSetRequest struct {
 func (s *server) handlePutPolicySet() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req putSetRequest
-		if err := s.decodeJSON(c, &req); err != nil {
+		if err := s.decodeJSONUpTo(c, &req, s.opts.MaxPolicyBytes); err != nil {
 			s.writeError(c, err)
 			return
 		}
@@ -209,11 +217,14 @@ type testRequest struct {
 
 // handleTestPolicies answers POST /v1/policies/test: the tests of the stored
 // set or of a draft set sent in the body, with per-test results and
-// optionally coverage.
+// optionally coverage. The set is first checked as activation would check it
+// (compiled with this server's built-ins, the entrypoint's allow rule
+// defined), so a draft that passes here is refused on activation only for
+// failing tests.
 func (s *server) handleTestPolicies() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req testRequest
-		if err := s.decodeJSON(c, &req); err != nil {
+		if err := s.decodeJSONUpTo(c, &req, s.opts.MaxPolicyBytes); err != nil {
 			s.writeError(c, err)
 			return
 		}
@@ -222,7 +233,7 @@ func (s *server) handleTestPolicies() gin.HandlerFunc {
 			s.writeError(c, err)
 			return
 		}
-		report, err := decision.Test(c.Request.Context(), fsys, decision.TestOptions{Run: req.Run, Coverage: req.Coverage})
+		report, err := s.drafts.Test(c.Request.Context(), fsys, decision.TestOptions{Run: req.Run, Coverage: req.Coverage})
 		if err != nil {
 			s.writeError(c, err)
 			return
@@ -247,7 +258,7 @@ type explainRequest struct {
 func (s *server) handleExplain() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req explainRequest
-		if err := s.decodeJSON(c, &req); err != nil {
+		if err := s.decodeJSONUpTo(c, &req, s.opts.MaxPolicyBytes); err != nil {
 			s.writeError(c, err)
 			return
 		}
@@ -266,7 +277,7 @@ func (s *server) handleExplain() gin.HandlerFunc {
 		if req.Files != nil {
 			draft = draftFS(req.Files)
 		}
-		ex, err := s.explainer.Explain(ctx, decision.Input{Claims: cl, Action: req.Action, Resource: req.Resource, Context: req.Context}, draft)
+		ex, err := s.drafts.Explain(ctx, decision.Input{Claims: cl, Action: req.Action, Resource: req.Resource, Context: req.Context}, draft)
 		if err != nil {
 			s.writeError(c, err)
 			return

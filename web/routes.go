@@ -55,14 +55,14 @@ func (s *server) routes() http.Handler {
 		adm := v1.Group("", s.requireAdmin)
 		adm.GET("/policies", s.handleListPolicies())
 		adm.PUT("/policies", s.handlePutPolicySet())
-		adm.POST("/policies/test", s.handleTestPolicies())
 		adm.GET("/policies/*id", s.handleGetPolicy())
 		adm.PUT("/policies/*id", s.handlePutPolicy())
 		adm.DELETE("/policies/*id", s.handleDeletePolicy())
 		adm.GET("/data/*path", s.handleGetData())
 		adm.PUT("/data/*path", s.handlePutData())
 		adm.PATCH("/data/*path", s.handlePatchData())
-		if s.explainer != nil {
+		if s.drafts != nil {
+			adm.POST("/policies/test", s.handleTestPolicies())
 			adm.POST("/explain", s.handleExplain())
 		}
 	}

@@ -61,7 +61,9 @@ type Options struct {
 	// Readiness lists parts besides the engine and the event stream that
 	// /readyz consults.
 	Readiness []Readiness
-	// MaxPolicyBytes bounds one policy file sent to PUT /v1/policies/{id}.
+	// MaxPolicyBytes bounds the bodies that carry policy text: one file sent
+	// to PUT /v1/policies/{id}, and a whole set (JSON) sent to
+	// PUT /v1/policies, POST /v1/policies/test and POST /v1/explain.
 	// Default 1 MiB.
 	MaxPolicyBytes int64
 	// Policies is the policy lifecycle behind /v1/policies; without it those
@@ -105,7 +107,7 @@ type server struct {
 	readiness []Readiness
 	events    *Events
 	policies  Policies
-	explainer Explainer
+	drafts    Drafts
 
 	decisionLog *DecisionLog  // nil: decisions are not logged
 	tickets     *ticketStore  // stream tickets; with decisionLog
@@ -154,7 +156,7 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 		events:    opts.Events,
 		policies:  opts.Policies,
 	}
-	s.explainer, _ = engine.(Explainer)
+	s.drafts, _ = engine.(Drafts)
 	if s.events != nil {
 		s.metrics.registerEvents(opts.Registerer, s.events.Stream)
 	}

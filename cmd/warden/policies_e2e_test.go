@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -221,6 +222,39 @@ func TestPolicyRollout(t *testing.T) {
 			t.Errorf("run filter let %s through", tr.Name)
 		}
 	}
+	// A draft activation would refuse is refused by the test endpoint too,
+	// with the problem; a bad run filter is the caller's error. A set may
+	// be far larger than a decision request, up to 1 MiB.
+	sized := func(n int) string {
+		files := maps.Clone(draft)
+		files["big.rego"] = "package big\n\n# " + strings.Repeat("x", n) + "\n"
+		b, _ := json.Marshal(map[string]any{"files": files})
+		return string(b)
+	}
+	for _, tt := range []struct {
+		body       string
+		wantStatus int
+		want       string
+	}{
+		{`{"files":{"p.rego":"package warden.authz\n\ngranted := true\n"}}`, 422, "no rule defines data.warden.authz.allow"},
+		{`{"run":"("}`, 400, "run: invalid test filter"},
+		{sized(200 << 10), 200, `"counts"`},
+		{sized(1 << 20), 413, "larger than 1048576 bytes"},
+	} {
+		req, _ := http.NewRequest("POST", first+"/v1/policies/test", strings.NewReader(tt.body))
+		req.Header.Set("Authorization", "Bearer "+admin)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.wantStatus || !strings.Contains(string(raw), tt.want) {
+			t.Errorf("POST /v1/policies/test %.100s = %d %.300s, want %d mentioning %q", tt.body, resp.StatusCode, raw, tt.wantStatus, tt.want)
+		}
+	}
+
 	// Explain against the draft: staff would be allowed; production still denies.
 	explainJSON, _ := json.Marshal(map[string]any{"token": staff, "action": "orders:approve", "files": draft})
 	postJSON(t, first+"/v1/explain", admin, string(explainJSON), &ex)

@@ -57,7 +57,10 @@ func TestUIPolicies(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#nav a[data-view="policies"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#pol-files .pol-file[data-file="authz.rego"]`)),
 		uitest.TextContains("#pol-summary", shipped),
-		uitest.TextContains("#pol-file-title", "admin.rego"), // the first module
+		// The module of the decision's package comes first.
+		uitest.TextContains("#pol-file-title", "authz.rego"),
+		chromedp.Click(chromedp.CSS(`#pol-files .pol-file[data-file="admin.rego"]`)),
+		uitest.TextContains("#pol-file-title", "admin.rego"),
 		chromedp.Click(chromedp.CSS(`#pol-files .pol-file[data-file="authz.rego"]`)),
 		uitest.TextContains("#pol-file-title", "authz.rego"),
 	)

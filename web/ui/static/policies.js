@@ -192,9 +192,18 @@ async function rebase() {
     (both.length ? ` ${both.join(", ")} also changed on the server: your version is kept; check Changes before activating.` : ""));
 }
 
+// firstFile is the module of the decision's package (GET /v1/policies
+// says which package that is), else the first module, else the first file.
 function firstFile() {
   const names = Object.keys(set.draft).sort();
-  return names.find((n) => kind(n) === "module") || names[0] || "";
+  const pkg = (set.info.entrypoint || "").replace(/^data\./, "");
+  const declares = new RegExp("^package\\s+" + pkg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "\\s*$", "m");
+  return (
+    (pkg && names.find((n) => kind(n) === "module" && declares.test(set.draft[n]))) ||
+    names.find((n) => kind(n) === "module") ||
+    names[0] ||
+    ""
+  );
 }
 
 function kind(name) {

@@ -128,6 +128,20 @@ func TestUIPolicies(t *testing.T) {
 	)
 	uitest.Screenshot(t, ctx, "policies")
 
+	// The draft outlives a reload of the page (and a new sign-in after the
+	// token expired): this tab keeps it.
+	checkPageErrors(t, ctx)
+	uitest.Run(t, ctx, "reload the page: the draft is restored",
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.ID("pol-text")),
+		collectPageErrors,
+		uitest.TextContains("#pol-loading", "Restored your unsaved changes to authz.rego"),
+		uitest.TextContains(`#pol-files .pol-file[data-file="authz.rego"]`, "changed"),
+	)
+	if got := uitest.Eval[string](t, ctx, `document.getElementById("pol-text").value`); got != shippedAuthz+complianceRule {
+		t.Errorf("after a reload the editor holds:\n%s\nwant the draft", got)
+	}
+
 	// A data change that breaks a shipped test: the failing test is listed
 	// with where it failed; Revert file undoes it.
 	shippedData := readShipped(t, "data.json")
@@ -323,14 +337,18 @@ func signIn(t *testing.T, ctx context.Context, baseURL, token string) {
 		chromedp.SetValue(chromedp.ID("token"), token),
 		chromedp.Click(chromedp.ID("signin-submit")),
 		chromedp.WaitVisible(chromedp.ID("nav")),
-		// Collected through the DevTools protocol, which the page's CSP
-		// does not govern; hash navigation keeps the document.
-		chromedp.Evaluate[chromedp.Void](`window.pageErrors = [];
-			addEventListener("error", (e) => pageErrors.push("error: " + e.message));
-			addEventListener("unhandledrejection", (e) => pageErrors.push("unhandled rejection: " + e.reason));
-			document.addEventListener("securitypolicyviolation", (e) => pageErrors.push("CSP: " + e.violatedDirective + " " + e.blockedURI));`),
+		collectPageErrors,
 	)
 }
+
+// collectPageErrors gathers the page's errors in window.pageErrors for
+// checkPageErrors. It runs through the DevTools protocol, which the page's
+// CSP does not govern; hash navigation keeps the document, a reload needs it
+// again.
+var collectPageErrors = chromedp.Evaluate[chromedp.Void](`window.pageErrors = [];
+	addEventListener("error", (e) => pageErrors.push("error: " + e.message));
+	addEventListener("unhandledrejection", (e) => pageErrors.push("unhandled rejection: " + e.reason));
+	document.addEventListener("securitypolicyviolation", (e) => pageErrors.push("CSP: " + e.violatedDirective + " " + e.blockedURI));`)
 
 // checkPageErrors fails the test if the page threw, left a promise
 // rejection unhandled or broke its Content-Security-Policy since signIn.

@@ -75,6 +75,7 @@ onUnauthorized((e) => {
 
 $("signout").addEventListener("click", () => {
   clearToken();
+  policies.forgetDraft();
   go("signin", "Signed out.");
 });
 

@@ -59,7 +59,7 @@ export async function enter() {
     }
     playground.setup({ draft: () => ({ ...set.draft }), problemList: checks.problemList, location: checks.location }, devTokens);
   }
-  if (set.loaded) await refresh();
+  if (set.loaded || restoreDraft()) await refresh();
   else await load();
 }
 
@@ -98,6 +98,10 @@ function wire() {
     activate();
   });
   $("pol-rebase").addEventListener("click", rebase);
+  // A reload or a closed tab does not wait for the pending save.
+  addEventListener("pagehide", () => {
+    if (saveTimer !== null) saveDraft();
+  });
   $("pol-discard").addEventListener("click", () => load("Reloaded the stored set; your changes were discarded."));
 }
 
@@ -226,7 +230,7 @@ function renderAll() {
   renderFiles();
   openFile(set.current);
   showCheck();
-  renderChangeCount();
+  draftChanged();
   if (!$("pol-changes-panel").hidden) renderChanges();
 }
 
@@ -256,9 +260,55 @@ function changedFiles() {
   return [...names].filter((n) => set.base[n] !== set.draft[n]).sort();
 }
 
-function renderChangeCount() {
+// draftChanged counts the changes and keeps the draft in this tab's session
+// storage (soon after the last keystroke), so that reloading the page or
+// signing in again after the admin token expired does not lose an edit.
+function draftChanged() {
   const n = changedFiles().length;
   $("pol-change-count").textContent = n ? `(${n})` : "";
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(saveDraft, 300);
+}
+
+const draftKey = "warden.policyDraft";
+let saveTimer = null;
+
+function saveDraft() {
+  clearTimeout(saveTimer);
+  saveTimer = null;
+  if (!set.loaded) return;
+  try {
+    if (changedFiles().length === 0) sessionStorage.removeItem(draftKey);
+    else sessionStorage.setItem(draftKey, JSON.stringify({ info: set.info, base: set.base, draft: set.draft, current: set.current }));
+  } catch {
+    // Over the storage quota: the draft lives in this page only.
+    sessionStorage.removeItem(draftKey);
+  }
+}
+
+// restoreDraft takes up the draft this tab kept, if any, as it was read;
+// refresh() then compares it with what is stored now.
+function restoreDraft() {
+  let saved;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(draftKey) || "null");
+  } catch {
+    saved = null;
+  }
+  if (!saved || !saved.info || !saved.base || !saved.draft) return false;
+  Object.assign(set, { info: saved.info, base: saved.base, draft: saved.draft, current: saved.current, loaded: true });
+  setReadOnly(saved.info.source === "dir" ? dirReason : "");
+  if (!(set.current in set.draft)) set.current = firstFile();
+  say($("pol-loading"), `Restored your unsaved changes to ${changedFiles().join(", ")}.`);
+  renderAll();
+  return true;
+}
+
+// forgetDraft drops the kept draft: signing out leaves nothing behind.
+export function forgetDraft() {
+  clearTimeout(saveTimer);
+  saveTimer = null;
+  sessionStorage.removeItem(draftKey);
 }
 
 // renderFiles lists the draft's files with what is known of each: changed,
@@ -320,7 +370,7 @@ function edited() {
   const b = document.querySelector(`#pol-files .pol-file[data-file="${CSS.escape(set.current)}"] .meta`);
   if (b) b.textContent = fileMeta(set.current);
   $("pol-revert").disabled = set.base[set.current] === set.draft[set.current];
-  renderChangeCount();
+  draftChanged();
   showStale();
 }
 
@@ -338,7 +388,7 @@ function addFile() {
   field.value = "";
   renderFiles();
   openFile(name, true);
-  renderChangeCount();
+  draftChanged();
   showStale();
 }
 
@@ -361,7 +411,7 @@ function deleteFile() {
   set.current = firstFile();
   renderFiles();
   openFile(set.current, true);
-  renderChangeCount();
+  draftChanged();
   showStale();
 }
 
@@ -373,7 +423,7 @@ function revert(name) {
   if (!(set.current in set.draft)) set.current = firstFile();
   renderFiles();
   openFile(set.current);
-  renderChangeCount();
+  draftChanged();
   showStale();
   if (!$("pol-changes-panel").hidden) renderChanges();
 }

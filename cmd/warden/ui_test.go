@@ -47,6 +47,11 @@ func TestUIDemoteAcrossReplicas(t *testing.T) {
 		uitest.TextContains("#status", "r1"),
 	)
 
+	// Every control of every page has a name a screen reader can say.
+	if bare := uitest.Unlabelled(t, ctx); len(bare) > 0 {
+		t.Errorf("form controls without a label: %v", bare)
+	}
+
 	uitest.Run(t, ctx, "open live decisions",
 		chromedp.Click(chromedp.CSS(`#nav a[data-view="live"]`)),
 		uitest.TextContains("#live-state", "Live"),

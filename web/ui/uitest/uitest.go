@@ -117,3 +117,15 @@ func JSString(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\u2028", `\u2028`, "\u2029", `\u2029`)
 	return `"` + r.Replace(s) + `"`
 }
+
+// Unlabelled lists the form controls of the document that have no
+// accessible name — no <label>, aria-label or aria-labelledby, and for a
+// button no text — by id or tag, so that a test can require none.
+func Unlabelled(t testing.TB, ctx context.Context) []string {
+	t.Helper()
+	return Eval[[]string](t, ctx, `[...document.querySelectorAll("input, select, textarea, button")]
+		.filter((e) => e.type !== "hidden")
+		.filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.getAttribute("aria-labelledby") &&
+			!(e.tagName === "BUTTON" && e.textContent.trim()))
+		.map((e) => e.id || e.name || e.tagName.toLowerCase())`)
+}

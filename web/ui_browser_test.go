@@ -28,6 +28,9 @@ func TestUIBrowser(t *testing.T) {
 	uitest.Run(t, ctx, "open /ui",
 		chromedp.Navigate(ts.URL+"/ui"),
 		chromedp.WaitVisible(chromedp.ID("token")),
+		// The pages' links show only once signed in.
+		chromedp.WaitNotVisible(chromedp.ID("nav")),
+		chromedp.WaitNotVisible(chromedp.ID("signout")),
 	)
 	uitest.Screenshot(t, ctx, "signin")
 	uitest.Run(t, ctx, "sign in with garbage",

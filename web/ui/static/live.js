@@ -12,6 +12,7 @@ import { call, describe } from "./api.js";
 import { $, el, row, say } from "./dom.js";
 
 const maxRows = 500;
+const drawEvery = 100; // milliseconds between two draws of the table
 let source = null;
 let lastID = "";
 let retry = null;
@@ -22,6 +23,8 @@ let nav;
 let wired = false;
 let seen = 0;
 let denied = 0;
+let pending = []; // entries received, not drawn yet
+let drawTimer = null; // draws them
 
 export function enter({ go }) {
   nav = go;
@@ -35,6 +38,7 @@ export function enter({ go }) {
     $("live-pause").addEventListener("click", togglePause);
     $("live-clear").addEventListener("click", () => {
       document.querySelector("#decisions tbody").replaceChildren();
+      pending = [];
       seen = denied = 0;
       counts();
     });
@@ -136,9 +140,30 @@ function togglePause() {
   }
 }
 
+// add counts an entry and queues it. On a busy fleet entries arrive faster
+// than anyone can read them, so the queue is drawn at most every drawEvery
+// milliseconds, and only its newest maxRows entries.
 function add(e) {
   seen++;
   if (!e.allow) denied++;
+  pending.push(e);
+  if (pending.length > 2 * maxRows) pending.splice(0, pending.length - maxRows);
+  if (!drawTimer) drawTimer = setTimeout(draw, drawEvery);
+}
+
+function draw() {
+  drawTimer = null;
+  const batch = pending.slice(-maxRows);
+  pending = [];
+  const rows = document.createDocumentFragment();
+  for (let i = batch.length - 1; i >= 0; i--) rows.append(entryRow(batch[i])); // newest first
+  const body = document.querySelector("#decisions tbody");
+  body.prepend(rows);
+  while (body.rows.length > maxRows) body.lastElementChild.remove();
+  counts();
+}
+
+function entryRow(e) {
   const resource = [e.resource_type, e.resource_id].filter(Boolean).join(" ");
   const tr = row([
     [new Date(e.time).toLocaleTimeString(), "mono"],
@@ -164,10 +189,7 @@ function add(e) {
   tr.dataset.allow = String(!!e.allow);
   tr.dataset.decisionId = e.decision_id || "";
   tr.hidden = !matches(tr);
-  const body = document.querySelector("#decisions tbody");
-  body.prepend(tr);
-  while (body.rows.length > maxRows) body.lastElementChild.remove();
-  counts();
+  return tr;
 }
 
 function matches(tr) {

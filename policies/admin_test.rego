@@ -28,3 +28,19 @@ test_roles_not_an_array_denied if {
 		not admin.allow with input as req({"sub": "alice", "roles": roles}, "GET /v1/status")
 	}
 }
+
+test_viewer_may_look if {
+	every action in ["GET /v1/status", "GET /v1/policies", "GET /v1/decisions/stream", "POST /v1/decisions/stream/tickets"] {
+		admin.allow with input as req({"sub": "carol", "roles": ["warden-viewer"]}, action)
+	}
+}
+
+test_viewer_may_not_change if {
+	every action in ["POST /v1/events", "PUT /v1/policies", "PUT /v1/policies/*id", "PATCH /v1/data/*path", "POST /v1/explain", "POST /v1/dev/token"] {
+		not admin.allow with input as req({"sub": "carol", "roles": ["warden-viewer"]}, action)
+	}
+}
+
+test_viewer_role_must_be_in_an_array if {
+	not admin.allow with input as req({"sub": "carol", "roles": {"r": "warden-viewer"}}, "GET /v1/status")
+}

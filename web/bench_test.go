@@ -69,7 +69,7 @@ func BenchmarkDecisionHandler(b *testing.B) {
 func BenchmarkLogDecision(b *testing.B) {
 	resp := decisionResponse{
 		DecisionID: newDecisionID(), Allow: true, Reason: "allowed",
-		Subject: "alice", PolicyRevision: "33f69d99bb38", Reasons: []string{},
+		Subject: "alice", PolicyRevision: "d2aef34c6a5b", Reasons: []string{},
 	}
 	resource := map[string]any{"type": "order", "id": json.Number("42"), "owner": "bob"}
 	for _, bc := range []struct {

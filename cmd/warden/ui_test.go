@@ -165,3 +165,45 @@ func TestUIDemoteAcrossReplicas(t *testing.T) {
 		t.Error("a token_revoked without jti was pushed")
 	}
 }
+
+// TestUIViewer signs in with a token of the shipped admin policy's
+// read-only role: every page shows, the live decisions flow, and each change
+// the viewer tries is refused with the action the policy refused.
+func TestUIViewer(t *testing.T) {
+	dataDir := t.TempDir()
+	base, _, _ := startWarden(t, dataDir)
+	waitReady(t, base)
+	ctx := uitest.NewBrowser(t)
+	viewer := mint(t, dataDir, "--sub", "carol", "--roles", "warden-viewer")
+
+	uitest.Run(t, ctx, "sign in as a viewer",
+		chromedp.Navigate(base+"/ui/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SetValue(chromedp.ID("token"), viewer),
+		chromedp.Click(chromedp.ID("signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`#replicas tbody tr`)),
+		uitest.TextContains("#who", "carol"),
+	)
+	uitest.Run(t, ctx, "a push is refused, saying what was refused",
+		chromedp.Click(chromedp.CSS(`#nav a[data-view="subjects"]`)),
+		uitest.SetInput("#push-subject", "alice"),
+		uitest.SetInput("#push-reason", "demoted"),
+		chromedp.Click(chromedp.ID("push-submit")),
+		uitest.TextContains("#push-error", "Not pushed: Not allowed: the admin policy does not allow carol to POST /v1/events"),
+	)
+	uitest.Run(t, ctx, "the policies show; validating is refused",
+		chromedp.Click(chromedp.CSS(`#nav a[data-view="policies"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#pol-files .pol-file[data-file="authz.rego"]`)),
+		chromedp.Click(chromedp.ID("pol-validate")),
+		uitest.TextContains("#view-policies", "does not allow carol to POST /v1/policies/test"),
+	)
+	uitest.Run(t, ctx, "the live decisions flow",
+		chromedp.Click(chromedp.CSS(`#nav a[data-view="live"]`)),
+		uitest.TextContains("#live-state", "Live"),
+	)
+	alice := mint(t, dataDir, "--sub", "alice", "--roles", "manager")
+	askDecision(t, base, alice, "orders:approve")
+	uitest.Run(t, ctx, "a decision appears",
+		chromedp.WaitVisible(chromedp.CSS(`#decisions tbody tr[data-subject="alice"]`)),
+	)
+}

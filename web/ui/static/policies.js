@@ -445,6 +445,7 @@ async function validate() {
   const btn = $("pol-validate");
   const state = $("pol-check-state");
   btn.disabled = true;
+  say($("pol-loading"), "");
   say(state, "Compiling and running the tests…");
   let failure = "";
   try {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -308,18 +309,21 @@ type logRecord struct {
 	json  []byte
 }
 
-// logFilter selects entries by exact subject, exact action and allow; an
-// empty field selects everything.
+// logFilter selects entries by subject and action, exactly or by a
+// case-insensitive substring (held in lower case), and by allow; an empty
+// field selects everything.
 type logFilter struct {
-	subject  string
-	action   string
-	allow    bool
-	hasAllow bool
+	subject, action                 string
+	subjectContains, actionContains string
+	allow                           bool
+	hasAllow                        bool
 }
 
 func (f logFilter) match(e LogEntry) bool {
 	return (f.subject == "" || f.subject == e.Subject) &&
 		(f.action == "" || f.action == e.Action) &&
+		(f.subjectContains == "" || strings.Contains(strings.ToLower(e.Subject), f.subjectContains)) &&
+		(f.actionContains == "" || strings.Contains(strings.ToLower(e.Action), f.actionContains)) &&
 		(!f.hasAllow || f.allow == e.Allow)
 }
 

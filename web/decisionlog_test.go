@@ -390,6 +390,10 @@ func TestRecentDecisionsEndpoint(t *testing.T) {
 		{"?subject=alice&allow=true", []string{"alice/allowed"}},
 		{"?action=orders:read", []string{}},
 		{"?action=orders:approve&limit=1", []string{"alice/policy_denied"}},
+		{"?subject_contains=LIC", []string{"alice/policy_denied", "alice/allowed"}},
+		{"?subject_contains=o&allow=false", []string{"bob/policy_denied"}},
+		{"?action_contains=Approve&subject=bob", []string{"bob/policy_denied"}},
+		{"?action_contains=read", []string{}},
 	} {
 		t.Run("filter "+tt.query, func(t *testing.T) {
 			status, got := f.do(t, "GET", "/v1/decisions/recent"+tt.query, "", "", admin...)

@@ -94,7 +94,7 @@ func (s *server) streamAuth(c *gin.Context) {
 // sign in again before it reconnects.
 func (s *server) handleStream() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		q, err := strictQuery(c, "subject", "action", "allow", "ticket", "last_event_id")
+		q, err := strictQuery(c, slices.Concat(logFilterParams, []string{"ticket", "last_event_id"})...)
 		if err != nil {
 			s.writeError(c, err)
 			return
@@ -210,7 +210,7 @@ func (s *server) handleStream() gin.HandlerFunc {
 // entries (default 100).
 func (s *server) handleRecentDecisions() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		q, err := strictQuery(c, "subject", "action", "allow", "limit")
+		q, err := strictQuery(c, slices.Concat(logFilterParams, []string{"limit"})...)
 		if err != nil {
 			s.writeError(c, err)
 			return
@@ -249,9 +249,17 @@ func strictQuery(c *gin.Context, known ...string) (url.Values, error) {
 	return q, nil
 }
 
-// parseLogFilter reads ?subject, ?action and ?allow.
+// logFilterParams are the query parameters parseLogFilter reads.
+var logFilterParams = []string{"subject", "action", "subject_contains", "action_contains", "allow"}
+
+// parseLogFilter reads ?subject and ?action (exact), ?subject_contains and
+// ?action_contains (a substring, case-insensitive) and ?allow.
 func parseLogFilter(q url.Values) (logFilter, error) {
-	f := logFilter{subject: q.Get("subject"), action: q.Get("action")}
+	f := logFilter{
+		subject: q.Get("subject"), action: q.Get("action"),
+		subjectContains: strings.ToLower(q.Get("subject_contains")),
+		actionContains:  strings.ToLower(q.Get("action_contains")),
+	}
 	switch v := q.Get("allow"); v {
 	case "":
 	case "true", "false":

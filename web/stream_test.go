@@ -279,6 +279,8 @@ func TestStreamReceivesDecisions(t *testing.T) {
 	}
 	aliceDenied, _, _ := openStream(t, ts.URL+"/v1/decisions/stream?subject=alice&allow=false", admin...)
 	reads, _, _ := openStream(t, ts.URL+"/v1/decisions/stream?action=orders:read", admin...)
+	// What the admin UI's filter boxes send: part of the name, any case.
+	bobLike, _, _ := openStream(t, ts.URL+"/v1/decisions/stream?subject_contains=BO&action_contains=approve", admin...)
 
 	manager := f.token(t, "alice", "manager")
 	decide := func(token, action string) string {
@@ -320,6 +322,9 @@ func TestStreamReceivesDecisions(t *testing.T) {
 	}
 	if ev := reads.next(t); ev.id != aliceRead {
 		t.Errorf("action=orders:read got %+v first, want %s", ev, aliceRead)
+	}
+	if ev := bobLike.next(t); ev.id != bobDenied {
+		t.Errorf("subject_contains=BO&action_contains=approve got %+v first, want %s", ev, bobDenied)
 	}
 }
 

@@ -102,12 +102,25 @@ func TestUIBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("f-subject"), "bob"),
 		chromedp.WaitNotVisible(chromedp.CSS(`#decisions tbody tr[data-subject="alice"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#decisions tbody tr[data-subject="bob"]`)),
+		// Once typing stops, the server filters too.
+		uitest.TextContains("#live-state", "filtered at the server"),
 	)
+	aliceRows := uitest.Eval[int](t, ctx, `document.querySelectorAll('#decisions tbody tr[data-subject="alice"]').length`)
+	decide(f.token(t, "alice", "manager"), "orders:read")
+	decide(f.token(t, "bob", "staff"), "orders:read")
+	uitest.Run(t, ctx, "the filtered stream carries bob's decision",
+		chromedp.WaitVisible(chromedp.CSS(`#decisions tbody tr[data-subject="bob"][data-allow="true"]`)),
+		uitest.TextContains("#live-counts", "1 matching decision seen"),
+	)
+	// Entries arrive in order: alice's decision, made first, was never sent.
+	if n := uitest.Eval[int](t, ctx, `document.querySelectorAll('#decisions tbody tr[data-subject="alice"]').length`); n != aliceRows {
+		t.Errorf("alice has %d rows, was %d: the server did not filter", n, aliceRows)
+	}
 	uitest.Run(t, ctx, "filter allowed only",
 		uitest.SetInput("#f-subject", ""),
 		uitest.SetInput("#f-allow", "true"),
 		chromedp.WaitVisible(chromedp.CSS(`#decisions tbody tr[data-subject="alice"]`)),
-		chromedp.WaitNotVisible(chromedp.CSS(`#decisions tbody tr[data-subject="bob"]`)),
+		chromedp.WaitNotVisible(chromedp.CSS(`#decisions tbody tr[data-subject="bob"][data-allow="false"]`)),
 	)
 
 	// An expired admin token sends the admin back to sign in, saying so.

@@ -5,8 +5,10 @@
 // when the stream drops, the view gets a new ticket and resumes after the
 // last entry it saw (last_event_id), so nothing is shown twice.
 //
-// Filters apply in the browser to the entries kept (the newest maxRows), so
-// changing one is instant and needs no new stream.
+// Filters apply at once in the browser to the entries kept (the newest
+// maxRows), and, once the admin stops typing, at the server too: the view
+// reopens the stream with the same filters (subject_contains,
+// action_contains, allow), so that a busy fleet sends only what is watched.
 
 import { call, describe } from "./api.js";
 import { $, el, row, say } from "./dom.js";
@@ -25,6 +27,10 @@ let seen = 0;
 let denied = 0;
 let pending = []; // entries received, not drawn yet
 let drawTimer = null; // draws them
+let attempt = 0; // the latest connect(); an older one gives way
+let filtered = false; // the open stream carries only what the filters match
+let refilter = null; // reopens the stream with changed filters
+const refilterAfter = 500; // milliseconds after the last change of a filter
 
 export function enter({ go }) {
   nav = go;
@@ -32,7 +38,14 @@ export function enter({ go }) {
   if (!wired) {
     wired = true;
     for (const id of ["f-subject", "f-action", "f-allow"]) {
-      $(id).addEventListener("input", applyFilters);
+      $(id).addEventListener("input", () => {
+        applyFilters();
+        clearTimeout(refilter);
+        refilter = setTimeout(() => {
+          seen = denied = 0; // counted afresh for the new filters
+          connect();
+        }, refilterAfter);
+      });
     }
     $("live-filters").addEventListener("submit", (ev) => ev.preventDefault());
     $("live-pause").addEventListener("click", togglePause);
@@ -56,6 +69,8 @@ export function leave() {
 function disconnect() {
   clearTimeout(retry);
   retry = null;
+  clearTimeout(refilter);
+  refilter = null;
   if (source) source.close();
   source = null;
 }
@@ -63,25 +78,34 @@ function disconnect() {
 async function connect() {
   disconnect();
   if (!active || paused) return;
+  const mine = ++attempt;
   state("Connecting…");
   let ticket;
   try {
     ticket = (await call("POST", "/v1/decisions/stream/tickets")).ticket;
   } catch (e) {
+    if (mine !== attempt) return;
     if (e.status === 401) return; // app.js sends the admin to sign in
     state("Not connected");
     say($("notice"), describe(e));
     if (e.status !== 403) later();
     return;
   }
-  if (!active || paused) return;
+  if (!active || paused || mine !== attempt) return;
   const q = new URLSearchParams({ ticket });
   if (lastID) q.set("last_event_id", lastID);
+  filtered = false;
+  for (const [param, id] of [["subject_contains", "f-subject"], ["action_contains", "f-action"], ["allow", "f-allow"]]) {
+    const v = $(id).value.trim();
+    if (v) q.set(param, v);
+    filtered ||= v !== "";
+  }
+  counts();
   const es = new EventSource("/v1/decisions/stream?" + q);
   source = es;
   es.addEventListener("open", () => {
     backoff = 500;
-    state("Live");
+    state(filtered ? "Live, filtered at the server" : "Live");
     say($("notice"), "");
   });
   es.addEventListener("decision", (ev) => {
@@ -212,7 +236,9 @@ function counts() {
   const rows = document.querySelectorAll("#decisions tbody tr");
   const shown = [...rows].filter((tr) => !tr.hidden).length;
   const pct = seen ? Math.round((100 * denied) / seen) : 0;
-  $("live-counts").textContent = `${seen} ${seen === 1 ? "decision" : "decisions"} seen, ${denied} denied (${pct}%) · ${shown} shown`;
+  $("live-counts").textContent =
+    `${seen} ${filtered ? "matching " : ""}${seen === 1 ? "decision" : "decisions"} seen, ` +
+    `${denied} denied (${pct}%) · ${shown} shown`;
 }
 
 function state(text) {

@@ -120,19 +120,29 @@ func TestUIDemoteAcrossReplicas(t *testing.T) {
 	)
 	uitest.Screenshot(t, ctx, "revocations")
 
-	uitest.Run(t, ctx, "the denial shows in the live decisions",
+	uitest.Run(t, ctx, "open the live decisions again",
 		chromedp.Click(chromedp.CSS(`#nav a[data-view="live"]`)),
 		uitest.TextContains("#live-state", "Live"),
-		uitest.SetInput("#f-subject", "alice"),
-		uitest.SetInput("#f-allow", "false"),
 	)
 	if d := askDecision(t, first, alice, "orders:read"); d.Reason != "token_stale" {
 		t.Errorf("alice's old token = %+v, want token_stale", d)
 	}
-	uitest.Run(t, ctx, "the denial appears",
-		uitest.TextContains("#decisions tbody", "token_stale"),
+	for _, who := range []struct{ sub, roles, action string }{
+		{"bob", "staff", "orders:approve"}, {"carol", "manager", "orders:approve"}, {"dave", "staff", "orders:read"},
+	} {
+		askDecision(t, first, mint(t, dataDir, "--sub", who.sub, "--roles", who.roles), who.action)
+	}
+	uitest.Run(t, ctx, "the denial appears among the others",
+		chromedp.WaitVisible(chromedp.CSS(`#decisions tbody tr[data-subject="dave"]`)),
+		uitest.TextContains(`#decisions tbody tr[data-subject="alice@example.com"]`, "token_stale"),
 	)
 	uitest.Screenshot(t, ctx, "live")
+	uitest.Run(t, ctx, "filter her denials, in the page and at the server",
+		uitest.SetInput("#f-subject", "alice"),
+		uitest.SetInput("#f-allow", "false"),
+		chromedp.WaitNotVisible(chromedp.CSS(`#decisions tbody tr[data-subject="bob"]`)),
+		uitest.TextContains("#live-state", "filtered at the server"),
+	)
 	uitest.Run(t, ctx, "a subject in the live decisions leads to her page",
 		chromedp.Click(chromedp.CSS(`#decisions tbody tr[data-subject="alice@example.com"] a`)),
 		chromedp.WaitVisible(chromedp.CSS(`#subject-ledger tbody tr[data-type="roles_changed"]`)),

@@ -13,6 +13,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/wardenauthz/warden/claims"
 )
@@ -177,7 +178,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) Decision {
 		d.Reason = ReasonPolicyError
 		return d
 	}
-	r, err := e.eval(ctx, set.authz, input)
+	r, err := e.eval(ctx, set.authz, input, nil)
 	if err == nil {
 		var v verdict
 		if v, err = readDecision(r); err == nil {
@@ -218,7 +219,7 @@ func (e *Engine) Admit(ctx context.Context, c *claims.Claims, action string) (bo
 	if err != nil {
 		return false, fmt.Errorf("admin policy input: %w", err)
 	}
-	r, err := e.eval(ctx, set.admin, input)
+	r, err := e.eval(ctx, set.admin, input, nil)
 	if errors.Is(err, errUndefined) {
 		return false, nil
 	}
@@ -251,15 +252,23 @@ func (e *Engine) revoked(c *claims.Claims) (Reason, bool) {
 }
 
 // eval evaluates a prepared query over input within the engine's timeout
-// and returns its only result, whose values are OPA terms.
-func (e *Engine) eval(ctx context.Context, q rego.PreparedEvalQuery, input ast.Value) (rego.Result, error) {
+// and returns its only result, whose values are OPA terms. Explain passes a
+// tracer; decisions pass nil.
+func (e *Engine) eval(ctx context.Context, q rego.PreparedEvalQuery, input ast.Value, tracer topdown.QueryTracer) (rego.Result, error) {
 	d := startDeadline(ctx, e.timeout)
-	rs, err := q.Eval(ctx,
+	opts := [...]rego.EvalOption{
 		rego.EvalParsedInput(input),
 		rego.EvalExternalCancel(d),
 		rego.EvalMetrics(metrics.NoOp()),
 		rego.EvalGenerateJSON(rawTerm),
-	)
+		nil, // the tracer's, when there is one
+	}
+	n := len(opts) - 1
+	if tracer != nil {
+		opts[n] = rego.EvalQueryTracer(tracer)
+		n++
+	}
+	rs, err := q.Eval(ctx, opts[:n]...)
 	d.stop()
 	if err != nil {
 		return rego.Result{}, e.evalError(ctx, d, err)

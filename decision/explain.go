@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
@@ -164,7 +163,7 @@ func (e *Engine) Explain(ctx context.Context, in Input, draft fs.FS) (*Explanati
 	}
 
 	tr := &explainTracer{pkg: e.checker.entry, seen: map[ruleValue]bool{}, values: map[*ast.Rule]int{}}
-	r, err := e.evalTraced(ctx, query, input, tr)
+	r, err := e.eval(ctx, query, input, tr)
 	if err == nil {
 		var v verdict
 		if v, err = readDecision(r); err == nil {
@@ -179,23 +178,6 @@ func (e *Engine) Explain(ctx context.Context, in Input, draft fs.FS) (*Explanati
 	ex.RulesTruncated = tr.rulesTruncated
 	ex.Trace, ex.TraceTruncated = tr.trace()
 	return ex, nil
-}
-
-// evalTraced is eval with a tracer: the same timeout, the same errors.
-func (e *Engine) evalTraced(ctx context.Context, q rego.PreparedEvalQuery, input ast.Value, tr topdown.QueryTracer) (rego.Result, error) {
-	d := startDeadline(ctx, e.timeout)
-	rs, err := q.Eval(ctx,
-		rego.EvalParsedInput(input),
-		rego.EvalExternalCancel(d),
-		rego.EvalMetrics(metrics.NoOp()),
-		rego.EvalGenerateJSON(rawTerm),
-		rego.EvalQueryTracer(tr),
-	)
-	d.stop()
-	if err != nil {
-		return rego.Result{}, e.evalError(ctx, d, err)
-	}
-	return onlyResult(rs)
 }
 
 // evalProblem describes an evaluation failure for an Explanation. OPA's own

@@ -94,12 +94,7 @@ func (s *server) streamAuth(c *gin.Context) {
 // sign in again before it reconnects.
 func (s *server) handleStream() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		q, err := strictQuery(c, slices.Concat(logFilterParams, []string{"ticket", "last_event_id"})...)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		filter, err := parseLogFilter(q)
+		q, filter, err := logQuery(c, "ticket", "last_event_id")
 		if err != nil {
 			s.writeError(c, err)
 			return
@@ -210,12 +205,7 @@ func (s *server) handleStream() gin.HandlerFunc {
 // entries (default 100).
 func (s *server) handleRecentDecisions() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		q, err := strictQuery(c, slices.Concat(logFilterParams, []string{"limit"})...)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		filter, err := parseLogFilter(q)
+		q, filter, err := logQuery(c, "limit")
 		if err != nil {
 			s.writeError(c, err)
 			return
@@ -249,12 +239,15 @@ func strictQuery(c *gin.Context, known ...string) (url.Values, error) {
 	return q, nil
 }
 
-// logFilterParams are the query parameters parseLogFilter reads.
-var logFilterParams = []string{"subject", "action", "subject_contains", "action_contains", "allow"}
-
-// parseLogFilter reads ?subject and ?action (exact), ?subject_contains and
-// ?action_contains (a substring, case-insensitive) and ?allow.
-func parseLogFilter(q url.Values) (logFilter, error) {
+// logQuery reads the query of a route that filters the decision log: the
+// filter — ?subject and ?action (exact), ?subject_contains and
+// ?action_contains (a substring, case-insensitive), ?allow — and the
+// route's own parameters, extra; any other parameter is an error.
+func logQuery(c *gin.Context, extra ...string) (url.Values, logFilter, error) {
+	q, err := strictQuery(c, slices.Concat([]string{"subject", "action", "subject_contains", "action_contains", "allow"}, extra)...)
+	if err != nil {
+		return nil, logFilter{}, err
+	}
 	f := logFilter{
 		subject: q.Get("subject"), action: q.Get("action"),
 		subjectContains: strings.ToLower(q.Get("subject_contains")),
@@ -265,9 +258,9 @@ func parseLogFilter(q url.Values) (logFilter, error) {
 	case "true", "false":
 		f.hasAllow, f.allow = true, v == "true"
 	default:
-		return logFilter{}, errorf(codeInvalidRequest, fmt.Sprintf("allow=%q: want true or false", v))
+		return nil, logFilter{}, errorf(codeInvalidRequest, fmt.Sprintf("allow=%q: want true or false", v))
 	}
-	return f, nil
+	return q, f, nil
 }
 
 // sseWriter writes server-sent events into a buffer and sends the buffer

@@ -18,6 +18,19 @@ const effects = {
   token_revoked: "that token denied",
 };
 
+// head fills a ledger table's head with the columns entryRow fills.
+export function head(table, withSubject) {
+  const names = ["Change", "Effect", "Scope", "At", "Reason", "By", "Time left"];
+  if (withSubject) names.unshift("Subject");
+  const tr = document.createElement("tr");
+  for (const name of names) {
+    const th = el("th", name, name === "Time left" ? "num" : "");
+    th.scope = "col";
+    tr.append(th);
+  }
+  table.tHead.replaceChildren(tr);
+}
+
 // entryRow returns a row for e; withSubject adds the subject's cell first.
 // The time-left cell carries its expiry so that tick() can update it.
 export function entryRow(e, withSubject) {

@@ -4,7 +4,7 @@
 
 import { call, describe } from "./api.js";
 import { $, say } from "./dom.js";
-import { entryRow, serverClock, tick } from "./ledger.js";
+import { entryRow, head, serverClock, tick } from "./ledger.js";
 
 const refreshEvery = 5000;
 let timers = [];
@@ -14,6 +14,7 @@ let wired = false;
 export function enter() {
   if (!wired) {
     wired = true;
+    head($("revocations"), true);
     $("rev-refresh").addEventListener("click", refresh);
     $("rev-filter").addEventListener("input", applyFilter);
   }

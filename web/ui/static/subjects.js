@@ -6,7 +6,7 @@
 
 import { call, describe } from "./api.js";
 import { $, row, say } from "./dom.js";
-import { entryRow, serverClock, tick } from "./ledger.js";
+import { entryRow, head, serverClock, tick } from "./ledger.js";
 
 // enforceWait is how long a push waits for every replica to apply it.
 const enforceWait = "5s";
@@ -29,6 +29,7 @@ let now = Date.now;
 export function enter({ params }) {
   if (!wired) {
     wired = true;
+    head($("subject-ledger"), false);
     $("lookup-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       const s = $("lookup-subject").value.trim();

@@ -2,15 +2,11 @@ package decision
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
+	"maps"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/loader"
@@ -31,24 +27,6 @@ type policySet struct {
 	authz    rego.PreparedEvalQuery
 	admin    rego.PreparedEvalQuery
 	memo     *memo // nil when off or when the set is not deterministic
-}
-
-// policyFileExts are the files a policy set is made of: Rego modules and the
-// data files OPA's loader reads (placed under data by their directory, as
-// `opa run` and `opa test` do). Anything else in the directory is ignored.
-var policyFileExts = []string{".rego", ".json", ".yaml", ".yml"}
-
-// skipFile is the loader filter: it keeps hidden files and directories (an
-// editor's swap files, .git) and non-policy files out of the set, so they
-// neither break loading nor change the revision.
-func skipFile(_ string, info fs.FileInfo, depth int) bool {
-	if depth == 0 {
-		return false // the root itself, named "." or after the directory
-	}
-	if strings.HasPrefix(info.Name(), ".") {
-		return true
-	}
-	return !info.IsDir() && !slices.Contains(policyFileExts, path.Ext(info.Name()))
 }
 
 // recordingFS remembers every file the loader reads, so that the revision
@@ -101,7 +79,7 @@ func loadFiles(fsys fs.FS) (*loadedSet, error) {
 		// converted from Go maps on every evaluation.
 		store: inmem.NewFromObjectWithOpts(loaded.Documents, inmem.OptReturnASTValuesOnRead(true)),
 	}
-	ls.revision, ls.files = revision(rec.files)
+	ls.revision, ls.files = Revision(rec.files), slices.Sorted(maps.Keys(rec.files))
 	return ls, nil
 }
 
@@ -183,40 +161,4 @@ func prepare(ctx context.Context, compiler *ast.Compiler, store storage.Store, q
 		rego.Compiler(compiler),
 		rego.Store(store),
 	).PrepareForEval(ctx)
-}
-
-// revision is the content hash of a set: SHA-256 over each file's path and
-// bytes in path order, shortened to 12 hex digits (48 bits) for display.
-// The same files give the same revision on every replica.
-func revision(files map[string][]byte) (string, []string) {
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-
-	h := sha256.New()
-	for _, name := range names {
-		// Length prefixes keep ("ab", "c") and ("a", "bc") apart.
-		h.Write([]byte(strconv.Itoa(len(name)) + ":" + name + strconv.Itoa(len(files[name])) + ":"))
-		h.Write(files[name])
-	}
-	return hex.EncodeToString(h.Sum(nil))[:12], names
-}
-
-// parseEntrypoint turns a package path such as "warden/authz" into the ref
-// data.warden.authz.
-func parseEntrypoint(s string) (ast.Ref, error) {
-	s = strings.Trim(s, "/")
-	if s == "" {
-		return nil, errors.New("entrypoint is empty; want a package path like warden/authz")
-	}
-	ref := ast.Ref{ast.DefaultRootDocument}
-	for seg := range strings.SplitSeq(s, "/") {
-		if seg == "" || strings.ContainsAny(seg, " \t\r\n.") {
-			return nil, fmt.Errorf("entrypoint %q is not a package path like warden/authz", s)
-		}
-		ref = append(ref, ast.StringTerm(seg))
-	}
-	return ref, nil
 }

@@ -31,40 +31,8 @@
 //     on warden.replicas.<id>; a Fleet listens to them, which is how an admin
 //     sees that a change is "enforced on 3/3 replicas".
 //
-// # Policy sets
-//
-// The same NATS also distributes the policies (policies.source: nats). A
-// PolicyStore keeps the whole policy set — Rego modules, their tests and data
-// documents — as ONE value of the key-value bucket WARDEN_POLICIES (key
-// "set", file storage, the last 16 versions kept), so a push is atomic: a
-// replica sees the old set or the new one, never half of it. The value is
-// JSON, {"v":1,"files":{path: text},"revision","author","message","at"},
-// readable with `nats kv get WARDEN_POLICIES set`.
-//
-// The store does not compile anything. The caller checks a candidate with
-// the decision package before Seed (the first replica fills an empty bucket;
-// concurrent seeders cannot both win) or Put (optimistic: it names the KV
-// revision it replaces and gets ErrConflict if someone was faster); every
-// replica's Watch hands each new set to a function that checks it again and
-// swaps it in, or keeps the active set. Watch survives reconnects and server
-// restarts, skips (logs and counts) values that are not valid sets, and
-// delivers only the newest set when several arrive during one check.
-// PolicyRevision is the decision engine's content hash, so a revision means
-// the same files in the store, in a decision and in a heartbeat.
-//
-// A PolicyManager is the one place that keeps a replica's decision.Engine in
-// step with the set's source. NewNATSPolicies seeds an empty bucket (after
-// checking the seed) and watches it; NewDirPolicies polls policies.dir
-// (GitOps; Propose answers ErrReadOnly). Either way every set is checked by
-// the engine — compiled whole, its tests run — before it is activated; a set
-// that fails keeps the active one answering and is recorded, with each
-// problem's file, row and column and the failing tests, in Status.LastError
-// until a later set is activated. Propose checks a set before it is stored,
-// so a broken set reaches the bucket only around Warden, and then every
-// replica refuses it. A refused set does not make a replica unready (every
-// replica refuses it alike, and taking them all out of service is the outage
-// refusing it prevents); a replica that has no set from its source to fall
-// back on is, because its own initial set need not be the fleet's.
+// The same NATS also carries the policy sets (policies.source: nats); that
+// lifecycle is package policyset's, which only shares the connection.
 //
 // # Event schema, version 1
 //

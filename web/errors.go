@@ -7,7 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/wardenauthz/warden/decision"
-	"github.com/wardenauthz/warden/events"
+	"github.com/wardenauthz/warden/policyset"
 )
 
 // Error codes of the JSON error shape {"error":{"code","message"}}. Every
@@ -86,15 +86,15 @@ func classify(err error) *apiError {
 		return ae
 	case errors.As(err, &pe):
 		return &apiError{Code: codePolicyInvalid, Message: "the policy set was refused; nothing was stored: " + pe.Error(), Problems: pe.Problems, Tests: pe.Tests}
-	case errors.Is(err, events.ErrConflict):
+	case errors.Is(err, policyset.ErrConflict):
 		return errorf(codeConflict, "the policy set changed since it was read (If-Match); read it again and retry")
-	case errors.Is(err, events.ErrReadOnly):
+	case errors.Is(err, policyset.ErrReadOnly):
 		return errorf(codeReadOnly, "policies come from a directory (policies.source: dir); change them there, not through the API")
-	case errors.Is(err, events.ErrInvalidPolicySet):
+	case errors.Is(err, policyset.ErrInvalid):
 		return errorf(codeInvalidRequest, err.Error())
 	case errors.Is(err, decision.ErrTestFilter):
 		return errorf(codeInvalidRequest, "run: "+err.Error())
-	case errors.Is(err, events.ErrNoPolicySet):
+	case errors.Is(err, policyset.ErrNoSet):
 		return errorf(codeNotFound, "no policy set is stored yet")
 	}
 	return errorf(codeInternal, "internal error")

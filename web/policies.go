@@ -18,7 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/wardenauthz/warden/decision"
-	"github.com/wardenauthz/warden/events"
+	"github.com/wardenauthz/warden/policyset"
 )
 
 // Policies is the policy lifecycle the admin API drives: where the set comes
@@ -26,9 +26,9 @@ import (
 // stored), and how the replica's active set stands.
 type Policies interface {
 	Source() string
-	Current(ctx context.Context) (events.PolicySet, error)
-	Propose(ctx context.Context, files map[string][]byte, expected uint64, author, message string) (events.PolicySet, error)
-	Status() events.PolicyStatus
+	Current(ctx context.Context) (policyset.Set, error)
+	Propose(ctx context.Context, files map[string][]byte, expected uint64, author, message string) (policyset.Set, error)
+	Status() policyset.Status
 }
 
 // Drafts is what the admin API asks the engine about a policy set that is
@@ -49,17 +49,6 @@ type policyFile struct {
 	Bytes int    `json:"bytes"`
 }
 
-func fileKind(name string) string {
-	switch {
-	case strings.HasSuffix(name, "_test.rego"):
-		return "test"
-	case strings.HasSuffix(name, ".rego"):
-		return "module"
-	default:
-		return "data"
-	}
-}
-
 // handleListPolicies answers GET /v1/policies: the stored set's files, its
 // revision and this replica's policy status.
 func (s *server) handleListPolicies() gin.HandlerFunc {
@@ -71,7 +60,7 @@ func (s *server) handleListPolicies() gin.HandlerFunc {
 		}
 		files := make([]policyFile, 0, len(set.Files))
 		for _, name := range slices.Sorted(maps.Keys(set.Files)) {
-			files = append(files, policyFile{ID: name, Kind: fileKind(name), Bytes: len(set.Files[name])})
+			files = append(files, policyFile{ID: name, Kind: decision.KindOf(name), Bytes: len(set.Files[name])})
 		}
 		c.Header("ETag", etag(set.KVRevision))
 		resp := gin.H{
@@ -82,6 +71,7 @@ func (s *server) handleListPolicies() gin.HandlerFunc {
 			"message":     set.Message,
 			"at":          set.At,
 			"files":       files,
+			"file_kinds":  decision.FileKinds,
 			"status":      s.policies.Status(),
 		}
 		if s.drafts != nil {
@@ -179,7 +169,7 @@ func (s *server) handlePutPolicySet() gin.HandlerFunc {
 func (s *server) changePolicies(c *gin.Context, change func(map[string][]byte) error, message string) {
 	ctx := c.Request.Context()
 	set, err := s.policies.Current(ctx)
-	if err != nil && !errors.Is(err, events.ErrNoPolicySet) {
+	if err != nil && !errors.Is(err, policyset.ErrNoSet) {
 		s.writeError(c, err)
 		return
 	}

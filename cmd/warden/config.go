@@ -17,6 +17,7 @@ import (
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
 	"github.com/wardenauthz/warden/events"
+	"github.com/wardenauthz/warden/policyset"
 	"github.com/wardenauthz/warden/web"
 )
 
@@ -91,7 +92,7 @@ func defaultConfig() Config {
 		},
 		Policies: PoliciesConfig{
 			Source:        "nats",
-			Bucket:        events.DefaultPolicyBucket,
+			Bucket:        policyset.DefaultBucket,
 			PollInterval:  2 * time.Second,
 			Entrypoint:    "warden/authz",
 			EvalTimeout:   50 * time.Millisecond,
@@ -361,7 +362,7 @@ func (c Config) validate() error {
 	switch c.Policies.Source {
 	case "nats":
 		if c.Policies.Bucket == "" {
-			errs = append(errs, "policies.bucket: must not be empty; the default is "+events.DefaultPolicyBucket)
+			errs = append(errs, "policies.bucket: must not be empty; the default is "+policyset.DefaultBucket)
 		}
 	case "dir":
 		if c.Policies.Dir == "" {

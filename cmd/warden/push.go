@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wardenauthz/warden/events"
+	"github.com/wardenauthz/warden/policyset"
 )
 
 // policyPush implements "warden policy push --server URL [dir]": it uploads a
@@ -48,7 +48,7 @@ func policyPush(ctx context.Context, args []string, getenv func(string) string, 
 			return err
 		}
 	}
-	local, err := events.PolicySetFromFS(set.fsys, ".")
+	local, err := policyset.FromFS(set.fsys, ".")
 	if err != nil {
 		return err
 	}

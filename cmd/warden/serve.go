@@ -16,8 +16,8 @@ import (
 
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
-	"github.com/wardenauthz/warden/events"
 	"github.com/wardenauthz/warden/policies"
+	"github.com/wardenauthz/warden/policyset"
 	"github.com/wardenauthz/warden/web"
 )
 
@@ -198,26 +198,31 @@ func localPolicies(c PoliciesConfig) fs.FS {
 	return os.DirFS(c.Dir)
 }
 
-// startPolicies starts the policy manager of policies.source.
-func startPolicies(ctx context.Context, cfg Config, feed *feed, engine *decision.Engine, logger *slog.Logger) (*events.PolicyManager, error) {
+// startPolicies starts the policy manager on the source of policies.source.
+func startPolicies(ctx context.Context, cfg Config, feed *feed, engine *decision.Engine, logger *slog.Logger) (*policyset.Manager, error) {
 	log := logger.With("component", "policies")
-	if cfg.Policies.Source == "dir" {
-		return events.NewDirPolicies(ctx, cfg.Policies.Dir, engine, events.PolicyManagerOptions{PollInterval: cfg.Policies.PollInterval, Logger: log})
+	var src policyset.Source
+	if cfg.Policies.Source == policyset.SourceDir {
+		dir, err := policyset.NewDir(cfg.Policies.Dir, cfg.Policies.PollInterval)
+		if err != nil {
+			return nil, err
+		}
+		src = dir
+	} else {
+		// The bucket lives on the same NATS as the events; a replica
+		// cannot know which policies to run without it, so an unreachable
+		// NATS is an error here after a while rather than a silent start
+		// on a local set.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, policySetupTimeout)
+		defer cancel()
+		store, err := policyset.NewStore(ctx, feed.nc, policyset.StoreOptions{Bucket: cfg.Policies.Bucket, Replicas: cfg.Events.StreamReplicas, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("policy bucket %s: is NATS reachable (events.nats_url %q)? With policies.source dir a replica can start without it: %w", cfg.Policies.Bucket, cfg.Events.NATSURL, err)
+		}
+		src = store
 	}
-	// The bucket lives on the same NATS as the events; a replica cannot
-	// know which policies to run without it, so an unreachable NATS is an
-	// error here after a while rather than a silent start on a local set.
-	sctx, cancel := context.WithTimeout(ctx, policySetupTimeout)
-	defer cancel()
-	storeOpts := events.PolicyStoreOptions{Bucket: cfg.Policies.Bucket, Replicas: cfg.Events.StreamReplicas, Logger: log}
-	if _, err := events.EnsurePolicyBucket(sctx, feed.nc, storeOpts); err != nil {
-		return nil, fmt.Errorf("policy bucket %s: is NATS reachable (events.nats_url %q)? With policies.source dir a replica can start without it: %w", cfg.Policies.Bucket, cfg.Events.NATSURL, err)
-	}
-	store, err := events.NewPolicyStore(sctx, feed.nc, storeOpts)
-	if err != nil {
-		return nil, err
-	}
-	return events.NewNATSPolicies(sctx, store, engine, localPolicies(cfg.Policies), events.PolicyManagerOptions{Logger: log})
+	return policyset.NewManager(ctx, src, engine, policyset.ManagerOptions{Seed: localPolicies(cfg.Policies), Logger: log})
 }
 
 // policySetupTimeout bounds how long serve waits for NATS to set up the

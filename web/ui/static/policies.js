@@ -20,7 +20,6 @@ import { diffLines, counts, diffTable } from "./diff.js";
 import * as checks from "./checks.js";
 import * as playground from "./playground.js";
 
-const policyExts = [".rego", ".json", ".yaml", ".yml"];
 const activationWait = 20000; // how long to wait for this replica to activate a stored set
 const dirReason =
   "These policies come from a directory on the server (policies.source: dir), so this page is view-only: " +
@@ -210,10 +209,15 @@ function firstFile() {
   );
 }
 
+// kind is what name is in a set (module, test or data; "" for no policy
+// file), by the table the server lists with the set (file_kinds).
 function kind(name) {
-  if (name.endsWith("_test.rego")) return "test";
-  if (name.endsWith(".rego")) return "module";
-  return "data";
+  const k = fileKinds().find((k) => name.endsWith(k.suffix));
+  return k ? k.kind : "";
+}
+
+function fileKinds() {
+  return (set.info && set.info.file_kinds) || [];
 }
 
 function setReadOnly(why) {
@@ -399,7 +403,7 @@ function badName(name) {
   if (name.startsWith("/") || name.includes("\\") || name.split("/").some((s) => s === "" || s === "." || s === ".."))
     return "Give a relative path with / between directories, without . or .. parts.";
   if (name.split("/").some((s) => s.startsWith("."))) return "Hidden files (a name starting with .) are not loaded.";
-  if (!policyExts.some((x) => name.endsWith(x))) return `The name must end in ${policyExts.join(", ")}.`;
+  if (!kind(name)) return `The name must end in ${fileKinds().map((k) => k.suffix).join(", ")}.`;
   return "";
 }
 

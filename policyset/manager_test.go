@@ -1,4 +1,4 @@
-package events
+package policyset
 
 import (
 	"context"
@@ -48,7 +48,7 @@ func newTestEngineWith(t testing.TB, fsys fs.FS, opts decision.Options) *decisio
 // shippedFiles are the policies Warden ships, as a set's files.
 func shippedFiles(t testing.TB) map[string][]byte {
 	t.Helper()
-	set, err := PolicySetFromFS(policies.FS(), ".")
+	set, err := FromFS(policies.FS(), ".")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,20 +101,20 @@ const (
 // policyReplica is one replica's policy side: its own connection, store,
 // engine and manager.
 type policyReplica struct {
-	store  *PolicyStore
+	store  *Store
 	engine *decision.Engine
-	m      *PolicyManager
+	m      *Manager
 }
 
-func newPolicyReplica(t testing.TB, url string, opts PolicyStoreOptions, initial, seed fs.FS) *policyReplica {
+func newPolicyReplica(t testing.TB, url string, opts StoreOptions, initial, seed fs.FS) *policyReplica {
 	t.Helper()
 	return newPolicyReplicaWith(t, url, opts, newTestEngine(t, initial), seed)
 }
 
-func newPolicyReplicaWith(t testing.TB, url string, opts PolicyStoreOptions, engine *decision.Engine, seed fs.FS) *policyReplica {
+func newPolicyReplicaWith(t testing.TB, url string, opts StoreOptions, engine *decision.Engine, seed fs.FS) *policyReplica {
 	t.Helper()
 	store := newPolicyStore(t, dial(t, url), opts)
-	m, err := NewNATSPolicies(tctx(t), store, engine, seed, PolicyManagerOptions{Logger: testLogger(t)})
+	m, err := NewManager(tctx(t), store, engine, ManagerOptions{Seed: seed, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func threeReplicas(t testing.TB, url string) []*policyReplica {
 	t.Helper()
 	rs := make([]*policyReplica, 3)
 	for i := range rs {
-		rs[i] = newPolicyReplica(t, url, PolicyStoreOptions{}, policies.FS(), policies.FS())
+		rs[i] = newPolicyReplica(t, url, StoreOptions{}, policies.FS(), policies.FS())
 	}
 	return rs
 }
@@ -163,7 +163,7 @@ func TestPolicyManagerConverge(t *testing.T) {
 	rs := threeReplicas(t, srv.ClientURL())
 	ctx := tctx(t)
 	shipped := shippedFiles(t)
-	waitConverged(t, PolicyRevision(shipped), rs...)
+	waitConverged(t, decision.Revision(shipped), rs...)
 	if h, err := rs[0].store.History(ctx); err != nil || len(h) != 1 {
 		t.Fatalf("history after seeding: %d sets, %v; want 1", len(h), err)
 	}
@@ -177,13 +177,13 @@ func TestPolicyManagerConverge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := PolicyRevision(files); stored.Revision != want || stored.KVRevision <= cur.KVRevision {
+	if want := decision.Revision(files); stored.Revision != want || stored.KVRevision <= cur.KVRevision {
 		t.Fatalf("stored %s at %d, want %s after %d", stored.Revision, stored.KVRevision, want, cur.KVRevision)
 	}
 	waitConverged(t, stored.Revision, rs...)
 	for i, r := range rs {
 		st := r.m.Status()
-		if st.Source != PolicySourceNATS || st.StoredKVRevision != stored.KVRevision || st.Refusals != 0 || st.Reloads == 0 {
+		if st.Source != SourceNATS || st.StoredKVRevision != stored.KVRevision || st.Refusals != 0 || st.Reloads == 0 {
 			t.Errorf("replica %d: status %+v", i, st)
 		}
 		if d := auditorReads(ctx, r.engine); !d.Allow || d.Revision != stored.Revision {
@@ -200,7 +200,7 @@ func TestPolicyManagerProposeRefused(t *testing.T) {
 	rs := threeReplicas(t, srv.ClientURL())
 	ctx := tctx(t)
 	shipped := shippedFiles(t)
-	rev := PolicyRevision(shipped)
+	rev := decision.Revision(shipped)
 	waitConverged(t, rev, rs...)
 	cur, err := rs[0].m.Current(ctx)
 	if err != nil {
@@ -252,8 +252,8 @@ func TestPolicyManagerProposeRefused(t *testing.T) {
 
 	t.Run("invalid file name", func(t *testing.T) {
 		_, err := rs[0].m.Propose(ctx, with(shipped, "../escape.rego", "package x\n"), cur.KVRevision, "", "")
-		if !errors.Is(err, ErrInvalidPolicySet) {
-			t.Fatalf("Propose: %v, want ErrInvalidPolicySet", err)
+		if !errors.Is(err, ErrInvalid) {
+			t.Fatalf("Propose: %v, want ErrInvalid", err)
 		}
 	})
 }
@@ -266,14 +266,14 @@ func TestPolicyManagerRefusesStoredSet(t *testing.T) {
 	rs := threeReplicas(t, srv.ClientURL())
 	ctx := tctx(t)
 	shipped := shippedFiles(t)
-	rev := PolicyRevision(shipped)
+	rev := decision.Revision(shipped)
 	waitConverged(t, rev, rs...)
 	cur, err := rs[0].store.Current(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	bad, err := rs[0].store.Put(ctx, PolicySet{Files: with(shipped, "extra_test.rego", failingTest), Author: "by hand"}, cur.KVRevision)
+	bad, err := rs[0].store.Put(ctx, Set{Files: with(shipped, "extra_test.rego", failingTest), Author: "by hand"}, cur.KVRevision)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestPolicyManagerRefusesStoredSet(t *testing.T) {
 	}
 
 	// The same bad files again are not checked again, and still refused.
-	again, err := rs[0].store.Put(ctx, PolicySet{Files: with(shipped, "extra_test.rego", failingTest)}, bad.KVRevision)
+	again, err := rs[0].store.Put(ctx, Set{Files: with(shipped, "extra_test.rego", failingTest)}, bad.KVRevision)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,10 +357,10 @@ func TestPolicyManagerSeedRace(t *testing.T) {
 	start := make(chan struct{})
 	for i, seed := range seeds {
 		wg.Go(func() {
-			store := newPolicyStore(t, dial(t, srv.ClientURL()), PolicyStoreOptions{})
+			store := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{})
 			engine := newTestEngine(t, seed)
 			<-start
-			m, err := NewNATSPolicies(tctx(t), store, engine, seed, PolicyManagerOptions{Logger: testLogger(t)})
+			m, err := NewManager(tctx(t), store, engine, ManagerOptions{Seed: seed, Logger: testLogger(t)})
 			if err != nil {
 				t.Error(err)
 				return
@@ -378,7 +378,7 @@ func TestPolicyManagerSeedRace(t *testing.T) {
 	if err != nil || len(h) != 1 {
 		t.Fatalf("history: %d sets (%v), want exactly one seeded", len(h), err)
 	}
-	if r := h[0].Revision; r != PolicyRevision(shipped) && r != PolicyRevision(variant(shipped, 7, true)) {
+	if r := h[0].Revision; r != decision.Revision(shipped) && r != decision.Revision(variant(shipped, 7, true)) {
 		t.Fatalf("seeded %s, which is neither initial set", r)
 	}
 	waitConverged(t, h[0].Revision, rs...)
@@ -388,7 +388,7 @@ func TestPolicyManagerSeedRace(t *testing.T) {
 // meanwhile gets ErrConflict and stores nothing.
 func TestPolicyManagerConflict(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	r := newPolicyReplica(t, srv.ClientURL(), PolicyStoreOptions{}, policies.FS(), policies.FS())
+	r := newPolicyReplica(t, srv.ClientURL(), StoreOptions{}, policies.FS(), policies.FS())
 	ctx := tctx(t)
 	shipped := shippedFiles(t)
 	base, err := r.m.Current(ctx)
@@ -415,21 +415,21 @@ func TestPolicyManagerConflict(t *testing.T) {
 // the fleet kept — not its own initial set; with none, it is not ready.
 func TestPolicyManagerFallsBack(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	admin := newPolicyStore(t, dial(t, srv.ClientURL()), PolicyStoreOptions{})
+	admin := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{})
 	ctx := tctx(t)
 	shipped := shippedFiles(t)
 	goodFiles := variant(shipped, 1, true)
-	good, _, err := admin.Seed(ctx, PolicySet{Files: goodFiles})
+	good, _, err := admin.Seed(ctx, Set{Files: goodFiles})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad, err := admin.Put(ctx, PolicySet{Files: with(goodFiles, "extra_test.rego", failingTest)}, good.KVRevision)
+	bad, err := admin.Put(ctx, Set{Files: with(goodFiles, "extra_test.rego", failingTest)}, good.KVRevision)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("to an earlier set", func(t *testing.T) {
-		r := newPolicyReplica(t, srv.ClientURL(), PolicyStoreOptions{}, policies.FS(), policies.FS())
+		r := newPolicyReplica(t, srv.ClientURL(), StoreOptions{}, policies.FS(), policies.FS())
 		eventually(t, 20*time.Second, func() error {
 			if st := r.m.Status(); st.ActiveRevision != good.Revision || st.LastError == nil || !st.Ready {
 				return fmt.Errorf("status %+v", st)
@@ -442,11 +442,11 @@ func TestPolicyManagerFallsBack(t *testing.T) {
 	})
 
 	t.Run("to nothing", func(t *testing.T) {
-		other := newPolicyStore(t, dial(t, srv.ClientURL()), PolicyStoreOptions{Bucket: "OTHER_POLICIES"})
-		if _, _, err := other.Seed(ctx, PolicySet{Files: with(shipped, "extra_test.rego", failingTest)}); err != nil {
+		other := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{Bucket: "OTHER_POLICIES"})
+		if _, _, err := other.Seed(ctx, Set{Files: with(shipped, "extra_test.rego", failingTest)}); err != nil {
 			t.Fatal(err)
 		}
-		r := newPolicyReplica(t, srv.ClientURL(), PolicyStoreOptions{Bucket: "OTHER_POLICIES"}, policies.FS(), policies.FS())
+		r := newPolicyReplica(t, srv.ClientURL(), StoreOptions{Bucket: "OTHER_POLICIES"}, policies.FS(), policies.FS())
 		eventually(t, 20*time.Second, func() error {
 			if st := r.m.Status(); st.LastError == nil {
 				return fmt.Errorf("not refused yet: %+v", st)
@@ -454,27 +454,27 @@ func TestPolicyManagerFallsBack(t *testing.T) {
 			return nil
 		})
 		err := r.m.Ready()
-		if !errors.Is(err, ErrPolicyNotReady) || !strings.Contains(err.Error(), "no earlier one passes") {
+		if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "no earlier one passes") {
 			t.Errorf("Ready: %v, want not ready", err)
 		}
-		if st := r.m.Status(); st.ActiveRevision != PolicyRevision(shipped) || st.Ready {
+		if st := r.m.Status(); st.ActiveRevision != decision.Revision(shipped) || st.Ready {
 			t.Errorf("status %+v", st)
 		}
 	})
 
 	t.Run("from a value that is not a set", func(t *testing.T) {
-		if _, err := admin.kv.Put(ctx, policySetKey, []byte("not json")); err != nil {
+		if _, err := admin.kv.Put(ctx, setKey, []byte("not json")); err != nil {
 			t.Fatal(err)
 		}
-		r := newPolicyReplica(t, srv.ClientURL(), PolicyStoreOptions{}, policies.FS(), policies.FS())
+		r := newPolicyReplica(t, srv.ClientURL(), StoreOptions{}, policies.FS(), policies.FS())
 		eventually(t, 20*time.Second, func() error {
 			if st := r.m.Status(); st.ActiveRevision != good.Revision || !st.Ready || st.InvalidValues != 1 {
 				return fmt.Errorf("status %+v", st)
 			}
 			return nil
 		})
-		if le := r.m.Status().LastError; le == nil || !errors.Is(le.Err, ErrInvalidPolicySet) {
-			t.Errorf("last error %+v, want ErrInvalidPolicySet", le)
+		if le := r.m.Status().LastError; le == nil || !errors.Is(le.Err, ErrInvalid) {
+			t.Errorf("last error %+v, want ErrInvalid", le)
 		}
 	})
 }
@@ -495,15 +495,15 @@ func TestPolicyManagerDecisionsDuringChanges(t *testing.T) {
 		// overload, not a swap going wrong, which is what this test is
 		// about; a longer timeout keeps the two apart.
 		engine := newTestEngineWith(t, policies.FS(), decision.Options{EvalTimeout: 5 * time.Second})
-		rs[i] = newPolicyReplicaWith(t, srv.ClientURL(), PolicyStoreOptions{}, engine, policies.FS())
+		rs[i] = newPolicyReplicaWith(t, srv.ClientURL(), StoreOptions{}, engine, policies.FS())
 	}
 	ctx := tctx(t)
 	shipped := shippedFiles(t)
-	waitConverged(t, PolicyRevision(shipped), rs...)
+	waitConverged(t, decision.Revision(shipped), rs...)
 
 	var (
 		mu     sync.Mutex
-		allows = map[string]bool{PolicyRevision(shipped): false} // revision -> may an auditor read
+		allows = map[string]bool{decision.Revision(shipped): false} // revision -> may an auditor read
 	)
 	stop := make(chan struct{})
 	var decisions atomic.Int64
@@ -538,7 +538,7 @@ func TestPolicyManagerDecisionsDuringChanges(t *testing.T) {
 	for n := 1; n <= 6; n++ {
 		files := variant(shipped, n, n%2 == 1)
 		mu.Lock()
-		allows[PolicyRevision(files)] = n%2 == 1
+		allows[decision.Revision(files)] = n%2 == 1
 		mu.Unlock()
 		stored, err := rs[n%len(rs)].m.Propose(ctx, files, kv, "alice", fmt.Sprint("push ", n))
 		if err != nil {
@@ -566,7 +566,7 @@ func BenchmarkPolicyPushToActive(b *testing.B) {
 	rs := threeReplicas(b, srv.ClientURL())
 	ctx := context.Background()
 	shipped := shippedFiles(b)
-	waitConverged(b, PolicyRevision(shipped), rs...)
+	waitConverged(b, decision.Revision(shipped), rs...)
 	cur, err := rs[0].m.Current(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -577,7 +577,7 @@ func BenchmarkPolicyPushToActive(b *testing.B) {
 	var total, propose []time.Duration
 	for n := 1; b.Loop(); n++ {
 		files := variant(shipped, n, false)
-		rev := PolicyRevision(files)
+		rev := decision.Revision(files)
 		start := time.Now()
 		stored, err := rs[0].m.Propose(ctx, files, kv, "bench", "")
 		if err != nil {

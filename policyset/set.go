@@ -1,9 +1,7 @@
-package events
+package policyset
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,28 +10,23 @@ import (
 	"maps"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"testing/fstest"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/wardenauthz/warden/decision"
 )
 
-// ErrInvalidPolicySet is wrapped by the errors for a policy set that cannot be
+// ErrInvalid is wrapped by the errors for a policy set that cannot be
 // stored (bad file names, too many files, too large) and for a stored value
 // that is not a policy set. The wrapping error says what is wrong.
-var ErrInvalidPolicySet = errors.New("invalid policy set")
-
-// policyFileExts are the file extensions a stored policy set may hold (.rego,
-// .json, .yaml, .yml): Rego modules and the data documents OPA's loader
-// reads. They are the files the decision engine loads from a directory, so a
-// set stored here and the same files in a directory have the same revision.
-var policyFileExts = []string{".rego", ".json", ".yaml", ".yml"}
+var ErrInvalid = errors.New("invalid policy set")
 
 const (
-	// DefaultMaxPolicyFiles is the default limit on files in one set.
-	DefaultMaxPolicyFiles = 1000
+	// DefaultMaxFiles is the default limit on files in one set.
+	DefaultMaxFiles = 1000
 	// maxPolicyPathBytes bounds one file name.
 	maxPolicyPathBytes = 512
 	// maxAuthorBytes and maxMessageBytes bound the free-text fields.
@@ -41,19 +34,19 @@ const (
 	maxMessageBytes = 4096
 )
 
-// PolicySet is one version of the policy files: Rego modules (with their
+// Set is one version of the policy files: Rego modules (with their
 // _test.rego tests) and data documents, by slash-separated path relative to
 // the root of the set, as they would lie in policies.dir.
 //
 // The store only stores, versions and distributes sets; it never compiles
 // them. Whoever puts or activates a set (cmd, web) checks it with the
 // decision package first.
-type PolicySet struct {
+type Set struct {
 	// Files maps each path ("authz.rego", "roles/data.json") to its bytes.
 	// Files must not be modified after the set was handed to or returned by
-	// a PolicyStore: FS and Revision are views of the same bytes.
+	// a Store: FS and Revision are views of the same bytes.
 	Files map[string][]byte
-	// Revision is the content hash of Files (see PolicyRevision). The store
+	// Revision is the content hash of Files (see decision.Revision). The store
 	// computes it; a value set by the caller is ignored.
 	Revision string
 	// Author and Message say who stored the set and why, like a commit.
@@ -68,7 +61,7 @@ type PolicySet struct {
 
 // FS is a read-only view of the files, laid out as in a directory, for the
 // decision engine (decision.NewEngine, Engine.Reload).
-func (s PolicySet) FS() fs.FS {
+func (s Set) FS() fs.FS {
 	m := make(fstest.MapFS, len(s.Files))
 	for name, data := range s.Files {
 		m[name] = &fstest.MapFile{Data: data, Mode: 0o444, ModTime: s.At}
@@ -83,13 +76,13 @@ type readOnlyFS struct{ m fstest.MapFS }
 
 func (r readOnlyFS) Open(name string) (fs.File, error) { return r.m.Open(name) }
 
-// PolicySetFromFS reads every policy file (.rego, .json, .yaml, .yml) under
+// FromFS reads every policy file (.rego, .json, .yaml, .yml) under
 // root in fsys into a set, skipping other files and hidden files and
 // directories (names starting with "."), as the decision engine does when it
 // loads a directory; it is how a replica seeds the bucket from policies.dir
 // or the shipped policies. The result is validated as Put validates, with
-// DefaultMaxPolicyFiles and without the size limit (Put checks that).
-func PolicySetFromFS(fsys fs.FS, root string) (PolicySet, error) {
+// DefaultMaxFiles and without the size limit (Put checks that).
+func FromFS(fsys fs.FS, root string) (Set, error) {
 	files := map[string][]byte{}
 	err := fs.WalkDir(fsys, root, func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -101,7 +94,7 @@ func PolicySetFromFS(fsys fs.FS, root string) (PolicySet, error) {
 			}
 			return nil
 		}
-		if d.IsDir() || !slices.Contains(policyFileExts, path.Ext(name)) {
+		if d.IsDir() || decision.KindOf(name) == "" {
 			return nil
 		}
 		data, err := fs.ReadFile(fsys, name)
@@ -116,50 +109,29 @@ func PolicySetFromFS(fsys fs.FS, root string) (PolicySet, error) {
 		return nil
 	})
 	if err != nil {
-		return PolicySet{}, fmt.Errorf("events: read policy files: %w", err)
+		return Set{}, fmt.Errorf("policyset: read policy files: %w", err)
 	}
-	set := PolicySet{Files: files, Revision: PolicyRevision(files)}
-	if err := validatePolicySet(set, DefaultMaxPolicyFiles); err != nil {
-		return PolicySet{}, err
+	set := Set{Files: files, Revision: decision.Revision(files)}
+	if err := validateSet(set, DefaultMaxFiles); err != nil {
+		return Set{}, err
 	}
 	return set, nil
 }
 
-// PolicyRevision is the content hash of a set of files, the same as the
-// decision engine's revision of the same files so that a replica, the store
-// and the engine agree on what "revision a1b2c3d4e5f6" is:
-//
-//	names := the paths, sorted bytewise
-//	h := SHA-256 of, for each name in order:
-//	     decimal(len(name)) ":" name decimal(len(data)) ":" data
-//	revision := the first 12 lowercase hex digits of h
-//
-// For example {"a.rego": "package a\n"} hashes "6:a.rego10:package a\n".
-// The length prefixes keep ("ab", "c") apart from ("a", "bc").
-func PolicyRevision(files map[string][]byte) string {
-	h := sha256.New()
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		data := files[name]
-		io.WriteString(h, strconv.Itoa(len(name))+":"+name+strconv.Itoa(len(data))+":")
-		h.Write(data)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:12]
-}
-
-// validatePolicySet checks what a set must be to be stored and to load the
-// same everywhere. Errors wrap ErrInvalidPolicySet and name the file.
-func validatePolicySet(s PolicySet, maxFiles int) error {
+// validateSet checks what a set must be to be stored and to load the
+// same everywhere. Errors wrap ErrInvalid and name the file.
+func validateSet(s Set, maxFiles int) error {
 	if len(s.Files) == 0 {
-		return fmt.Errorf("%w: no files", ErrInvalidPolicySet)
+		return fmt.Errorf("%w: no files", ErrInvalid)
 	}
 	if len(s.Files) > maxFiles {
-		return fmt.Errorf("%w: %d files, over the limit of %d", ErrInvalidPolicySet, len(s.Files), maxFiles)
+		return fmt.Errorf("%w: %d files, over the limit of %d", ErrInvalid, len(s.Files), maxFiles)
 	}
 	names := slices.Sorted(maps.Keys(s.Files))
 	rego := false
 	for i, name := range names {
-		if err := validatePolicyPath(name); err != nil {
-			return fmt.Errorf("%w: file %q: %v", ErrInvalidPolicySet, name, err)
+		if err := validatePath(name); err != nil {
+			return fmt.Errorf("%w: file %q: %v", ErrInvalid, name, err)
 		}
 		// A file and a directory of the same name cannot both exist in a
 		// directory; sorted, a file "a.rego" comes right before the files
@@ -170,16 +142,16 @@ func validatePolicySet(s PolicySet, maxFiles int) error {
 				break
 			}
 			if strings.HasPrefix(next, name+"/") {
-				return fmt.Errorf("%w: %q is both a file and a directory (%q)", ErrInvalidPolicySet, name, next)
+				return fmt.Errorf("%w: %q is both a file and a directory (%q)", ErrInvalid, name, next)
 			}
 		}
 		if !utf8.Valid(s.Files[name]) {
-			return fmt.Errorf("%w: file %q is not valid UTF-8 text", ErrInvalidPolicySet, name)
+			return fmt.Errorf("%w: file %q is not valid UTF-8 text", ErrInvalid, name)
 		}
-		rego = rego || path.Ext(name) == ".rego"
+		rego = rego || decision.KindOf(name) != decision.KindData
 	}
 	if !rego {
-		return fmt.Errorf("%w: no Rego module (*.rego)", ErrInvalidPolicySet)
+		return fmt.Errorf("%w: no Rego module (*.rego)", ErrInvalid)
 	}
 	if err := validateText("author", s.Author, maxAuthorBytes); err != nil {
 		return err
@@ -187,10 +159,10 @@ func validatePolicySet(s PolicySet, maxFiles int) error {
 	return validateText("message", s.Message, maxMessageBytes)
 }
 
-// validatePolicyPath accepts the relative, clean, slash-separated paths of
+// validatePath accepts the relative, clean, slash-separated paths of
 // visible policy files: what the decision engine would load from a directory,
 // under the same name, on any operating system.
-func validatePolicyPath(name string) error {
+func validatePath(name string) error {
 	switch {
 	case name == "":
 		return errors.New("empty name")
@@ -214,33 +186,45 @@ func validatePolicyPath(name string) error {
 			return errors.New(`hidden file or directory (a name starting with ".")`)
 		}
 	}
-	if !slices.Contains(policyFileExts, path.Ext(name)) {
-		return fmt.Errorf("extension %q; want one of %s", path.Ext(name), strings.Join(policyFileExts, " "))
+	if decision.KindOf(name) == "" {
+		return fmt.Errorf("extension %q; want one of %s", path.Ext(name), fileSuffixes())
 	}
 	return nil
+}
+
+// fileSuffixes lists what a policy file's name may end in.
+func fileSuffixes() string {
+	var b strings.Builder
+	for i, k := range decision.FileKinds {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(k.Suffix)
+	}
+	return b.String()
 }
 
 func validateText(field, s string, limit int) error {
 	if len(s) > limit {
-		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalidPolicySet, field, limit)
+		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalid, field, limit)
 	}
 	if !utf8.ValidString(s) {
-		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidPolicySet, field)
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, field)
 	}
 	return nil
 }
 
-// policySetVersion is the "v" of the stored JSON.
-const policySetVersion = 1
+// setVersion is the "v" of the stored JSON.
+const setVersion = 1
 
-// wirePolicySet is a set as stored in the bucket, one JSON value:
+// wireSet is a set as stored in the bucket, one JSON value:
 //
 //	{"v":1,"files":{"authz.rego":"package ...",...},"revision":"a1b2c3d4e5f6",
 //	 "author":"alice@example.com","message":"allow staff to read","at":"2026-11-23T10:00:00Z"}
 //
 // Files are JSON strings, not base64, so that `nats kv get` shows readable
 // policies; that is why file contents must be UTF-8.
-type wirePolicySet struct {
+type wireSet struct {
 	V        int               `json:"v"`
 	Files    map[string]string `json:"files"`
 	Revision string            `json:"revision"`
@@ -249,19 +233,19 @@ type wirePolicySet struct {
 	At       time.Time         `json:"at"`
 }
 
-// encodePolicySet validates s and returns its stored form and s as stored:
+// encodeSet validates s and returns its stored form and s as stored:
 // Revision recomputed, At in UTC (now when zero).
-func encodePolicySet(s PolicySet, maxFiles int) ([]byte, PolicySet, error) {
-	if err := validatePolicySet(s, maxFiles); err != nil {
-		return nil, PolicySet{}, err
+func encodeSet(s Set, maxFiles int) ([]byte, Set, error) {
+	if err := validateSet(s, maxFiles); err != nil {
+		return nil, Set{}, err
 	}
-	s.Revision = PolicyRevision(s.Files)
+	s.Revision = decision.Revision(s.Files)
 	if s.At.IsZero() {
 		s.At = time.Now()
 	}
 	s.At = s.At.UTC()
-	w := wirePolicySet{
-		V: policySetVersion, Files: make(map[string]string, len(s.Files)),
+	w := wireSet{
+		V: setVersion, Files: make(map[string]string, len(s.Files)),
 		Revision: s.Revision, Author: s.Author, Message: s.Message, At: s.At,
 	}
 	for name, data := range s.Files {
@@ -271,43 +255,43 @@ func encodePolicySet(s PolicySet, maxFiles int) ([]byte, PolicySet, error) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // keep "<" and "&" in Rego readable
 	if err := enc.Encode(w); err != nil {
-		return nil, PolicySet{}, fmt.Errorf("%w: %v", ErrInvalidPolicySet, err)
+		return nil, Set{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), s, nil
 }
 
-// decodePolicySet reads a stored value strictly: one JSON object of version
+// decodeSet reads a stored value strictly: one JSON object of version
 // 1 with no unknown fields, valid files, and a revision that matches them (a
 // value edited by hand and not re-hashed is refused rather than activated
 // under a revision that does not describe it).
-func decodePolicySet(data []byte, maxFiles int) (PolicySet, error) {
+func decodeSet(data []byte, maxFiles int) (Set, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	var w wirePolicySet
+	var w wireSet
 	if err := dec.Decode(&w); err != nil {
-		return PolicySet{}, fmt.Errorf("%w: not a policy set document: %v", ErrInvalidPolicySet, err)
+		return Set{}, fmt.Errorf("%w: not a policy set document: %v", ErrInvalid, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return PolicySet{}, fmt.Errorf("%w: data after the JSON object", ErrInvalidPolicySet)
+		return Set{}, fmt.Errorf("%w: data after the JSON object", ErrInvalid)
 	}
-	if w.V != policySetVersion {
-		return PolicySet{}, fmt.Errorf("%w: version %d; this Warden reads version %d", ErrInvalidPolicySet, w.V, policySetVersion)
+	if w.V != setVersion {
+		return Set{}, fmt.Errorf("%w: version %d; this Warden reads version %d", ErrInvalid, w.V, setVersion)
 	}
 	if w.At.IsZero() {
-		return PolicySet{}, fmt.Errorf("%w: no \"at\"", ErrInvalidPolicySet)
+		return Set{}, fmt.Errorf("%w: no \"at\"", ErrInvalid)
 	}
-	s := PolicySet{
+	s := Set{
 		Files:    make(map[string][]byte, len(w.Files)),
 		Revision: w.Revision, Author: w.Author, Message: w.Message, At: w.At,
 	}
 	for name, text := range w.Files {
 		s.Files[name] = []byte(text)
 	}
-	if err := validatePolicySet(s, maxFiles); err != nil {
-		return PolicySet{}, err
+	if err := validateSet(s, maxFiles); err != nil {
+		return Set{}, err
 	}
-	if got := PolicyRevision(s.Files); got != w.Revision {
-		return PolicySet{}, fmt.Errorf("%w: stored revision %q does not match its files (%s)", ErrInvalidPolicySet, w.Revision, got)
+	if got := decision.Revision(s.Files); got != w.Revision {
+		return Set{}, fmt.Errorf("%w: stored revision %q does not match its files (%s)", ErrInvalid, w.Revision, got)
 	}
 	return s, nil
 }

@@ -1,4 +1,4 @@
-package events
+package policyset
 
 import (
 	"encoding/json"
@@ -9,7 +9,7 @@ import (
 )
 
 func TestPolicySetData(t *testing.T) {
-	set := PolicySet{Files: map[string][]byte{
+	set := Set{Files: map[string][]byte{
 		"authz.rego":             []byte("package warden.authz\n"),
 		"data.json":              []byte(`{"warden":{"roles":{"staff":["orders:read"]}}}`),
 		"limits/data.yaml":       []byte("orders: 10\n"),
@@ -36,7 +36,7 @@ func TestPolicySetData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	changed := PolicySet{Files: files}
+	changed := Set{Files: files}
 	if got, ok, _ := changed.Data([]string{"warden", "roles"}); !ok || len(got.(map[string]any)) != 2 {
 		t.Errorf("after WithData: warden.roles = %v", got)
 	}
@@ -49,11 +49,11 @@ func TestPolicySetData(t *testing.T) {
 		t.Fatalf("new path: %v, files %v", err, files)
 	}
 	// A YAML file is edited as a file, not through the data API.
-	if _, err := set.WithData([]string{"limits", "orders"}, 20); !errors.Is(err, ErrInvalidPolicySet) {
-		t.Errorf("writing into YAML: %v, want ErrInvalidPolicySet", err)
+	if _, err := set.WithData([]string{"limits", "orders"}, 20); !errors.Is(err, ErrInvalid) {
+		t.Errorf("writing into YAML: %v, want ErrInvalid", err)
 	}
-	if _, err := set.WithData(nil, map[string]any{}); !errors.Is(err, ErrInvalidPolicySet) {
-		t.Errorf("writing the root: %v, want ErrInvalidPolicySet", err)
+	if _, err := set.WithData(nil, map[string]any{}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("writing the root: %v, want ErrInvalid", err)
 	}
 }
 

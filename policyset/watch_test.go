@@ -1,4 +1,4 @@
-package events
+package policyset
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenauthz/warden/events"
 	"github.com/wardenauthz/warden/policies"
 )
 
@@ -17,7 +18,7 @@ import (
 // get the stored set at start and then every put, in order.
 func TestPolicyWatchThreeReplicas(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	admin := newPolicyStore(t, dial(t, srv.ClientURL()), PolicyStoreOptions{})
+	admin := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{})
 	ctx := tctx(t)
 	first, _, err := admin.Seed(ctx, policySet(0))
 	if err != nil {
@@ -25,10 +26,10 @@ func TestPolicyWatchThreeReplicas(t *testing.T) {
 	}
 
 	recs := make([]*recorder, 3)
-	ws := make([]*PolicyWatch, 3)
+	ws := make([]*Watcher, 3)
 	for i := range ws {
 		recs[i] = &recorder{}
-		ws[i] = watch(t, newPolicyStore(t, dial(t, srv.ClientURL()), PolicyStoreOptions{}), recs[i])
+		ws[i] = watch(t, newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{}), recs[i])
 	}
 	waitDelivered(t, first.KVRevision, ws...)
 
@@ -58,7 +59,7 @@ func TestPolicyWatchThreeReplicas(t *testing.T) {
 	}
 }
 
-func fsReadFile(s PolicySet, name string) (string, error) {
+func fsReadFile(s Set, name string) (string, error) {
 	b, ok := s.Files[name]
 	if !ok {
 		return "", fmt.Errorf("no %s in the set", name)
@@ -72,27 +73,27 @@ func fsReadFile(s PolicySet, name string) (string, error) {
 func TestPolicyWatchSkipsMalformed(t *testing.T) {
 	srv := startServer(t, t.TempDir())
 	nc := dial(t, srv.ClientURL())
-	s := newPolicyStore(t, nc, PolicyStoreOptions{})
+	s := newPolicyStore(t, nc, StoreOptions{})
 	ctx := tctx(t)
 	good, err := s.Put(ctx, policySet(1), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var recs [3]recorder
-	var ws []*PolicyWatch
+	var ws []*Watcher
 	for i := range recs {
-		ws = append(ws, watch(t, newPolicyStore(t, dial(t, srv.ClientURL()), PolicyStoreOptions{}), &recs[i]))
+		ws = append(ws, watch(t, newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{}), &recs[i]))
 	}
 	waitDelivered(t, good.KVRevision, ws...)
 
-	kv := rawBucket(t, nc, DefaultPolicyBucket)
-	data, _, err := encodePolicySet(policySet(2), DefaultMaxPolicyFiles)
+	kv := rawBucket(t, nc, DefaultBucket)
+	data, _, err := encodeSet(policySet(2), DefaultMaxFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tampered := strings.Replace(string(data), "input.n == 2", "true", 1)
 	for _, raw := range []string{"garbage", `{"v":1}`, tampered} {
-		if _, err := kv.PutString(ctx, policySetKey, raw); err != nil {
+		if _, err := kv.PutString(ctx, setKey, raw); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -105,10 +106,24 @@ func TestPolicyWatchSkipsMalformed(t *testing.T) {
 		return nil
 	})
 
+	// Each watch handed the bad values to fn as errors (the newest at
+	// least: values that arrive while fn is busy are coalesced).
+	for i := range recs {
+		errs, revs := recs[i].invalid()
+		if len(errs) == 0 || revs[len(revs)-1] != good.KVRevision+3 {
+			t.Errorf("replica %d was handed errors for revisions %v, want the last at %d", i, revs, good.KVRevision+3)
+		}
+		for _, err := range errs {
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("replica %d: error %v, want ErrInvalid", i, err)
+			}
+		}
+	}
+
 	// Current tells the bad value's revision, so that it can be replaced.
 	cur, err := s.Current(ctx)
-	if !errors.Is(err, ErrInvalidPolicySet) || cur.KVRevision != good.KVRevision+3 {
-		t.Fatalf("Current = revision %d, %v; want ErrInvalidPolicySet and revision %d", cur.KVRevision, err, good.KVRevision+3)
+	if !errors.Is(err, ErrInvalid) || cur.KVRevision != good.KVRevision+3 {
+		t.Fatalf("Current = revision %d, %v; want ErrInvalid and revision %d", cur.KVRevision, err, good.KVRevision+3)
 	}
 	next, err := s.Put(ctx, policySet(3), cur.KVRevision)
 	if err != nil {
@@ -131,7 +146,7 @@ func TestPolicyWatchSkipsMalformed(t *testing.T) {
 // newest, never an older one after a newer.
 func TestPolicyWatchCoalesces(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	s := newPolicyStore(t, dial(t, srv.ClientURL()), PolicyStoreOptions{})
+	s := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{})
 	ctx := tctx(t)
 	first, err := s.Put(ctx, policySet(0), 0)
 	if err != nil {
@@ -139,8 +154,8 @@ func TestPolicyWatchCoalesces(t *testing.T) {
 	}
 	release := make(chan struct{})
 	var rec recorder
-	w, err := s.Watch(ctx, func(set PolicySet) {
-		rec.fn(set)
+	w, err := s.Watch(ctx, func(set Set, err error) {
+		rec.fn(set, err)
 		if set.KVRevision == first.KVRevision {
 			<-release // a slow compile
 		}
@@ -176,21 +191,21 @@ func TestPolicyWatchCoalesces(t *testing.T) {
 // delivering it twice, and a put after the restart reaches them.
 func TestPolicyWatchSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := StartEmbedded(dir, EmbeddedOptions{Listen: "127.0.0.1:0", Logger: testLogger(t)})
+	srv, err := events.StartEmbedded(dir, events.EmbeddedOptions{Listen: "127.0.0.1:0", Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	url := srv.ClientURL()
-	admin := newPolicyStore(t, dial(t, url), PolicyStoreOptions{})
+	admin := newPolicyStore(t, dial(t, url), StoreOptions{})
 	ctx := tctx(t)
 	first, err := admin.Put(ctx, policySet(1), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var recs [3]recorder
-	var ws []*PolicyWatch
+	var ws []*Watcher
 	for i := range recs {
-		ws = append(ws, watch(t, newPolicyStore(t, dial(t, url), PolicyStoreOptions{}), &recs[i]))
+		ws = append(ws, watch(t, newPolicyStore(t, dial(t, url), StoreOptions{}), &recs[i]))
 	}
 	waitDelivered(t, first.KVRevision, ws...)
 
@@ -198,7 +213,7 @@ func TestPolicyWatchSurvivesRestart(t *testing.T) {
 	startServerAt(t, dir, strings.TrimPrefix(url, "nats://"))
 
 	// The set survived.
-	var cur PolicySet
+	var cur Set
 	eventually(t, 10*time.Second, func() error {
 		c, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
@@ -234,8 +249,8 @@ func TestPolicyWatchSurvivesRestart(t *testing.T) {
 func TestPolicyWatchEnds(t *testing.T) {
 	srv := startServer(t, t.TempDir())
 	nc := dial(t, srv.ClientURL())
-	s := newPolicyStore(t, nc, PolicyStoreOptions{})
-	w1, err := s.Watch(context.Background(), func(PolicySet) {})
+	s := newPolicyStore(t, nc, StoreOptions{})
+	w1, err := s.Watch(context.Background(), func(Set, error) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +260,7 @@ func TestPolicyWatchEnds(t *testing.T) {
 	default:
 		t.Error("Done is open after Stop")
 	}
-	w2, err := s.Watch(context.Background(), func(PolicySet) {})
+	w2, err := s.Watch(context.Background(), func(Set, error) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +284,7 @@ func TestPolicyWatchEnds(t *testing.T) {
 //
 //	go test -run '^$' -bench BenchmarkPolicyPush ./events/
 func BenchmarkPolicyPush(b *testing.B) {
-	shipped, err := PolicySetFromFS(policies.FS(), ".")
+	shipped, err := FromFS(policies.FS(), ".")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -283,12 +298,12 @@ func BenchmarkPolicyPush(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			srv := startServer(b, b.TempDir())
-			admin := newPolicyStore(b, dial(b, srv.ClientURL()), PolicyStoreOptions{})
+			admin := newPolicyStore(b, dial(b, srv.ClientURL()), StoreOptions{})
 			got := make(chan uint64, 16)
-			var ws []*PolicyWatch
+			var ws []*Watcher
 			for range 3 {
-				s := newPolicyStore(b, dial(b, srv.ClientURL()), PolicyStoreOptions{})
-				w, err := s.Watch(context.Background(), func(set PolicySet) { got <- set.KVRevision })
+				s := newPolicyStore(b, dial(b, srv.ClientURL()), StoreOptions{})
+				w, err := s.Watch(context.Background(), func(set Set, _ error) { got <- set.KVRevision })
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -296,10 +311,10 @@ func BenchmarkPolicyPush(b *testing.B) {
 				ws = append(ws, w)
 			}
 			filler := strings.Repeat("x", c.extra)
-			set := func(i int) PolicySet {
+			set := func(i int) Set {
 				files := maps.Clone(shipped.Files)
 				files["bench/data.json"] = fmt.Appendf(nil, `{"push":%d,"filler":%q}`, i, filler)
-				return PolicySet{Files: files, Author: "bench", Message: fmt.Sprint("push ", i)}
+				return Set{Files: files, Author: "bench", Message: fmt.Sprint("push ", i)}
 			}
 
 			samples := max(b.N, 200)
@@ -340,7 +355,7 @@ func BenchmarkPolicyPush(b *testing.B) {
 			report("ack-to-3", afterAck)
 			report("put-to-3", afterPut)
 			b.ReportMetric(float64(samples), "pushes")
-			data, _, _ := encodePolicySet(set(0), DefaultMaxPolicyFiles)
+			data, _, _ := encodeSet(set(0), DefaultMaxFiles)
 			b.ReportMetric(float64(len(data)), "B/set")
 		})
 	}

@@ -1,4 +1,4 @@
-package events
+package policyset
 
 import (
 	"context"
@@ -12,18 +12,18 @@ import (
 )
 
 const (
-	// policyWatchTimeout bounds one attempt to (re)create the KV watcher.
-	policyWatchTimeout = 5 * time.Second
-	// policyWatchRetryMin and policyWatchRetryMax bound the wait between
+	// watchTimeout bounds one attempt to (re)create the KV watcher.
+	watchTimeout = 5 * time.Second
+	// watchRetryMin and watchRetryMax bound the wait between
 	// failed attempts.
-	policyWatchRetryMin = 100 * time.Millisecond
-	policyWatchRetryMax = 5 * time.Second
+	watchRetryMin = 100 * time.Millisecond
+	watchRetryMax = 5 * time.Second
 )
 
-// PolicyWatch is a running Watch. Its methods are safe for concurrent use.
-type PolicyWatch struct {
-	store  *PolicyStore
-	fn     func(PolicySet)
+// Watcher is a running Watch. Its methods are safe for concurrent use.
+type Watcher struct {
+	store  *Store
+	fn     func(Set, error)
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -45,8 +45,9 @@ type PolicyWatch struct {
 //     which takes a while), the sets that are already superseded when fn is
 //     free again are skipped and fn gets the newest: a replica only ever
 //     needs the newest, and compiling stale ones would delay convergence.
-//   - A value that is not a valid policy set is logged, counted (Skipped)
-//     and skipped; the watch goes on, and the next valid put is delivered.
+//   - A value that is not a valid policy set is counted (Skipped) and
+//     handed to fn as an error wrapping ErrInvalid, with its KVRevision in
+//     the Set; the watch goes on, and the next valid put is delivered.
 //     A deleted key is logged and skipped too: the replica keeps its active
 //     set rather than running without policies.
 //   - The watch survives disconnections and NATS server restarts. After a
@@ -60,9 +61,9 @@ type PolicyWatch struct {
 // Watch returns an error when the first watcher cannot be created (no
 // bucket, NATS unreachable); later failures are retried in the background
 // and logged. The watch ends by itself when the connection is closed.
-func (s *PolicyStore) Watch(ctx context.Context, fn func(PolicySet)) (*PolicyWatch, error) {
+func (s *Store) Watch(ctx context.Context, fn func(Set, error)) (*Watcher, error) {
 	if fn == nil {
-		return nil, errors.New("events: policy watch: fn is nil")
+		return nil, errors.New("policyset: policy watch: fn is nil")
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	// Registered before the first watcher exists, so that a reconnect in
@@ -74,7 +75,7 @@ func (s *PolicyStore) Watch(ctx context.Context, fn func(PolicySet)) (*PolicyWat
 		cancel()
 		return nil, err
 	}
-	w := &PolicyWatch{store: s, fn: fn, cancel: cancel, done: make(chan struct{})}
+	w := &Watcher{store: s, fn: fn, cancel: cancel, done: make(chan struct{})}
 	go w.run(ctx, kw, statuses)
 	return w, nil
 }
@@ -89,16 +90,16 @@ type keyWatcher struct {
 // to the context it was created with (cancelling it unsubscribes), so the
 // context is not a timeout: creation is bounded by a timer that cancels it
 // only while creating.
-func (s *PolicyStore) newWatcher(ctx context.Context) (*keyWatcher, error) {
+func (s *Store) newWatcher(ctx context.Context) (*keyWatcher, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	timer := time.AfterFunc(policyWatchTimeout, cancel)
-	kw, err := s.kv.Watch(ctx, policySetKey)
+	timer := time.AfterFunc(watchTimeout, cancel)
+	kw, err := s.kv.Watch(ctx, setKey)
 	if !timer.Stop() && err == nil {
-		err = fmt.Errorf("not created within %s", policyWatchTimeout)
+		err = fmt.Errorf("not created within %s", watchTimeout)
 	}
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("events: policy watch on %s: %w", s.opts.Bucket, err)
+		return nil, fmt.Errorf("policyset: policy watch on %s: %w", s.opts.Bucket, err)
 	}
 	return &keyWatcher{KeyWatcher: kw, cancel: cancel}, nil
 }
@@ -120,38 +121,38 @@ func (kw *keyWatcher) stop() {
 }
 
 // Stop ends the watch and waits until fn has returned, if it was running.
-func (w *PolicyWatch) Stop() {
+func (w *Watcher) Stop() {
 	w.cancel()
 	<-w.done
 }
 
 // Done is closed when the watch has ended (Stop, its context, or the
 // connection closed).
-func (w *PolicyWatch) Done() <-chan struct{} { return w.done }
+func (w *Watcher) Done() <-chan struct{} { return w.done }
 
 // Delivered is the KVRevision of the last set handed to fn; 0 before the
 // first.
-func (w *PolicyWatch) Delivered() uint64 { return w.delivered.Load() }
+func (w *Watcher) Delivered() uint64 { return w.delivered.Load() }
 
 // Skipped is how many stored values were not valid policy sets.
-func (w *PolicyWatch) Skipped() uint64 { return w.skipped.Load() }
+func (w *Watcher) Skipped() uint64 { return w.skipped.Load() }
 
 // Restarts is how many times the watcher was re-created (after a reconnect,
 // or when the server ended it).
-func (w *PolicyWatch) Restarts() uint64 { return w.restarts.Load() }
+func (w *Watcher) Restarts() uint64 { return w.restarts.Load() }
 
-func (w *PolicyWatch) run(ctx context.Context, kw *keyWatcher, statuses chan nats.Status) {
+func (w *Watcher) run(ctx context.Context, kw *keyWatcher, statuses chan nats.Status) {
 	s := w.store
 	defer close(w.done)
 	defer s.nc.RemoveStatusListener(statuses)
 	defer func() { kw.stop() }()
 
 	var lastSeen uint64 // KV revision of the last value seen, valid or not
-	retry := policyWatchRetryMin
+	retry := watchRetryMin
 	for {
 		if kw == nil {
 			if s.nc.IsClosed() {
-				s.log.Warn("events: policy watch ended: the NATS connection is closed")
+				s.log.Warn("policyset: policy watch ended: the NATS connection is closed")
 				return
 			}
 			var err error
@@ -159,9 +160,8 @@ func (w *PolicyWatch) run(ctx context.Context, kw *keyWatcher, statuses chan nat
 				if ctx.Err() != nil {
 					return
 				}
-				if s.bad.allow() {
-					s.log.Warn("events: policy watch: cannot watch the bucket; retrying", "retry_in", retry, "error", err)
-				}
+				// The growing retry bounds how often this is logged.
+				s.log.Warn("policyset: policy watch: cannot watch the bucket; retrying", "retry_in", retry, "error", err)
 				select {
 				case <-ctx.Done():
 					return
@@ -171,12 +171,12 @@ func (w *PolicyWatch) run(ctx context.Context, kw *keyWatcher, statuses chan nat
 					}
 				case <-time.After(retry):
 				}
-				retry = min(2*retry, policyWatchRetryMax)
+				retry = min(2*retry, watchRetryMax)
 				continue
 			}
-			retry = policyWatchRetryMin
+			retry = watchRetryMin
 			w.restarts.Add(1)
-			s.log.Info("events: policy watch re-created")
+			s.log.Info("policyset: policy watch re-created")
 		}
 
 		select {
@@ -201,7 +201,7 @@ func (w *PolicyWatch) run(ctx context.Context, kw *keyWatcher, statuses chan nat
 				kw = nil
 				continue
 			}
-			set, have := w.take(e, &lastSeen)
+			set, bad, have := w.take(e, &lastSeen)
 			// Coalesce what is already buffered: only the newest matters.
 		drain:
 			for {
@@ -212,45 +212,43 @@ func (w *PolicyWatch) run(ctx context.Context, kw *keyWatcher, statuses chan nat
 						kw = nil
 						break drain
 					}
-					if next, ok := w.take(e, &lastSeen); ok {
-						set, have = next, true
+					if next, nextBad, ok := w.take(e, &lastSeen); ok {
+						set, bad, have = next, nextBad, true
 					}
 				default:
 					break drain
 				}
 			}
 			if have {
-				w.fn(set)
+				w.fn(set, bad)
 				w.delivered.Store(set.KVRevision)
 			}
 		}
 	}
 }
 
-// take turns one watcher entry into a set to deliver, or reports why not.
-func (w *PolicyWatch) take(e jetstream.KeyValueEntry, lastSeen *uint64) (PolicySet, bool) {
+// take turns one watcher entry into a set, or the error that it is not one,
+// to deliver; ok is false when there is nothing to deliver.
+func (w *Watcher) take(e jetstream.KeyValueEntry, lastSeen *uint64) (set Set, bad error, ok bool) {
 	if e == nil {
-		return PolicySet{}, false // the end of the initial values
+		return Set{}, nil, false // the end of the initial values
 	}
 	rev := e.Revision()
 	if rev == *lastSeen {
 		// A re-created watcher starts with the stored value, which this
 		// watch has usually seen already.
-		return PolicySet{}, false
+		return Set{}, nil, false
 	}
 	*lastSeen = rev
 	s := w.store
 	if e.Operation() != jetstream.KeyValuePut {
-		s.log.Warn("events: the policy set was deleted from the bucket; keeping the active set", "kv_revision", rev, "operation", e.Operation().String())
-		return PolicySet{}, false
+		s.log.Warn("policyset: the policy set was deleted from the bucket; keeping the active set", "kv_revision", rev, "operation", e.Operation().String())
+		return Set{}, nil, false
 	}
 	set, err := s.decode(e)
 	if err != nil {
 		w.skipped.Add(1)
-		if s.bad.allow() {
-			s.log.Warn("events: skipping a stored value that is not a policy set", "kv_revision", rev, "error", err)
-		}
-		return PolicySet{}, false
+		return Set{KVRevision: rev}, err, true
 	}
-	return set, true
+	return set, nil, true
 }

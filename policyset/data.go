@@ -1,4 +1,4 @@
-package events
+package policyset
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/wardenauthz/warden/decision"
 	"gopkg.in/yaml.v3"
 )
 
@@ -20,10 +21,10 @@ import (
 
 // Data returns the base document at path (data.a.b for ["a","b"]) merged
 // from every data file of the set, and whether it exists.
-func (s PolicySet) Data(dataPath []string) (any, bool, error) {
+func (s Set) Data(dataPath []string) (any, bool, error) {
 	root := map[string]any{}
 	for _, name := range slices.Sorted(maps.Keys(s.Files)) {
-		if !isDataFile(name) {
+		if decision.KindOf(name) != decision.KindData {
 			continue
 		}
 		v, err := decodeData(name, s.Files[name])
@@ -31,7 +32,7 @@ func (s PolicySet) Data(dataPath []string) (any, bool, error) {
 			return nil, false, err
 		}
 		if err := mergeAt(root, dataDir(name), v); err != nil {
-			return nil, false, fmt.Errorf("%w: %s: %v", ErrInvalidPolicySet, name, err)
+			return nil, false, fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
 		}
 	}
 	var cur any = root
@@ -52,15 +53,15 @@ func (s PolicySet) Data(dataPath []string) (any, bool, error) {
 // that path (the deepest one), keeping every other file as it is; when no
 // file holds it, into a new data.json in the path's directory. A path held by
 // a YAML file is refused: edit that file itself.
-func (s PolicySet) WithData(dataPath []string, value any) (map[string][]byte, error) {
+func (s Set) WithData(dataPath []string, value any) (map[string][]byte, error) {
 	if len(dataPath) == 0 {
-		return nil, fmt.Errorf("%w: the data root is not one document; write under a path such as warden/roles", ErrInvalidPolicySet)
+		return nil, fmt.Errorf("%w: the data root is not one document; write under a path such as warden/roles", ErrInvalid)
 	}
 	files := maps.Clone(s.Files)
 	owner, rest := "", []string(nil)
 	for _, name := range slices.Sorted(maps.Keys(s.Files)) {
 		dir := dataDir(name)
-		if !isDataFile(name) || len(dir) > len(dataPath) || !slices.Equal(dir, dataPath[:len(dir)]) {
+		if decision.KindOf(name) != decision.KindData || len(dir) > len(dataPath) || !slices.Equal(dir, dataPath[:len(dir)]) {
 			continue
 		}
 		v, err := decodeData(name, s.Files[name])
@@ -80,12 +81,12 @@ func (s PolicySet) WithData(dataPath []string, value any) (map[string][]byte, er
 		owner = path.Join(path.Join(dataPath[:len(dataPath)-1]...), "data.json")
 		rest = dataPath[len(dataPath)-1:]
 		if _, exists := files[owner]; exists {
-			return nil, fmt.Errorf("%w: %s exists but does not hold %s", ErrInvalidPolicySet, owner, strings.Join(dataPath, "/"))
+			return nil, fmt.Errorf("%w: %s exists but does not hold %s", ErrInvalid, owner, strings.Join(dataPath, "/"))
 		}
 		files[owner] = []byte("{}")
 	}
 	if !strings.HasSuffix(owner, ".json") {
-		return nil, fmt.Errorf("%w: data at %s is in %s; edit that file itself", ErrInvalidPolicySet, strings.Join(dataPath, "/"), owner)
+		return nil, fmt.Errorf("%w: data at %s is in %s; edit that file itself", ErrInvalid, strings.Join(dataPath, "/"), owner)
 	}
 	doc, err := decodeData(owner, files[owner])
 	if err != nil {
@@ -93,7 +94,7 @@ func (s PolicySet) WithData(dataPath []string, value any) (map[string][]byte, er
 	}
 	if len(rest) == 0 {
 		if _, ok := value.(map[string]any); !ok {
-			return nil, fmt.Errorf("%w: %s holds an object; the value for its whole path must be an object", ErrInvalidPolicySet, owner)
+			return nil, fmt.Errorf("%w: %s holds an object; the value for its whole path must be an object", ErrInvalid, owner)
 		}
 		doc = value
 	} else {
@@ -113,18 +114,10 @@ func (s PolicySet) WithData(dataPath []string, value any) (map[string][]byte, er
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(doc); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidPolicySet, err)
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	files[owner] = buf.Bytes()
 	return files, nil
-}
-
-func isDataFile(name string) bool {
-	switch path.Ext(name) {
-	case ".json", ".yaml", ".yml":
-		return true
-	}
-	return false
 }
 
 // dataDir is where a data file's content sits under data.
@@ -142,12 +135,12 @@ func decodeData(name string, content []byte) (any, error) {
 		dec := json.NewDecoder(bytes.NewReader(content))
 		dec.UseNumber()
 		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrInvalidPolicySet, name, err)
+			return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
 		}
 		return v, nil
 	}
 	if err := yaml.Unmarshal(content, &v); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidPolicySet, name, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
 	}
 	return v, nil
 }

@@ -1,4 +1,4 @@
-package events
+package policyset
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/wardenauthz/warden/decision"
 )
 
 // tctx is a context that ends with the test, or after 20s.
@@ -25,12 +26,12 @@ func tctx(t testing.TB) context.Context {
 	return ctx
 }
 
-func newPolicyStore(t testing.TB, nc *nats.Conn, opts PolicyStoreOptions) *PolicyStore {
+func newPolicyStore(t testing.TB, nc *nats.Conn, opts StoreOptions) *Store {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
 	}
-	s, err := NewPolicyStore(tctx(t), nc, opts)
+	s, err := NewStore(tctx(t), nc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,8 +40,8 @@ func newPolicyStore(t testing.TB, nc *nats.Conn, opts PolicyStoreOptions) *Polic
 
 // policySet is a small valid set; n makes its content, and so its revision,
 // differ.
-func policySet(n int) PolicySet {
-	return PolicySet{
+func policySet(n int) Set {
+	return Set{
 		Files: map[string][]byte{
 			"authz.rego":      fmt.Appendf(nil, "package warden.authz\n\ndefault allow := false\n\nallow if input.n == %d\n", n),
 			"authz_test.rego": []byte("package warden.authz_test\n\nimport data.warden.authz\n\ntest_deny if not authz.allow\n"),
@@ -51,16 +52,31 @@ func policySet(n int) PolicySet {
 	}
 }
 
-// recorder remembers what a watch delivered.
+// recorder remembers what a watch delivered: sets, and the errors for
+// values that were not sets.
 type recorder struct {
-	mu   sync.Mutex
-	sets []PolicySet
+	mu    sync.Mutex
+	sets  []Set
+	bad   []error
+	badKV []uint64
 }
 
-func (r *recorder) fn(s PolicySet) {
+func (r *recorder) fn(s Set, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err != nil {
+		r.bad = append(r.bad, err)
+		r.badKV = append(r.badKV, s.KVRevision)
+		return
+	}
 	r.sets = append(r.sets, s)
+}
+
+// invalid returns the errors delivered and their values' KV revisions.
+func (r *recorder) invalid() ([]error, []uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.bad), slices.Clone(r.badKV)
 }
 
 func (r *recorder) kvRevisions() []uint64 {
@@ -73,16 +89,16 @@ func (r *recorder) kvRevisions() []uint64 {
 	return revs
 }
 
-func (r *recorder) last() (PolicySet, bool) {
+func (r *recorder) last() (Set, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.sets) == 0 {
-		return PolicySet{}, false
+		return Set{}, false
 	}
 	return r.sets[len(r.sets)-1], true
 }
 
-func watch(t testing.TB, s *PolicyStore, r *recorder) *PolicyWatch {
+func watch(t testing.TB, s *Store, r *recorder) *Watcher {
 	t.Helper()
 	w, err := s.Watch(context.Background(), r.fn)
 	if err != nil {
@@ -94,7 +110,7 @@ func watch(t testing.TB, s *PolicyStore, r *recorder) *PolicyWatch {
 
 // waitDelivered waits until every watch has delivered the set at KV
 // revision rev (or a later one).
-func waitDelivered(t testing.TB, rev uint64, ws ...*PolicyWatch) {
+func waitDelivered(t testing.TB, rev uint64, ws ...*Watcher) {
 	t.Helper()
 	eventually(t, 20*time.Second, func() error {
 		for i, w := range ws {
@@ -138,8 +154,8 @@ func TestPolicyRevisionKnownValues(t *testing.T) {
 		{map[string][]byte{"a.rego": nil}, "19f331d81945"},
 	}
 	for _, c := range cases {
-		if got := PolicyRevision(c.files); got != c.want {
-			t.Errorf("PolicyRevision(%v) = %s, want %s", slices.Sorted(maps.Keys(c.files)), got, c.want)
+		if got := decision.Revision(c.files); got != c.want {
+			t.Errorf("decision.Revision(%v) = %s, want %s", slices.Sorted(maps.Keys(c.files)), got, c.want)
 		}
 	}
 }
@@ -173,22 +189,22 @@ func TestPolicySetValidation(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			set := PolicySet{Files: map[string][]byte{}}
+			set := Set{Files: map[string][]byte{}}
 			for name, data := range c.files {
 				set.Files[name] = []byte(data)
 			}
-			_, _, err := encodePolicySet(set, DefaultMaxPolicyFiles)
-			if !errors.Is(err, ErrInvalidPolicySet) || !strings.Contains(err.Error(), c.want) {
-				t.Errorf("error %v, want ErrInvalidPolicySet saying %q", err, c.want)
+			_, _, err := encodeSet(set, DefaultMaxFiles)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %v, want ErrInvalid saying %q", err, c.want)
 			}
 		})
 	}
 	t.Run("too many files", func(t *testing.T) {
-		set := PolicySet{Files: map[string][]byte{}}
+		set := Set{Files: map[string][]byte{}}
 		for i := range 11 {
 			set.Files[fmt.Sprintf("m%d.rego", i)] = []byte(valid)
 		}
-		if _, _, err := encodePolicySet(set, 10); !errors.Is(err, ErrInvalidPolicySet) || !strings.Contains(err.Error(), "11 files, over the limit of 10") {
+		if _, _, err := encodeSet(set, 10); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "11 files, over the limit of 10") {
 			t.Errorf("error %v", err)
 		}
 	})
@@ -196,7 +212,7 @@ func TestPolicySetValidation(t *testing.T) {
 		set := policySet(1)
 		set.Files["deep/er/still/data.yaml"] = []byte("a: 1\n")
 		set.Files["x.yml"] = []byte("b: 2\n")
-		if _, _, err := encodePolicySet(set, DefaultMaxPolicyFiles); err != nil {
+		if _, _, err := encodeSet(set, DefaultMaxFiles); err != nil {
 			t.Error(err)
 		}
 	})
@@ -205,19 +221,19 @@ func TestPolicySetValidation(t *testing.T) {
 func TestPolicySetRoundTrip(t *testing.T) {
 	in := policySet(7)
 	in.At = time.Date(2026, 11, 23, 10, 0, 0, 0, time.FixedZone("CET", 3600))
-	data, enc, err := encodePolicySet(in, DefaultMaxPolicyFiles)
+	data, enc, err := encodeSet(in, DefaultMaxFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(data), `"note\":\"<a & b>\"`) || !strings.Contains(string(data), `"v":1,`) {
 		t.Errorf("stored form is not plain readable JSON: %s", data)
 	}
-	out, err := decodePolicySet(data, DefaultMaxPolicyFiles)
+	out, err := decodeSet(data, DefaultMaxFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := in
-	want.Revision = PolicyRevision(in.Files)
+	want.Revision = decision.Revision(in.Files)
 	want.At = in.At.UTC()
 	if diff := cmp.Diff(want, out); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
@@ -237,8 +253,8 @@ func TestPolicySetRoundTrip(t *testing.T) {
 		"no at":            strings.Replace(string(data), `"at":"2026-11-23T09:00:00Z"`, `"at":"0001-01-01T00:00:00Z"`, 1),
 		"bad file name":    strings.Replace(string(data), `"authz.rego"`, `"../authz.rego"`, 1),
 	} {
-		if _, err := decodePolicySet([]byte(bad), DefaultMaxPolicyFiles); !errors.Is(err, ErrInvalidPolicySet) {
-			t.Errorf("%s: decode error %v, want ErrInvalidPolicySet", name, err)
+		if _, err := decodeSet([]byte(bad), DefaultMaxFiles); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: decode error %v, want ErrInvalid", name, err)
 		}
 	}
 }
@@ -253,7 +269,7 @@ func TestPolicySetFS(t *testing.T) {
 		"policies/.git/config.json": {Data: []byte("{}")},
 		"other/x.rego":              {Data: []byte("package other\n")},
 	}
-	set, err := PolicySetFromFS(src, "policies")
+	set, err := FromFS(src, "policies")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,8 +277,8 @@ func TestPolicySetFS(t *testing.T) {
 	if got := slices.Sorted(maps.Keys(set.Files)); !slices.Equal(got, want) {
 		t.Errorf("files %q, want %q", got, want)
 	}
-	if set.Revision != PolicyRevision(set.Files) {
-		t.Errorf("Revision %s, want %s", set.Revision, PolicyRevision(set.Files))
+	if set.Revision != decision.Revision(set.Files) {
+		t.Errorf("Revision %s, want %s", set.Revision, decision.Revision(set.Files))
 	}
 
 	fsys := set.FS()
@@ -293,13 +309,13 @@ func TestPolicyStoreSeedOnce(t *testing.T) {
 	srv := startServer(t, t.TempDir())
 	const seeders = 4
 	type result struct {
-		set     PolicySet
+		set     Set
 		created bool
 		err     error
 	}
-	stores := make([]*PolicyStore, seeders)
+	stores := make([]*Store, seeders)
 	for i := range stores {
-		stores[i] = newPolicyStore(t, dial(t, srv.ClientURL()), PolicyStoreOptions{})
+		stores[i] = newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{})
 	}
 	results := make([]result, seeders)
 	var start, wg sync.WaitGroup
@@ -327,7 +343,7 @@ func TestPolicyStoreSeedOnce(t *testing.T) {
 		t.Fatalf("seeders %v created the set, want exactly one", winners)
 	}
 	won := results[winners[0]].set
-	if won.Revision != PolicyRevision(policySet(winners[0]).Files) || won.KVRevision == 0 || won.At.IsZero() {
+	if won.Revision != decision.Revision(policySet(winners[0]).Files) || won.KVRevision == 0 || won.At.IsZero() {
 		t.Errorf("the winner got %+v", won)
 	}
 	for i, r := range results {
@@ -344,14 +360,14 @@ func TestPolicyStoreSeedOnce(t *testing.T) {
 
 func TestPolicyStorePutConflict(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	s := newPolicyStore(t, dial(t, srv.ClientURL()), PolicyStoreOptions{})
+	s := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{})
 	ctx := tctx(t)
 
-	if _, err := s.Current(ctx); !errors.Is(err, ErrNoPolicySet) {
-		t.Fatalf("Current on an empty bucket: %v, want ErrNoPolicySet", err)
+	if _, err := s.Current(ctx); !errors.Is(err, ErrNoSet) {
+		t.Fatalf("Current on an empty bucket: %v, want ErrNoSet", err)
 	}
-	if _, err := s.History(ctx); !errors.Is(err, ErrNoPolicySet) {
-		t.Fatalf("History on an empty bucket: %v, want ErrNoPolicySet", err)
+	if _, err := s.History(ctx); !errors.Is(err, ErrNoSet) {
+		t.Fatalf("History on an empty bucket: %v, want ErrNoSet", err)
 	}
 	first, err := s.Put(ctx, policySet(1), 0)
 	if err != nil {
@@ -384,7 +400,7 @@ func TestPolicyStorePutConflict(t *testing.T) {
 // it reaches the bucket, with an error that says why.
 func TestPolicyStoreRefuses(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	s := newPolicyStore(t, dial(t, srv.ClientURL()), PolicyStoreOptions{MaxBytes: 64 << 10, MaxFiles: 20})
+	s := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{MaxBytes: 64 << 10, MaxFiles: 20})
 	ctx := tctx(t)
 
 	big := policySet(1)
@@ -397,35 +413,35 @@ func TestPolicyStoreRefuses(t *testing.T) {
 	badName.Files["../escape.rego"] = []byte("package x\n")
 
 	for name, c := range map[string]struct {
-		set  PolicySet
+		set  Set
 		want string
 	}{
 		"oversize":   {big, "over the limit of 65536"},
 		"many files": {many, "23 files, over the limit of 20"},
 		"bad name":   {badName, `"../escape.rego"`},
 	} {
-		if _, err := s.Put(ctx, c.set, 0); !errors.Is(err, ErrInvalidPolicySet) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: Put error %v, want ErrInvalidPolicySet saying %q", name, err, c.want)
+		if _, err := s.Put(ctx, c.set, 0); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Put error %v, want ErrInvalid saying %q", name, err, c.want)
 		}
-		if _, _, err := s.Seed(ctx, c.set); !errors.Is(err, ErrInvalidPolicySet) {
-			t.Errorf("%s: Seed error %v, want ErrInvalidPolicySet", name, err)
+		if _, _, err := s.Seed(ctx, c.set); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Seed error %v, want ErrInvalid", name, err)
 		}
 	}
-	if _, err := s.Current(ctx); !errors.Is(err, ErrNoPolicySet) {
-		t.Errorf("after refused puts, Current: %v, want ErrNoPolicySet", err)
+	if _, err := s.Current(ctx); !errors.Is(err, ErrNoSet) {
+		t.Errorf("after refused puts, Current: %v, want ErrNoSet", err)
 	}
 
 	// The default limit fits under NATS's default max_payload (1 MiB), and
 	// a set just under it is stored.
-	s2 := newPolicyStore(t, dial(t, srv.ClientURL()), PolicyStoreOptions{Bucket: "WARDEN_POLICIES_BIG"})
+	s2 := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{Bucket: "WARDEN_POLICIES_BIG"})
 	near := policySet(2)
-	near.Files["big.json"] = []byte(`{"x":"` + strings.Repeat("a", DefaultMaxPolicySetBytes-1024) + `"}`)
+	near.Files["big.json"] = []byte(`{"x":"` + strings.Repeat("a", DefaultMaxBytes-1024) + `"}`)
 	if _, err := s2.Put(ctx, near, 0); err != nil {
 		t.Errorf("a set just under the default limit: %v", err)
 	}
-	near.Files["big.json"] = []byte(`{"x":"` + strings.Repeat("a", DefaultMaxPolicySetBytes) + `"}`)
-	if _, err := s2.Put(ctx, near, 0); !errors.Is(err, ErrInvalidPolicySet) {
-		t.Errorf("a set over the default limit: %v, want ErrInvalidPolicySet", err)
+	near.Files["big.json"] = []byte(`{"x":"` + strings.Repeat("a", DefaultMaxBytes) + `"}`)
+	if _, err := s2.Put(ctx, near, 0); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a set over the default limit: %v, want ErrInvalid", err)
 	}
 }
 
@@ -433,11 +449,11 @@ func TestPolicyStoreRefuses(t *testing.T) {
 // rolls back by putting an old one again.
 func TestPolicyStoreHistory(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	s := newPolicyStore(t, dial(t, srv.ClientURL()), PolicyStoreOptions{History: 5})
+	s := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{History: 5})
 	ctx := tctx(t)
 
 	var last uint64
-	var stored []PolicySet
+	var stored []Set
 	for i := range 8 {
 		set, err := s.Put(ctx, policySet(i), last)
 		if err != nil {
@@ -458,7 +474,7 @@ func TestPolicyStoreHistory(t *testing.T) {
 
 	// Roll back to set 4.
 	old := hist[3]
-	back, err := s.Put(ctx, PolicySet{Files: old.Files, Author: "bob", Message: "roll back to " + old.Revision}, last)
+	back, err := s.Put(ctx, Set{Files: old.Files, Author: "bob", Message: "roll back to " + old.Revision}, last)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +483,7 @@ func TestPolicyStoreHistory(t *testing.T) {
 	}
 	// The bucket was created with History 5; a store opened later with
 	// another history updates it.
-	newPolicyStore(t, dial(t, srv.ClientURL()), PolicyStoreOptions{History: 10})
+	newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{History: 10})
 	if _, err := s.Put(ctx, policySet(100), back.KVRevision); err != nil {
 		t.Fatal(err)
 	}
@@ -484,7 +500,7 @@ func TestPolicyStoreHistory(t *testing.T) {
 func TestPolicyStoreDeleted(t *testing.T) {
 	srv := startServer(t, t.TempDir())
 	nc := dial(t, srv.ClientURL())
-	s := newPolicyStore(t, nc, PolicyStoreOptions{})
+	s := newPolicyStore(t, nc, StoreOptions{})
 	ctx := tctx(t)
 	first, err := s.Put(ctx, policySet(1), 0)
 	if err != nil {
@@ -494,12 +510,12 @@ func TestPolicyStoreDeleted(t *testing.T) {
 	w := watch(t, s, &rec)
 	waitDelivered(t, first.KVRevision, w)
 
-	kv := rawBucket(t, nc, DefaultPolicyBucket)
-	if err := kv.Delete(ctx, policySetKey); err != nil {
+	kv := rawBucket(t, nc, DefaultBucket)
+	if err := kv.Delete(ctx, setKey); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Current(ctx); !errors.Is(err, ErrNoPolicySet) {
-		t.Errorf("Current after delete: %v, want ErrNoPolicySet", err)
+	if _, err := s.Current(ctx); !errors.Is(err, ErrNoSet) {
+		t.Errorf("Current after delete: %v, want ErrNoSet", err)
 	}
 	seeded, created, err := s.Seed(ctx, policySet(2))
 	if err != nil || !created {

@@ -1,4 +1,4 @@
-package events
+package policyset
 
 import (
 	"errors"
@@ -8,10 +8,10 @@ import (
 	"github.com/wardenauthz/warden/decision"
 )
 
-// PolicyRefusal says why the source's newest set is not the active one: the
+// Refusal says why the source's newest set is not the active one: the
 // set failed its checks, or (dir) the directory could not be read. It stays
 // in Status until a set from the source is active again.
-type PolicyRefusal struct {
+type Refusal struct {
 	// At is when the set was refused.
 	At time.Time `json:"at"`
 	// Revision and KVRevision identify the refused set; empty or zero when
@@ -30,8 +30,8 @@ type PolicyRefusal struct {
 	Err error `json:"-"`
 }
 
-func newPolicyRefusal(revision string, kv uint64, err error) *PolicyRefusal {
-	r := &PolicyRefusal{At: time.Now().UTC(), Revision: revision, KVRevision: kv, Message: err.Error(), Err: err}
+func newRefusal(revision string, kv uint64, err error) *Refusal {
+	r := &Refusal{At: time.Now().UTC(), Revision: revision, KVRevision: kv, Message: err.Error(), Err: err}
 	var pe *decision.PolicyError
 	if errors.As(err, &pe) {
 		r.Problems = pe.Problems
@@ -46,9 +46,9 @@ func newPolicyRefusal(revision string, kv uint64, err error) *PolicyRefusal {
 	return r
 }
 
-// PolicyStatus is a replica's view of its policy set, for GET /v1/status,
+// Status is a replica's view of its policy set, for GET /v1/status,
 // /readyz detail and metrics.
-type PolicyStatus struct {
+type Status struct {
 	// Source is "nats" or "dir".
 	Source string `json:"source"`
 	// ActiveRevision is the revision of the set deciding now.
@@ -65,23 +65,23 @@ type PolicyStatus struct {
 	NotReady string `json:"not_ready,omitempty"`
 	// LastError is why the source's newest set is not active; nil when it
 	// is (or nothing was refused since the last activation).
-	LastError *PolicyRefusal `json:"last_error"`
+	LastError *Refusal `json:"last_error"`
 	// Reloads counts sets activated; Refusals counts sets refused.
 	Reloads  uint64 `json:"reloads"`
 	Refusals uint64 `json:"refusals"`
-	// InvalidValues counts values in the bucket that were not policy sets
-	// at all and were skipped (nats only; written around Warden).
+	// InvalidValues counts values the source held that were not policy
+	// sets at all (written around Warden, or a directory mid-edit).
 	InvalidValues uint64 `json:"invalid_values,omitempty"`
 }
 
 // Status reports the active and the source's revisions and the last refusal.
-func (m *PolicyManager) Status() PolicyStatus {
+func (m *Manager) Status() Status {
 	active := m.engine.Revision()
 	m.mu.Lock()
 	st := m.st
 	m.mu.Unlock()
-	s := PolicyStatus{
-		Source:           m.source,
+	s := Status{
+		Source:           m.src.Kind(),
 		ActiveRevision:   active,
 		StoredRevision:   st.stored,
 		StoredKVRevision: st.storedKV,
@@ -89,9 +89,7 @@ func (m *PolicyManager) Status() PolicyStatus {
 		LastError:        st.lastErr,
 		Reloads:          st.reloads,
 		Refusals:         st.refusals,
-	}
-	if m.watch != nil {
-		s.InvalidValues = m.watch.Skipped()
+		InvalidValues:    st.invalid,
 	}
 	if err := m.notReady(st); err != nil {
 		s.NotReady = err.Error()
@@ -103,7 +101,7 @@ func (m *PolicyManager) Status() PolicyStatus {
 
 // Ready returns nil once the replica decides with a set from its source:
 // the source's newest, or — when that one was refused — an earlier one
-// from the source. Otherwise it returns an error wrapping ErrPolicyNotReady
+// from the source. Otherwise it returns an error wrapping ErrNotReady
 // that says why:
 //
 //   - nats: the watch has not delivered the stored set yet; dir: the
@@ -118,24 +116,22 @@ func (m *PolicyManager) Status() PolicyStatus {
 // them out of service would turn one bad push into an outage, which is
 // what refusing it prevents. The refusal shows in Status.LastError and
 // Status.Converged instead.
-func (m *PolicyManager) Ready() error {
+func (m *Manager) Ready() error {
 	m.mu.Lock()
 	st := m.st
 	m.mu.Unlock()
 	return m.notReady(st)
 }
 
-func (m *PolicyManager) notReady(st policyState) error {
+func (m *Manager) notReady(st state) error {
 	switch {
-	case !st.seen && m.source == PolicySourceNATS:
-		return fmt.Errorf("%w: waiting for the policy set from bucket %s", ErrPolicyNotReady, m.store.Bucket())
 	case !st.seen && st.lastErr != nil:
-		return fmt.Errorf("%w: cannot read policies.dir %s: %s", ErrPolicyNotReady, m.dir, st.lastErr.Message)
+		return fmt.Errorf("%w: cannot read the policy set from %s: %s", ErrNotReady, m.src, st.lastErr.Message)
 	case !st.seen:
-		return fmt.Errorf("%w: policies.dir %s not read yet", ErrPolicyNotReady, m.dir)
+		return fmt.Errorf("%w: waiting for the policy set from %s", ErrNotReady, m.src)
 	case !st.fromSource:
-		return fmt.Errorf("%w: the %s policy set %s was refused and no earlier one passes; running the initial set %s",
-			ErrPolicyNotReady, m.source, st.stored, m.engine.Revision())
+		return fmt.Errorf("%w: the policy set %s from %s was refused and no earlier one passes; running the initial set %s",
+			ErrNotReady, st.stored, m.src, m.engine.Revision())
 	}
 	return nil
 }

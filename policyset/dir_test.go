@@ -1,4 +1,4 @@
-package events
+package policyset
 
 import (
 	"errors"
@@ -34,12 +34,12 @@ func writeDir(t testing.TB, dir string, files map[string][]byte) {
 
 // newDirReplica fills a temporary directory with files and starts an engine
 // from it and a manager on it.
-func newDirReplica(t testing.TB, files map[string][]byte, poll time.Duration) (string, *decision.Engine, *PolicyManager) {
+func newDirReplica(t testing.TB, files map[string][]byte, poll time.Duration) (string, *decision.Engine, *Manager) {
 	t.Helper()
 	dir := t.TempDir()
 	writeDir(t, dir, files)
 	engine := newTestEngine(t, os.DirFS(dir))
-	m, err := NewDirPolicies(tctx(t), dir, engine, PolicyManagerOptions{PollInterval: poll, Logger: testLogger(t)})
+	m, err := newDirManager(t, dir, engine, poll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +54,8 @@ func TestDirPolicies(t *testing.T) {
 	shipped := shippedFiles(t)
 	dir, engine, m := newDirReplica(t, shipped, poll)
 	ctx := tctx(t)
-	rev := PolicyRevision(shipped)
-	if st := m.Status(); st.Source != PolicySourceDir || st.ActiveRevision != rev || st.StoredRevision != rev || !st.Converged || !st.Ready || st.Reloads != 0 {
+	rev := decision.Revision(shipped)
+	if st := m.Status(); st.Source != SourceDir || st.ActiveRevision != rev || st.StoredRevision != rev || !st.Converged || !st.Ready || st.Reloads != 0 {
 		t.Fatalf("status at start %+v", st)
 	}
 	if cur, err := m.Current(ctx); err != nil || cur.Revision != rev || cur.KVRevision != 0 {
@@ -70,8 +70,8 @@ func TestDirPolicies(t *testing.T) {
 	start := time.Now()
 	writeDir(t, dir, map[string][]byte{"data.json": edited["data.json"]})
 	eventually(t, 20*time.Second, func() error {
-		if got := engine.Revision(); got != PolicyRevision(edited) {
-			return fmt.Errorf("active %s, want %s", got, PolicyRevision(edited))
+		if got := engine.Revision(); got != decision.Revision(edited) {
+			return fmt.Errorf("active %s, want %s", got, decision.Revision(edited))
 		}
 		return nil
 	})
@@ -89,13 +89,13 @@ func TestDirPolicies(t *testing.T) {
 		return nil
 	})
 	st := m.Status()
-	if st.ActiveRevision != PolicyRevision(edited) || st.Converged || !st.Ready || st.Refusals != 1 {
+	if st.ActiveRevision != decision.Revision(edited) || st.Converged || !st.Ready || st.Refusals != 1 {
 		t.Errorf("status after a broken edit %+v", st)
 	}
 	if p := st.LastError.Problems; len(p) == 0 || p[0].File != "authz.rego" || p[0].Row == 0 || p[0].Code != "rego_parse_error" {
 		t.Errorf("problems %+v", p)
 	}
-	if d := auditorReads(ctx, engine); !d.Allow || d.Revision != PolicyRevision(edited) {
+	if d := auditorReads(ctx, engine); !d.Allow || d.Revision != decision.Revision(edited) {
 		t.Errorf("decision after a broken edit: %+v", d)
 	}
 	// Polls do not check the same broken files again.
@@ -107,7 +107,7 @@ func TestDirPolicies(t *testing.T) {
 	// Fixed: active again, refusal cleared.
 	writeDir(t, dir, map[string][]byte{"authz.rego": shipped["authz.rego"]})
 	eventually(t, 20*time.Second, func() error {
-		if st := m.Status(); st.ActiveRevision != PolicyRevision(edited) || st.LastError != nil || !st.Converged {
+		if st := m.Status(); st.ActiveRevision != decision.Revision(edited) || st.LastError != nil || !st.Converged {
 			return fmt.Errorf("status %+v", st)
 		}
 		return nil
@@ -115,7 +115,7 @@ func TestDirPolicies(t *testing.T) {
 
 	// Files that are not policy files and hidden files change nothing.
 	writeDir(t, dir, map[string][]byte{"README.md": []byte("# notes\n"), ".git/HEAD": []byte("ref: x\n")})
-	if cur, err := m.Current(ctx); err != nil || cur.Revision != PolicyRevision(edited) {
+	if cur, err := m.Current(ctx); err != nil || cur.Revision != decision.Revision(edited) {
 		t.Errorf("Current with other files: %s, %v", cur.Revision, err)
 	}
 }
@@ -132,8 +132,8 @@ func TestDirPoliciesReload(t *testing.T) {
 	if err := m.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := engine.Revision(); got != PolicyRevision(edited) {
-		t.Fatalf("after Reload: %s, want %s", got, PolicyRevision(edited))
+	if got := engine.Revision(); got != decision.Revision(edited) {
+		t.Fatalf("after Reload: %s, want %s", got, decision.Revision(edited))
 	}
 
 	writeDir(t, dir, map[string][]byte{"extra.rego": []byte(typeError)})
@@ -148,7 +148,7 @@ func TestDirPoliciesReload(t *testing.T) {
 	if err := m.Reload(ctx); !errors.As(err, &pe) {
 		t.Fatalf("second Reload: %v", err)
 	}
-	if st := m.Status(); st.Refusals != 2 || st.ActiveRevision != PolicyRevision(edited) || !st.Ready {
+	if st := m.Status(); st.Refusals != 2 || st.ActiveRevision != decision.Revision(edited) || !st.Ready {
 		t.Errorf("status %+v", st)
 	}
 
@@ -159,7 +159,7 @@ func TestDirPoliciesReload(t *testing.T) {
 	if err := m.Reload(ctx); err == nil {
 		t.Fatal("Reload of a removed directory succeeded")
 	}
-	if st := m.Status(); st.LastError == nil || st.LastError.Revision != "" || st.ActiveRevision != PolicyRevision(edited) || !st.Ready {
+	if st := m.Status(); st.LastError == nil || st.LastError.Revision != "" || st.ActiveRevision != decision.Revision(edited) || !st.Ready {
 		t.Errorf("status after removing the directory %+v", st)
 	}
 }
@@ -168,7 +168,6 @@ func TestDirPoliciesReload(t *testing.T) {
 // at start; one whose set fails its checks is a refusal, and the manager is
 // not ready while the engine runs a set that did not come from it.
 func TestDirPoliciesStart(t *testing.T) {
-	ctx := tctx(t)
 	shipped := shippedFiles(t)
 	engine := newTestEngine(t, mapFS(shipped))
 	for name, dir := range map[string]string{
@@ -182,23 +181,23 @@ func TestDirPoliciesStart(t *testing.T) {
 			return p
 		}(),
 	} {
-		if _, err := NewDirPolicies(ctx, dir, engine, PolicyManagerOptions{}); err == nil {
+		if _, err := newDirManager(t, dir, engine, 0); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
 
 	dir := t.TempDir()
 	writeDir(t, dir, with(shipped, "extra_test.rego", failingTest))
-	m, err := NewDirPolicies(ctx, dir, engine, PolicyManagerOptions{PollInterval: time.Hour})
+	m, err := newDirManager(t, dir, engine, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
 	err = m.Ready()
-	if !errors.Is(err, ErrPolicyNotReady) || !strings.Contains(err.Error(), "was refused") {
+	if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "was refused") {
 		t.Errorf("Ready: %v, want not ready", err)
 	}
-	if st := m.Status(); st.LastError == nil || len(st.LastError.FailingTests) != 1 || st.ActiveRevision != PolicyRevision(shipped) {
+	if st := m.Status(); st.LastError == nil || len(st.LastError.FailingTests) != 1 || st.ActiveRevision != decision.Revision(shipped) {
 		t.Errorf("status %+v", st)
 	}
 }

@@ -89,8 +89,8 @@ func (o *StoreOptions) setDefaults() error {
 	return nil
 }
 
-// KeyValueConfig is the JetStream configuration EnsureBucket applies.
-func (o StoreOptions) KeyValueConfig() (jetstream.KeyValueConfig, error) {
+// keyValueConfig is the JetStream configuration ensureBucket applies.
+func (o StoreOptions) keyValueConfig() (jetstream.KeyValueConfig, error) {
 	if err := o.setDefaults(); err != nil {
 		return jetstream.KeyValueConfig{}, err
 	}
@@ -104,11 +104,11 @@ func (o StoreOptions) KeyValueConfig() (jetstream.KeyValueConfig, error) {
 	}, nil
 }
 
-// EnsureBucket creates the policy bucket, or updates it to opts when it
+// ensureBucket creates the policy bucket, or updates it to opts when it
 // exists (for example after the history changed). Running it on every start
 // of every replica is safe.
-func EnsureBucket(ctx context.Context, nc *nats.Conn, opts StoreOptions) (jetstream.KeyValue, error) {
-	cfg, err := opts.KeyValueConfig()
+func ensureBucket(ctx context.Context, nc *nats.Conn, opts StoreOptions) (jetstream.KeyValue, error) {
+	cfg, err := opts.keyValueConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ type Store struct {
 	log  *slog.Logger
 }
 
-// NewStore ensures the bucket (EnsureBucket) and returns a store
+// NewStore ensures the bucket (ensureBucket) and returns a store
 // on it. It needs NATS reachable within ctx.
 func NewStore(ctx context.Context, nc *nats.Conn, opts StoreOptions) (*Store, error) {
 	if nc == nil {
@@ -150,7 +150,7 @@ func NewStore(ctx context.Context, nc *nats.Conn, opts StoreOptions) (*Store, er
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	kv, err := EnsureBucket(ctx, nc, opts)
+	kv, err := ensureBucket(ctx, nc, opts)
 	if err != nil {
 		return nil, err
 	}

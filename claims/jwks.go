@@ -3,6 +3,7 @@ package claims
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -168,8 +169,12 @@ func (s keyStore) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
 }
 
 // jwksHTTPClient returns the client JWKS fetches use: base (or a default)
-// with a timeout and a cap on the response size. base is copied, not
-// modified.
+// with a timeout, a cap on the response size, and no redirects. base is
+// copied, not modified.
+//
+// A redirect is refused, whatever base allows: the keys are trusted because
+// they come from the configured URL (https, or http on loopback), and a
+// redirect could hand that trust to a plain-http URL or another host.
 func jwksHTTPClient(base *http.Client) *http.Client {
 	c := &http.Client{}
 	if base != nil {
@@ -183,7 +188,15 @@ func jwksHTTPClient(base *http.Client) *http.Client {
 		next = http.DefaultTransport
 	}
 	c.Transport = cappedTransport{next: next, max: maxJWKSBytes}
+	c.CheckRedirect = refuseRedirect
 	return c
+}
+
+// errJWKSRedirect fails a fetch that the server answers with a redirect.
+var errJWKSRedirect = errors.New("the JWKS URL redirects; Warden does not follow redirects for keys: configure the final URL as jwks_url")
+
+func refuseRedirect(req *http.Request, via []*http.Request) error {
+	return fmt.Errorf("%w (%s -> %s)", errJWKSRedirect, via[0].URL.Redacted(), req.URL.Redacted())
 }
 
 // errJWKSTooLarge fails a fetch whose body is above maxJWKSBytes.

@@ -6,8 +6,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -301,6 +303,39 @@ func randomBytes(t *testing.T, n int) []byte {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestJWKSRedirectRefused: an https jwks_url that redirects (here to a
+// server with a valid key set) is not followed, even when the given client
+// would follow it; the keys behind the redirect are never fetched, and the
+// issuer's tokens fail closed.
+func TestJWKSRedirectRefused(t *testing.T) {
+	target := newJWKSServer(t)
+	a := newP256(t)
+	target.publish(t, jwk{kid: "k1", alg: "ES256", key: a.Public()})
+	for _, code := range []int{http.StatusFound, http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			redirector := httptest.NewServer(http.RedirectHandler(target.URL, code))
+			t.Cleanup(redirector.Close)
+			before := target.requests.Load()
+			cfg := Config{Issuers: []IssuerConfig{{Issuer: idpIssuer, Audiences: []string{"orders-api"}, JWKSURL: redirector.URL}}}
+			follows := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return nil }}
+			v, err := NewVerifier(t.Context(), cfg, WithClock(func() time.Time { return testNow }), WithLogger(quietLog()),
+				WithHTTPClient(follows), WithJWKSRefresh(time.Hour, time.Nanosecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantCode(t, v, ecToken(t, a, "k1"), CodeUnknownKey)
+			if n := target.requests.Load() - before; n != 0 {
+				t.Errorf("the redirect target was asked %d times", n)
+			}
+		})
+	}
+	if err := refuseRedirect(httptest.NewRequest("GET", "http://evil.example/keys", nil),
+		[]*http.Request{httptest.NewRequest("GET", "https://idp.example/jwks", nil)}); !errors.Is(err, errJWKSRedirect) ||
+		!strings.Contains(err.Error(), "https://idp.example/jwks -> http://evil.example/keys") {
+		t.Errorf("refuseRedirect = %v", err)
+	}
+}
 
 func TestJWKSHTTPClient(t *testing.T) {
 	srv := newJWKSServer(t)

@@ -56,7 +56,8 @@
 // order-independent and duplicate-safe, and every replica that has applied
 // the same set of events gives the same answers.
 //
-//   - roles_changed: a token of the subject with iat < at is token_stale
+//   - roles_changed: a token of the subject with iat <= at, compared in
+//     whole seconds, is token_stale
 //     (the engine sets refresh: true). When the event carries perm_version
 //     and the token carries the issuer's permission-version claim, the
 //     versions are compared instead (token version < perm_version is stale),
@@ -73,8 +74,8 @@
 // token_stale: telling a client to refresh a token that is revoked anyway
 // would only cost a round trip.
 //
-// JWT iat has one-second resolution while at does not, so a token minted in
-// the same second as the change (after it) is stale too and its client
+// JWT iat has one-second resolution while at does not, so a token of the
+// same second as the change (even one minted after it) is stale and its client
 // refreshes again; this errs on the safe side for at most a second.
 //
 // Every entry is dropped at at + max_lifetime + leeway, when no token it could

@@ -179,7 +179,7 @@ func (m mark) live(now, span int64) int64 {
 }
 
 func (r *rule) matches(c *claims.Claims, iat, now, span int64) bool {
-	if at := r.plain.live(now, span); at != 0 && iat < at {
+	if at := r.plain.live(now, span); at != 0 && issuedBy(iat, at) {
 		return true
 	}
 	if at := r.versioned.live(now, span); at != 0 {
@@ -189,9 +189,28 @@ func (r *rule) matches(c *claims.Claims, iat, now, span int64) bool {
 		if c.HasPermVersion {
 			return c.PermVersion < r.version
 		}
-		return iat < at
+		return issuedBy(iat, at)
 	}
 	return false
+}
+
+// issuedBy says whether a token issued at iat may have been minted before a
+// change at at, both in Unix nanoseconds. JWT iat has one-second resolution
+// (a token minted at 10:00:00.9 says 10:00:00), so any token of at's second
+// or earlier may predate the change: iat <= at, truncated to the second.
+// A token minted just after the change in the same second is stale too, and
+// its client refreshes once more; that errs on the safe side.
+func issuedBy(iat, at int64) bool {
+	return floorSecond(iat) <= floorSecond(at)
+}
+
+// floorSecond is the whole second n (Unix nanoseconds) falls in.
+func floorSecond(n int64) int64 {
+	s := n / int64(time.Second)
+	if n%int64(time.Second) < 0 {
+		s--
+	}
+	return s
 }
 
 func (s *subjectState) jtiRevoked(c *claims.Claims, now int64) bool {

@@ -129,7 +129,8 @@ type Consumer struct {
 	// Owned by the run goroutine.
 	oc            jetstream.Consumer
 	cc            jetstream.ConsumeContext
-	streamCreated time.Time // to notice the stream being recreated
+	streamCreated time.Time    // to notice the stream being recreated
+	retention     atomic.Int64 // the stream's MaxAge as last read
 
 	mu      sync.Mutex
 	h       health

@@ -175,6 +175,8 @@ func TestPublish(t *testing.T) {
 	})
 }
 
+// TestEnsureStreamIdempotent: ensuring the stream again changes nothing, a
+// longer token lifetime grows its retention, a shorter one never shrinks it.
 func TestEnsureStreamIdempotent(t *testing.T) {
 	srv, err := StartEmbedded(t.TempDir(), EmbeddedOptions{})
 	if err != nil {
@@ -190,16 +192,27 @@ func TestEnsureStreamIdempotent(t *testing.T) {
 	}
 	defer nc.Close()
 	ctx := context.Background()
-	for _, opts := range []StreamOptions{{}, {}, {MaxLifetime: 15 * time.Minute, Leeway: time.Minute}} {
-		s, err := EnsureStream(ctx, nc, opts)
+	short := StreamOptions{MaxLifetime: 15 * time.Minute, Leeway: time.Minute}
+	long := StreamOptions{}
+	for _, step := range []struct {
+		opts StreamOptions
+		want time.Duration
+	}{
+		{short, 16 * time.Minute},
+		{short, 16 * time.Minute},
+		{long, long.StreamConfig().MaxAge}, // grows with the longest tokens
+		// A replica with shorter-lived tokens (a canary) never shortens
+		// what the others' tokens need.
+		{short, long.StreamConfig().MaxAge},
+	} {
+		s, err := EnsureStream(ctx, nc, step.opts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg := s.CachedInfo().Config
-		want := opts.StreamConfig()
-		if cfg.MaxAge != want.MaxAge || cfg.Duplicates != want.Duplicates || cfg.Storage != jetstream.FileStorage ||
+		if cfg.MaxAge != step.want || cfg.Duplicates != 2*time.Minute || cfg.Storage != jetstream.FileStorage ||
 			cfg.Discard != jetstream.DiscardOld || len(cfg.Subjects) != 1 || cfg.Subjects[0] != SubjectAll {
-			t.Errorf("stream config %+v", cfg)
+			t.Errorf("after EnsureStream with max lifetime %s: stream config %+v, want MaxAge %s", step.opts.MaxLifetime, cfg, step.want)
 		}
 	}
 	if got := (StreamOptions{}).StreamConfig().MaxAge; got != claims.DefaultMaxLifetime+claims.DefaultLeeway {
@@ -603,4 +616,46 @@ func TestStreamRecreated(t *testing.T) {
 	if st := rep.Status(); st.AppliedSeq != 8 {
 		t.Errorf("applied %d on the new stream, want 8", st.AppliedSeq)
 	}
+}
+
+// TestRetentionShort: a stream shortened around Warden (here by hand, below
+// what a replica's tokens need) is reported in Status and not lengthened
+// behind the operator's back by the consumer; EnsureStream restores it.
+func TestRetentionShort(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	nc := dial(t, srv.ClientURL())
+	ensureStream(t, nc)
+	r := replica(t, srv.ClientURL(), ConsumerOptions{})
+	need := claims.DefaultMaxLifetime + claims.DefaultLeeway
+	eventually(t, 10*time.Second, func() error {
+		if st := r.Status(); st.Retention != need || st.RetentionNeeded != need || st.RetentionShort {
+			return fmt.Errorf("status %+v, want retention %s, not short", st, need)
+		}
+		return nil
+	})
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := (StreamOptions{}).StreamConfig()
+	cfg.MaxAge = 10 * time.Minute
+	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if st := r.Status(); st.Retention != 10*time.Minute || !st.RetentionShort {
+			return fmt.Errorf("status %+v, want retention 10m, short", st)
+		}
+		return nil
+	})
+	if _, err := EnsureStream(t.Context(), nc, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if st := r.Status(); st.Retention != need || st.RetentionShort {
+			return fmt.Errorf("status %+v, want retention %s again", st, need)
+		}
+		return nil
+	})
 }

@@ -68,6 +68,14 @@ type Status struct {
 	BadMessages uint64 `json:"bad_messages"`
 	// LedgerEntries is the number of subjects the ledger holds state for.
 	LedgerEntries int `json:"ledger_subjects"`
+	// Retention is how long the stream keeps events (its MaxAge; 0 for
+	// ever), as last read; RetentionNeeded is what this replica's tokens
+	// need, tokens.max_lifetime + leeway. RetentionShort says the stream
+	// forgets events sooner than that: someone shortened it around Warden,
+	// and revocations of this replica's longest-lived tokens can be lost.
+	Retention       time.Duration `json:"retention,omitempty"`
+	RetentionNeeded time.Duration `json:"retention_needed"`
+	RetentionShort  bool          `json:"retention_short"`
 }
 
 // Status reports the replica's position and health.
@@ -83,7 +91,11 @@ func (c *Consumer) Status() Status {
 		EventsApplied: c.ledger.applied.Load(),
 		BadMessages:   c.badMessages.Load(),
 		LedgerEntries: c.ledger.Len(),
+		Retention:     time.Duration(c.retention.Load()),
+		// The ledger keeps an entry exactly as long as a token could use it.
+		RetentionNeeded: time.Duration(c.ledger.span),
 	}
+	s.RetentionShort = s.Retention > 0 && s.Retention < s.RetentionNeeded
 	if since := c.degradedSince.Load(); since != 0 {
 		s.DegradedSince = time.Unix(0, since).UTC()
 		s.OutagePolicyActive = c.opts.OnDisconnect != AllowAll &&
@@ -205,6 +217,7 @@ func (c *Consumer) poll(ctx context.Context) {
 // observe folds one successful poll into the health verdict; applied was
 // loaded before the requests.
 func (c *Consumer) observe(applied uint64, si *jetstream.StreamInfo, ci *jetstream.ConsumerInfo) {
+	c.observeRetention(si.Config.MaxAge)
 	last := si.State.LastSeq
 	recreated := !c.streamCreated.IsZero() && !si.Created.Equal(c.streamCreated)
 	c.streamCreated = si.Created
@@ -282,4 +295,21 @@ func (c *Consumer) recompute() {
 		return
 	}
 	c.degradedSince.CompareAndSwap(0, time.Now().UnixNano())
+}
+
+// observeRetention records the stream's MaxAge and says so in the log when
+// it changes: loudly when it is shorter than this replica needs.
+func (c *Consumer) observeRetention(maxAge time.Duration) {
+	if time.Duration(c.retention.Swap(int64(maxAge))) == maxAge {
+		return
+	}
+	need := time.Duration(c.ledger.span)
+	switch {
+	case maxAge > 0 && maxAge < need:
+		c.log.Error("events: the stream forgets events sooner than this replica's tokens live; revocations of its longest-lived tokens can be lost. Restart a replica with the longer tokens.max_lifetime, or raise the stream's max_age",
+			"stream", c.opts.Stream, "max_age", maxAge, "needed", need)
+	case maxAge == 0 || maxAge > need:
+		c.log.Warn("events: the stream keeps events longer than this replica needs (another replica's tokens live longer); replicas never shorten it",
+			"stream", c.opts.Stream, "max_age", maxAge, "needed", need)
+	}
 }

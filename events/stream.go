@@ -74,14 +74,28 @@ func (o StreamOptions) StreamConfig() jetstream.StreamConfig {
 }
 
 // EnsureStream creates the event stream, or updates it to opts when it
-// exists (for example after tokens.max_lifetime changed). Running it on
-// every start of every replica is safe.
+// exists (for example after tokens.max_lifetime grew). Running it on every
+// start of every replica is safe.
+//
+// It never shortens the stream's retention: the fleet shares one stream,
+// and a replica with a shorter tokens.max_lifetime (a canary) would
+// otherwise purge the events that other replicas' longer-lived tokens still
+// need, and replicas started later would report ready with a ledger missing
+// them. The longer MaxAge stays; each Consumer reports the retention it
+// sees against what it needs (Status.Retention, Status.RetentionShort).
 func EnsureStream(ctx context.Context, nc *nats.Conn, opts StreamOptions) (jetstream.Stream, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("events: stream: %w", err)
 	}
 	cfg := opts.StreamConfig()
+	cur, err := js.Stream(ctx, cfg.Name)
+	switch {
+	case err == nil:
+		cfg = keepRetention(cfg, cur.CachedInfo().Config)
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, fmt.Errorf("events: stream %s: %w", cfg.Name, err)
+	}
 	s, err := js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
@@ -90,4 +104,14 @@ func EnsureStream(ctx context.Context, nc *nats.Conn, opts StreamOptions) (jetst
 		return nil, fmt.Errorf("events: stream %s: %w", cfg.Name, err)
 	}
 	return s, nil
+}
+
+// keepRetention returns want with the retention of the stream as it is
+// (old) where that is longer: MaxAge 0 keeps events for ever.
+func keepRetention(want, old jetstream.StreamConfig) jetstream.StreamConfig {
+	if old.MaxAge == 0 || old.MaxAge > want.MaxAge {
+		want.MaxAge = old.MaxAge
+		want.Duplicates = max(want.Duplicates, old.Duplicates)
+	}
+	return want
 }

@@ -105,8 +105,10 @@ func (o StoreOptions) keyValueConfig() (jetstream.KeyValueConfig, error) {
 }
 
 // ensureBucket creates the policy bucket, or updates it to opts when it
-// exists (for example after the history changed). Running it on every start
-// of every replica is safe.
+// exists (for example after the history grew). Running it on every start
+// of every replica is safe: a replica never lowers the bucket's history or
+// its value size, which the rest of the fleet may rely on (a rollback to an
+// older version, a set larger than this replica's default).
 func ensureBucket(ctx context.Context, nc *nats.Conn, opts StoreOptions) (jetstream.KeyValue, error) {
 	cfg, err := opts.keyValueConfig()
 	if err != nil {
@@ -115,6 +117,19 @@ func ensureBucket(ctx context.Context, nc *nats.Conn, opts StoreOptions) (jetstr
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("policyset: policy bucket: %w", err)
+	}
+	if old, err := js.KeyValue(ctx, cfg.Bucket); err == nil {
+		st, err := old.Status(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("policyset: policy bucket %s: %w", cfg.Bucket, err)
+		}
+		if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+			cur := bs.StreamInfo().Config
+			cfg.History = max(cfg.History, uint8(min(cur.MaxMsgsPerSubject, jetstream.KeyValueMaxHistory)))
+			cfg.MaxValueSize = max(cfg.MaxValueSize, cur.MaxMsgSize)
+		}
+	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("policyset: policy bucket %s: %w", cfg.Bucket, err)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 	if err != nil {

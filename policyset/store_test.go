@@ -493,6 +493,19 @@ func TestPolicyStoreHistory(t *testing.T) {
 	if hist, err := s.History(ctx); err != nil || len(hist) != 7 {
 		t.Errorf("History after raising it to 10: %d sets, %v; want 7", len(hist), err)
 	}
+	// A replica configured with a lower history (or value size) does not
+	// lower the fleet's.
+	newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{History: 2, MaxBytes: 1 << 10})
+	st, err := s.kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config; cfg.MaxMsgsPerSubject != 10 || cfg.MaxMsgSize < DefaultMaxBytes {
+		t.Errorf("after a store with history 2: history %d, value size %d; want 10 and at least %d", cfg.MaxMsgsPerSubject, cfg.MaxMsgSize, DefaultMaxBytes)
+	}
+	if hist, err := s.History(ctx); err != nil || len(hist) != 7 {
+		t.Errorf("History after a store with history 2: %d sets, %v; want 7", len(hist), err)
+	}
 }
 
 // TestPolicyStoreDeleted: a deleted key reads as no set, watchers keep the

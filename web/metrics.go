@@ -67,6 +67,8 @@ func (m *metrics) registerEvents(reg prometheus.Registerer, st Stream) {
 			func(s events.Status) float64 { return boolean(!s.DegradedSince.IsZero()) }),
 		gauge("warden_events_outage_policy_active", "1 while events.on_disconnect is applied to decisions.",
 			func(s events.Status) float64 { return boolean(s.OutagePolicyActive) }),
+		gauge("warden_events_retention_short", "1 while the event stream keeps events for less than tokens.max_lifetime + leeway.",
+			func(s events.Status) float64 { return boolean(s.RetentionShort) }),
 		gauge("warden_revocation_subjects", "Subjects with live entries in the revocation ledger.",
 			func(s events.Status) float64 { return float64(s.LedgerEntries) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{

@@ -113,7 +113,7 @@ func TestPublish(t *testing.T) {
 	nc := dial(t, srv.ClientURL())
 	ensureStream(t, nc)
 	clock := t0
-	pub, err := NewPublisher(nc, PublisherOptions{Now: func() time.Time { return clock }})
+	pub, err := NewPublisher(nc, PublisherOptions{Now: func() time.Time { return clock }, Issuers: []string{idp, other}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,10 +148,27 @@ func TestPublish(t *testing.T) {
 			{Type: TypeTokenRevoked, Subject: "a"},
 			{Type: TypeRolesChanged},
 			{Type: TypeRolesChanged, Subject: "a", At: t0.Add(MaxAtSkew + time.Second)},
+			// Valid, but they can change nothing.
+			{Type: TypeSubjectEnabled, Subject: "a", At: t0.Add(2 * time.Minute)},
+			{Type: TypeRolesChanged, Subject: "a", At: t0.Add(-claims.DefaultMaxLifetime - claims.DefaultLeeway - time.Second)},
+			{Type: TypeRolesChanged, Subject: "a", Issuer: "https://stranger.example/"},
+			{Type: TypeTokenRevoked, Subject: "a", JTI: "j1", ExpiresAt: t0.Add(-claims.DefaultLeeway - time.Second)},
 			{Type: TypeRolesChanged, Subject: "a", Reason: strings.Repeat("x", MaxReasonLen+1)},
 		} {
 			if _, err := pub.Publish(ctx, e); !errors.Is(err, ErrInvalidEvent) {
 				t.Errorf("Publish(%+v) = %v, want ErrInvalidEvent", e, err)
+			}
+		}
+	})
+	t.Run("the edges of what can still change something are accepted", func(t *testing.T) {
+		for _, e := range []Event{
+			{Type: TypeSubjectEnabled, Subject: "a", At: t0.Add(MaxAtSkew)},
+			{Type: TypeRolesChanged, Subject: "a", At: t0.Add(-claims.DefaultMaxLifetime - claims.DefaultLeeway)},
+			{Type: TypeRolesChanged, Subject: "a", Issuer: idp},
+			{Type: TypeTokenRevoked, Subject: "a", JTI: "j1", ExpiresAt: t0.Add(-claims.DefaultLeeway)},
+		} {
+			if _, err := pub.Publish(ctx, e); err != nil {
+				t.Errorf("Publish(%+v) = %v", e, err)
 			}
 		}
 	})

@@ -75,9 +75,11 @@ const (
 
 // MaxAtSkew is how far in the future an event's at may lie, compared with
 // the publisher's clock (Publisher) or with the time JetStream stored the
-// message (Consumer). It bounds how long an entry can live, and comparing
-// with the stored time keeps every replica's verdict the same.
-const MaxAtSkew = 5 * time.Minute
+// message (Consumer): the clock skew allowed between an event's author and
+// NATS, as tokens.leeway is for tokens. It bounds how long an entry can
+// live and how far a subject_enabled can reach past a later disable, and
+// comparing with the stored time keeps every replica's verdict the same.
+const MaxAtSkew = 30 * time.Second
 
 // ErrInvalidEvent is wrapped by every error of Decode, Parse and
 // Event.Validate: the event does not follow schema version 1.

@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/wardenauthz/warden/claims"
 )
 
 // PublisherOptions configures a Publisher.
@@ -17,13 +20,25 @@ type PublisherOptions struct {
 	Stream string
 	// Now stamps events without at. Default time.Now.
 	Now func() time.Time
+	// MaxLifetime and Leeway are tokens.max_lifetime and tokens.leeway. An
+	// event whose at lies further back than their sum can match no token
+	// that is still valid, and is refused rather than reported enforced.
+	// Defaults claims.DefaultMaxLifetime and claims.DefaultLeeway.
+	MaxLifetime, Leeway time.Duration
+	// Issuers are the issuers this Warden trusts (tokens.issuers). An
+	// event scoped to another issuer can match no token, and is refused.
+	// Empty: any issuer is accepted.
+	Issuers []string
 }
 
 // Publisher publishes events to the stream.
 type Publisher struct {
-	js     jetstream.JetStream
-	stream string
-	now    func() time.Time
+	js      jetstream.JetStream
+	stream  string
+	now     func() time.Time
+	span    time.Duration // MaxLifetime + Leeway
+	leeway  time.Duration
+	issuers []string
 }
 
 // Ack is what the stream answered to a publish.
@@ -50,7 +65,16 @@ func NewPublisher(nc *nats.Conn, opts PublisherOptions) (*Publisher, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Publisher{js: js, stream: opts.Stream, now: opts.Now}, nil
+	if opts.MaxLifetime <= 0 {
+		opts.MaxLifetime = claims.DefaultMaxLifetime
+	}
+	if opts.Leeway <= 0 {
+		opts.Leeway = claims.DefaultLeeway
+	}
+	return &Publisher{
+		js: js, stream: opts.Stream, now: opts.Now,
+		span: opts.MaxLifetime + opts.Leeway, leeway: opts.Leeway, issuers: slices.Clone(opts.Issuers),
+	}, nil
 }
 
 // Publish is PublishAck returning only the stream sequence.
@@ -64,8 +88,9 @@ func (p *Publisher) Publish(ctx context.Context, e Event) (seq uint64, err error
 // that publishing the same event again within the duplicate window stores
 // it once. It returns once JetStream has stored the event.
 //
-// Errors wrap ErrInvalidEvent when e is not a valid event (including an at
-// more than MaxAtSkew in the future); other errors come from NATS.
+// Errors wrap ErrInvalidEvent, naming the field, when e is not a valid event
+// or is one that can change nothing (see effectless); other errors come
+// from NATS.
 func (p *Publisher) PublishAck(ctx context.Context, e Event) (Ack, error) {
 	now := p.now()
 	if e.V == 0 {
@@ -80,8 +105,8 @@ func (p *Publisher) PublishAck(ctx context.Context, e Event) (Ack, error) {
 	if err := e.Validate(); err != nil {
 		return Ack{}, err
 	}
-	if e.At.After(now.Add(MaxAtSkew)) {
-		return Ack{}, fmt.Errorf("%w: at: %s is more than %s in the future", ErrInvalidEvent, e.At.Format(time.RFC3339), MaxAtSkew)
+	if err := p.effectless(e, now); err != nil {
+		return Ack{}, err
 	}
 	data, err := json.Marshal(e)
 	if err != nil {
@@ -99,4 +124,32 @@ func (p *Publisher) PublishAck(ctx context.Context, e Event) (Ack, error) {
 		return Ack{}, fmt.Errorf("events: publish %s: %w", e.Type, err)
 	}
 	return Ack{Seq: pa.Sequence, Duplicate: pa.Duplicate, Event: e}, nil
+}
+
+// effectless refuses an event that is valid but could change nothing, so
+// that its author hears so instead of "enforced on every replica":
+//
+//   - at more than MaxAtSkew in the future: it would outlive its meaning,
+//     and a subject_enabled dated ahead would cancel a later real disable;
+//   - at older than tokens.max_lifetime + leeway: every token it could
+//     match has expired, and replicas drop it at once;
+//   - an issuer this Warden does not trust: no token of it is accepted;
+//   - a token_revoked whose expires_at (plus leeway) has passed.
+func (p *Publisher) effectless(e Event, now time.Time) error {
+	if e.At.After(now.Add(MaxAtSkew)) {
+		return fmt.Errorf("%w: at: %s is more than %s in the future", ErrInvalidEvent, e.At.Format(time.RFC3339), MaxAtSkew)
+	}
+	if e.At.Before(now.Add(-p.span)) {
+		return fmt.Errorf("%w: at: %s is more than %s ago (tokens.max_lifetime + leeway): every token it could match has expired",
+			ErrInvalidEvent, e.At.Format(time.RFC3339), p.span)
+	}
+	if e.Issuer != "" && len(p.issuers) > 0 && !slices.Contains(p.issuers, e.Issuer) {
+		return fmt.Errorf("%w: issuer: %q is not an issuer this Warden trusts (tokens.issuers: %s)",
+			ErrInvalidEvent, e.Issuer, strings.Join(p.issuers, ", "))
+	}
+	if !e.ExpiresAt.IsZero() && e.ExpiresAt.Add(p.leeway).Before(now) {
+		return fmt.Errorf("%w: expires_at: %s has passed: the token is no longer accepted anyway",
+			ErrInvalidEvent, e.ExpiresAt.Format(time.RFC3339))
+	}
+	return nil
 }

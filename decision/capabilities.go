@@ -44,6 +44,12 @@ var restrictedBuiltins = map[string]string{
 	ast.OPARuntime.Name:      "it reads the host's environment and configuration",
 }
 
+// waitsOnNetwork says whether the built-in name waits on the network, which
+// no deadline can interrupt (see Engine.eval).
+func waitsOnNetwork(name string) bool {
+	return name == ast.HTTPSend.Name || name == ast.NetLookupIPAddr.Name
+}
+
 // RestrictedBuiltins lists, sorted, the built-ins a policy set may call only
 // when network built-ins are allowed (Options.AllowNetworkBuiltins).
 func RestrictedBuiltins() []string {

@@ -178,7 +178,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) Decision {
 		d.Reason = ReasonPolicyError
 		return d
 	}
-	r, err := e.eval(ctx, set.authz, input, nil)
+	r, err := e.eval(ctx, set.authz, input, nil, set.offload)
 	if err == nil {
 		var v verdict
 		if v, err = readDecision(r); err == nil {
@@ -219,7 +219,7 @@ func (e *Engine) Admit(ctx context.Context, c *claims.Claims, action string) (bo
 	if err != nil {
 		return false, fmt.Errorf("admin policy input: %w", err)
 	}
-	r, err := e.eval(ctx, set.admin, input, nil)
+	r, err := e.eval(ctx, set.admin, input, nil, set.offload)
 	if errors.Is(err, errUndefined) {
 		return false, nil
 	}
@@ -254,8 +254,34 @@ func (e *Engine) revoked(c *claims.Claims) (Reason, bool) {
 // eval evaluates a prepared query over input within the engine's timeout
 // and returns its only result, whose values are OPA terms. Explain passes a
 // tracer; decisions pass nil.
-func (e *Engine) eval(ctx context.Context, q rego.PreparedEvalQuery, input ast.Value, tracer topdown.QueryTracer) (rego.Result, error) {
-	d := startDeadline(ctx, e.timeout)
+//
+// OPA checks for cancellation between evaluation steps, not inside one. A
+// step that computes is bounded by what reaches it (limits.go: the numbers
+// given to built-ins, the request's size), so the evaluation runs on the
+// caller's goroutine and stops at the first check after the deadline. A
+// step that waits on the network (http.send, net.lookup_ip_addr, allowed
+// by policies.allow_network_builtins) is not, so with offload the
+// evaluation runs on an evaluator goroutine and the caller is answered at
+// the deadline (plus abandonGrace) whatever it is doing, with an error
+// wrapping errAbandoned. Offloading every decision would cost the handoff
+// between threads on each: measured at twice the decision's time.
+func (e *Engine) eval(ctx context.Context, q rego.PreparedEvalQuery, input ast.Value, tracer topdown.QueryTracer, offload bool) (rego.Result, error) {
+	d := startDeadline(ctx, e.timeout, offload)
+	defer d.stop()
+	var o evalOutcome
+	if offload {
+		o = evalOffloaded(d, evalJob{ctx: ctx, q: q, input: input, d: d, tracer: tracer})
+	} else {
+		o.rs, o.err = evaluate(ctx, q, input, d, tracer)
+	}
+	if o.err != nil {
+		return rego.Result{}, e.evalError(ctx, d, o.err)
+	}
+	return onlyResult(o.rs)
+}
+
+// evaluate runs one evaluation under d.
+func evaluate(ctx context.Context, q rego.PreparedEvalQuery, input ast.Value, d *deadline, tracer topdown.QueryTracer) (rego.ResultSet, error) {
 	opts := [...]rego.EvalOption{
 		rego.EvalParsedInput(input),
 		rego.EvalExternalCancel(d),
@@ -268,13 +294,37 @@ func (e *Engine) eval(ctx context.Context, q rego.PreparedEvalQuery, input ast.V
 		opts[n] = rego.EvalQueryTracer(tracer)
 		n++
 	}
-	rs, err := q.Eval(ctx, opts[:n]...)
-	d.stop()
-	if err != nil {
-		return rego.Result{}, e.evalError(ctx, d, err)
-	}
-	return onlyResult(rs)
+	return q.Eval(ctx, opts[:n]...)
 }
+
+// evalOffloaded runs job on an evaluator and waits for it until d's
+// deadline, plus abandonGrace for OPA to notice (it usually does between
+// two steps, within microseconds, and then returns what it has: Explain's
+// trace up to the deadline).
+func evalOffloaded(d *deadline, job evalJob) evalOutcome {
+	w := evaluatorPool.get()
+	w.jobs <- job
+	select {
+	case o := <-w.out:
+		evaluatorPool.put(w)
+		return o
+	case <-d.done:
+	}
+	grace := time.NewTimer(abandonGrace)
+	defer grace.Stop()
+	select {
+	case o := <-w.out:
+		evaluatorPool.put(w)
+		return o
+	case <-grace.C:
+		w.abandon()
+		return evalOutcome{err: errAbandoned}
+	}
+}
+
+// abandonGrace is how long past the deadline eval waits for an evaluation
+// to notice it, before answering without it.
+const abandonGrace = 5 * time.Millisecond
 
 // evalError says why an evaluation under d failed: the engine's timeout,
 // the caller's context, or the policy itself.

@@ -163,7 +163,7 @@ func (e *Engine) Explain(ctx context.Context, in Input, draft fs.FS) (*Explanati
 	}
 
 	tr := &explainTracer{pkg: e.checker.entry, seen: map[ruleValue]bool{}, values: map[*ast.Rule]int{}}
-	r, err := e.eval(ctx, query, input, tr)
+	r, err := e.eval(ctx, query, input, tr, true) // rare, and a draft may call anything
 	if err == nil {
 		var v verdict
 		if v, err = readDecision(r); err == nil {
@@ -173,6 +173,10 @@ func (e *Engine) Explain(ctx context.Context, in Input, draft fs.FS) (*Explanati
 	if err != nil {
 		ex.Decision.Reason = failureReason(err)
 		ex.Error = evalProblem(err)
+	}
+	if errors.Is(err, errAbandoned) {
+		// The evaluation may still be writing to the tracer.
+		return ex, nil
 	}
 	ex.Rules = append(ex.Rules, tr.sortedRules()...)
 	ex.RulesTruncated = tr.rulesTruncated

@@ -87,14 +87,21 @@ var clockDependent = map[string]bool{
 	"crypto.x509.parse_and_verify_certificates_with_options": true,
 }
 
-// deterministic reports whether no module of the compiled set calls a
-// built-in whose result can differ between two evaluations of the same input
-// (OPA marks these Nondeterministic).
-func deterministic(c *ast.Compiler) bool {
-	ok := true
+// nondeterministic says whether the built-in name can give two results
+// for the same arguments (OPA marks these Nondeterministic) or depends on
+// the clock.
+func nondeterministic(name string) bool {
+	b, found := ast.BuiltinMap[name]
+	return found && (b.Nondeterministic || clockDependent[name])
+}
+
+// calls reports whether a module of the compiled set calls a built-in for
+// which match is true.
+func calls(c *ast.Compiler, match func(name string) bool) bool {
+	found := false
 	for _, mod := range c.Modules {
 		ast.WalkTerms(mod, func(t *ast.Term) bool {
-			if !ok {
+			if found {
 				return true
 			}
 			var op ast.Ref
@@ -106,17 +113,14 @@ func deterministic(c *ast.Compiler) bool {
 			case ast.Ref:
 				op = v // an operator as it appears in a call expression
 			}
-			if op != nil {
-				name := op.String()
-				if b, found := ast.BuiltinMap[name]; found && (b.Nondeterministic || clockDependent[name]) {
-					ok = false
-				}
+			if op != nil && match(op.String()) {
+				found = true
 			}
 			return false
 		})
-		if !ok {
-			return false
+		if found {
+			return true
 		}
 	}
-	return ok
+	return false
 }

@@ -27,6 +27,7 @@ type policySet struct {
 	authz    rego.PreparedEvalQuery
 	admin    rego.PreparedEvalQuery
 	memo     *memo // nil when off or when the set is not deterministic
+	offload  bool  // the set calls a built-in that waits on the network (see eval)
 }
 
 // recordingFS remembers every file the loader reads, so that the revision
@@ -95,9 +96,10 @@ func prepareSet(ctx context.Context, ls *loadedSet, compiler *ast.Compiler, entr
 	if set.admin, err = prepare(ctx, compiler, ls.store, adminQuery); err != nil {
 		return nil, fmt.Errorf("prepare %v: %w", adminAllow, err)
 	}
-	if deterministic(compiler) {
+	if !calls(compiler, nondeterministic) {
 		set.memo = newMemo(memoSize)
 	}
+	set.offload = calls(compiler, waitsOnNetwork)
 	return set, nil
 }
 

@@ -170,12 +170,6 @@ func NewConsumer(nc *nats.Conn, ledger *Ledger, opts ConsumerOptions) (*Consumer
 	return c, nil
 }
 
-// Applied is the highest stream sequence applied.
-func (c *Consumer) Applied() uint64 { return c.applied.Load() }
-
-// Ledger is the ledger the consumer folds into.
-func (c *Consumer) Ledger() *Ledger { return c.ledger }
-
 // ReplicaID is this replica's id.
 func (c *Consumer) ReplicaID() string { return c.opts.ReplicaID }
 

@@ -29,7 +29,10 @@ type Fleet struct {
 	sub  *nats.Subscription
 	opts FleetOptions
 	log  *slog.Logger
-	bad  atomic.Uint64
+	// bad counts messages on warden.replicas.* refused as beats (malformed,
+	// under another replica's subject, or past MaxReplicas); the tests read
+	// it to know a refused message has arrived.
+	bad atomic.Uint64
 
 	mu       sync.Mutex
 	replicas map[string]seenBeat
@@ -182,9 +185,6 @@ func (f *Fleet) Enforced(seq uint64) (applied, total int) {
 	}
 	return applied, total
 }
-
-// BadBeats counts messages on warden.replicas.* that were not valid beats.
-func (f *Fleet) BadBeats() uint64 { return f.bad.Load() }
 
 // Close stops watching.
 func (f *Fleet) Close() error {

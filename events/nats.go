@@ -38,7 +38,6 @@ type EmbeddedOptions struct {
 // Embedded is a NATS server with JetStream running inside this process.
 type Embedded struct {
 	srv *server.Server
-	dir string
 }
 
 // StartEmbedded starts a NATS server in process with JetStream file storage
@@ -90,7 +89,7 @@ func StartEmbedded(dataDir string, opts EmbeddedOptions) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("events: embedded NATS: not ready after %s (store %s)", opts.StartTimeout, dir)
 	}
-	return &Embedded{srv: srv, dir: dir}, nil
+	return &Embedded{srv: srv}, nil
 }
 
 // Connect opens an in-process connection to the server. URLs in opts is
@@ -107,9 +106,6 @@ func (e *Embedded) ClientURL() string {
 	}
 	return e.srv.ClientURL()
 }
-
-// StoreDir is the directory JetStream stores under.
-func (e *Embedded) StoreDir() string { return e.dir }
 
 // Shutdown stops the server and waits until it has flushed its store.
 func (e *Embedded) Shutdown() {

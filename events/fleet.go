@@ -20,7 +20,8 @@ type FleetOptions struct {
 	MaxReplicas int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// Logger receives malformed beats. Default: discarded.
+	// Logger receives malformed beats. Default: discarded (Warden's
+	// packages log only through the logger their caller passes).
 	Logger *slog.Logger
 }
 

@@ -22,7 +22,9 @@ type EmbeddedOptions struct {
 	// default, opens no port at all: Warden itself connects in process, and
 	// nothing else can reach the server.
 	Listen string
-	// Logger receives the server's log. Default: no server log.
+	// Logger receives the server's log. Default: discarded, and the server
+	// does not log at all (Warden's packages log only through the logger
+	// their caller passes).
 	Logger *slog.Logger
 	// StartTimeout bounds how long the server may take to be ready,
 	// including JetStream recovering its store. Default 30s.
@@ -129,7 +131,8 @@ type ConnectOptions struct {
 	// CAFile verifies the server's certificate; CertFile and KeyFile are
 	// the client certificate for mutual TLS. Any of them turns TLS on.
 	CAFile, CertFile, KeyFile string
-	// Logger receives connection events. Default: discarded.
+	// Logger receives connection events. Default: discarded (Warden's
+	// packages log only through the logger their caller passes).
 	Logger *slog.Logger
 
 	PingInterval     time.Duration // default 2s

@@ -1,6 +1,7 @@
 package claims
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,6 +9,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -355,5 +357,40 @@ func TestJWKSHTTPClient(t *testing.T) {
 	}
 	if client.Timeout != original.Timeout || fmt.Sprint(client.Transport) != fmt.Sprint(original.Transport) {
 		t.Error("the given client was modified")
+	}
+}
+
+// TestLoggerDefault checks the rule every Warden package follows: without
+// WithLogger the Verifier's log (here, a JWKS that cannot be fetched) is
+// discarded, never written to the process's default logger; with it, the
+// given logger gets it.
+func TestLoggerDefault(t *testing.T) {
+	var global bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&global, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(down.Close)
+	cfg := Config{Issuers: []IssuerConfig{{Issuer: idpIssuer, Audiences: []string{"orders-api"}, JWKSURL: down.URL}}}
+
+	if _, err := NewVerifier(t.Context(), cfg); err != nil {
+		t.Fatalf("NewVerifier: %v", err)
+	}
+	if global.Len() != 0 {
+		t.Errorf("a Verifier without WithLogger wrote to slog.Default():\n%s", global.String())
+	}
+
+	var own bytes.Buffer
+	if _, err := NewVerifier(t.Context(), cfg, WithLogger(slog.New(slog.NewTextHandler(&own, nil)))); err != nil {
+		t.Fatalf("NewVerifier: %v", err)
+	}
+	if !strings.Contains(own.String(), "no usable keys from the JWKS yet") {
+		t.Errorf("the Verifier's logger got %q, want the failed JWKS fetch", own.String())
+	}
+	if global.Len() != 0 {
+		t.Errorf("a Verifier with WithLogger wrote to slog.Default():\n%s", global.String())
 	}
 }

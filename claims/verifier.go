@@ -52,8 +52,10 @@ type options struct {
 // with a 10 s timeout when the client has none, and caps responses at 1 MiB.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
 
-// WithLogger sets the logger for key loading and JWKS refreshes; the default
-// is slog.Default(). Token failures are not logged here: the caller has the
+// WithLogger sets the logger for key loading and JWKS refreshes. Without it
+// that log is discarded: like every Warden package, the Verifier writes to
+// the process's log only through the logger its caller passes (warden serve
+// passes its own). Token failures are not logged here: the caller has the
 // *Error with its cause.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
@@ -89,7 +91,7 @@ func NewVerifier(ctx context.Context, cfg Config, opts ...Option) (*Verifier, er
 		return nil, errors.New("claims: tokens.issuers: no trusted issuer configured")
 	}
 	o := options{
-		log:                slog.Default(),
+		log:                slog.New(slog.DiscardHandler),
 		clock:              time.Now,
 		cacheSize:          DefaultCacheSize,
 		refreshInterval:    DefaultJWKSRefreshInterval,

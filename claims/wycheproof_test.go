@@ -4,32 +4,35 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
-// Project Wycheproof's JOSE vectors (C2SP/wycheproof, Apache-2.0), read from
-// the shared directory beside the repository, never copied into it. Their
-// payloads are not JSON ("foo"), so they run at the signature level: the
-// same structural checks, header rules, key selection and key/algorithm check
-// as Verify, then the same signing method's Verify that golang-jwt calls.
+// Project Wycheproof's JOSE vectors (C2SP/wycheproof, testvectors_v1/,
+// Apache-2.0), copied into testdata/ (see testdata/README.md). Their payloads
+// are not JSON ("foo"), so they run at the signature level: the same
+// structural checks, header rules, key selection and key/algorithm check as
+// Verify, then the same signing method's Verify that golang-jwt calls.
 
-const vectorsDir = "../../shared/vectors"
-
-func readVectors(t *testing.T, name string, v any) {
+// readVectors fails the test when the file is missing or empty: the vectors
+// are part of the repository, so their absence is a broken checkout, not a
+// reason to skip.
+func readVectors(t *testing.T, name string) wycheproofSuite {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(vectorsDir, name))
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("Wycheproof vectors not found at %s (the shared/ directory belongs beside the repository); skipping", filepath.Join(vectorsDir, name))
-	}
+	path := filepath.Join("testdata", name)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("Wycheproof vectors: %v", err)
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		t.Fatalf("%s: %v", name, err)
+	var suite wycheproofSuite
+	if err := json.Unmarshal(data, &suite); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
+	if suite.NumberOfTests == 0 || len(suite.TestGroups) == 0 {
+		t.Fatalf("%s holds no vectors", path)
+	}
+	return suite
 }
 
 type wycheproofSuite struct {
@@ -106,7 +109,7 @@ func wycheproofKey(jwkJSON json.RawMessage) (*keySet, error) {
 }
 
 // excludedJWS are vectors known to be mislabelled upstream (see
-// shared/vectors/README.md). They are excluded one by one instead of
+// testdata/README.md). They are excluded one by one instead of
 // loosening the test.
 var excludedJWS = map[int]string{
 	367: "identical to the valid vector 357 but labelled invalid",
@@ -118,8 +121,7 @@ var excludedJWS = map[int]string{
 }
 
 func TestWycheproofJWS(t *testing.T) {
-	var suite wycheproofSuite
-	readVectors(t, "wycheproof_json_web_signature_test.json", &suite)
+	suite := readVectors(t, "wycheproof_json_web_signature_test.json")
 	var ran, accepted, refused int
 	for _, g := range suite.TestGroups {
 		jwkJSON := g.Public
@@ -171,8 +173,7 @@ func TestWycheproofJWS(t *testing.T) {
 // TestWycheproofJWK runs the key-set vectors: each keyset is ingested as a
 // fetched JWKS would be, and the JWS verified against the result.
 func TestWycheproofJWK(t *testing.T) {
-	var suite wycheproofSuite
-	readVectors(t, "wycheproof_json_web_key_test.json", &suite)
+	suite := readVectors(t, "wycheproof_json_web_key_test.json")
 	var ran int
 	for _, g := range suite.TestGroups {
 		for _, tc := range g.Tests {
@@ -200,6 +201,7 @@ func TestWycheproofJWK(t *testing.T) {
 	if ran != suite.NumberOfTests {
 		t.Errorf("ran %d of %d vectors", ran, suite.NumberOfTests)
 	}
+	t.Logf("%d key-set vectors", ran)
 }
 
 // symmetricKeySet handles the keysets holding "oct" keys. Warden never takes

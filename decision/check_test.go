@@ -30,24 +30,10 @@ func TestCheckShippedPolicies(t *testing.T) {
 }
 
 // TestCheckStrict checks that strict mode, the lint of `warden policy
-// check`, finds what OPA's strict mode finds, with positions, and that
+// check`, finds what OPA's strict mode finds (in testdata/policies/strict), with positions, and that
 // without it (as an Engine loads) the same set is accepted.
 func TestCheckStrict(t *testing.T) {
-	fsys := files(map[string]string{
-		"authz.rego": `package warden.authz
-
-import data.warden.roles
-
-default allow := false
-
-allow if {
-	unused := input.subject
-	input.action == "read"
-}
-
-grant(x) := true
-`,
-	})
+	fsys := fixture(t, "strict")
 	_, err := decision.Check(context.Background(), fsys, decision.CheckOptions{Strict: true})
 	var pe *decision.PolicyError
 	if !errors.As(err, &pe) {
@@ -72,7 +58,7 @@ grant(x) := true
 }
 
 func TestCheckReportsFailingTests(t *testing.T) {
-	_, err := decision.Check(context.Background(), mixedTests, decision.CheckOptions{})
+	_, err := decision.Check(context.Background(), fixture(t, "mixed"), decision.CheckOptions{})
 	var pe *decision.PolicyError
 	if !errors.As(err, &pe) || pe.Tests == nil {
 		t.Fatalf("Check = %v, want a *PolicyError with the test report", err)

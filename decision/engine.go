@@ -41,7 +41,9 @@ type Options struct {
 	// non-deterministic built-in never has one.
 	DecisionCacheSize int
 	// Logger receives the causes behind policy_error and policy_timeout
-	// decisions and policy set changes. Default slog.Default().
+	// decisions and policy set changes. Default: discarded. Like every
+	// Warden package, the engine writes to the process's log only through
+	// the logger its caller passes (warden serve passes its own).
 	Logger *slog.Logger
 
 	// AllowNetworkBuiltins lets policies call the restricted built-ins
@@ -91,7 +93,7 @@ func NewEngine(ctx context.Context, fsys fs.FS, opts Options) (*Engine, error) {
 		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 
 	e := &Engine{

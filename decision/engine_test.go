@@ -14,6 +14,7 @@ import (
 
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/policies"
 )
 
 // order is the resource of the DESIGN walk-through.
@@ -382,5 +383,34 @@ func TestNewEngineOptions(t *testing.T) {
 				t.Log(err)
 			}
 		})
+	}
+}
+
+// TestLoggerDefault checks the rule every Warden package follows: without a
+// Logger the engine's log is discarded, never written to the process's
+// default logger; with one, it gets the log.
+func TestLoggerDefault(t *testing.T) {
+	var global bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&global, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	if _, err := decision.NewEngine(context.Background(), policies.FS(), decision.Options{EvalTimeout: relaxed}); err != nil {
+		t.Fatalf("NewEngine: %v", err)
+	}
+	if global.Len() != 0 {
+		t.Errorf("an engine without a Logger wrote to slog.Default():\n%s", global.String())
+	}
+
+	var own bytes.Buffer
+	opts := decision.Options{EvalTimeout: relaxed, Logger: slog.New(slog.NewTextHandler(&own, nil))}
+	if _, err := decision.NewEngine(context.Background(), policies.FS(), opts); err != nil {
+		t.Fatalf("NewEngine: %v", err)
+	}
+	if !strings.Contains(own.String(), "policy set loaded") {
+		t.Errorf("the engine's Logger got %q, want the policy set loaded", own.String())
+	}
+	if global.Len() != 0 {
+		t.Errorf("an engine with a Logger wrote to slog.Default():\n%s", global.String())
 	}
 }

@@ -185,41 +185,11 @@ test_explained if {
 }
 
 // TestExplainRules checks which rules are reported, and how, on a policy
-// with a function, a rule with a variable in its head, a default, an else,
-// a helper package and values without a plain JSON form.
+// (testdata/policies/explain) with a function, a rule with a variable in its
+// head, a default, an else, a helper package and values without a plain JSON
+// form.
 func TestExplainRules(t *testing.T) {
-	fsys := files(map[string]string{
-		"authz.rego": `package warden.authz
-
-import data.warden.lib
-
-default allow := false
-
-allow if {
-	double(count(input.token.claims.roles)) >= 2
-	lib.ok
-	limits.orders > 1
-	tier == "silver"
-	odd
-}
-
-double(n) := 2 * n
-
-limits[k] := v if {
-	some k, v in {"orders": 5, "users": 1}
-}
-
-tier := "gold" if input.subject == "nobody"
-else := "silver"
-
-reasons contains r if some r in ["b", "a", "b"]
-
-odd := {1: {2, 3}}
-
-never if input.subject == "nobody"
-`,
-		"lib.rego": "package warden.lib\n\nok if true\n",
-	})
+	fsys := fixture(t, "explain")
 	e, err := decision.NewEngine(context.Background(), fsys, testOptions(t))
 	if err != nil {
 		t.Fatalf("NewEngine: %v", err)

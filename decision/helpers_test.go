@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -70,6 +73,18 @@ func shippedEngine(t testing.TB, opts decision.Options) *decision.Engine {
 		t.Fatalf("NewEngine(shipped policies): %v", err)
 	}
 	return e
+}
+
+// fixture is the policy set in testdata/policies/<name> at the root of the
+// repository (cmd/warden's tests run some of the same sets through the CLI).
+// Tests assert rows of these files: see testdata/policies/README.md.
+func fixture(t testing.TB, name string) fs.FS {
+	t.Helper()
+	dir := filepath.Join("..", "testdata", "policies", name)
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("policy fixture: %v", err)
+	}
+	return os.DirFS(dir)
 }
 
 // withClaim sets one raw claim of c, for tables that need an odd claim.

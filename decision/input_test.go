@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"math"
 	"testing"
-	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -14,20 +13,13 @@ import (
 	"github.com/wardenauthz/warden/decision"
 )
 
-// echoPolicy allows everything and returns the policy input it saw, as JSON,
-// as its only reason.
-var echoPolicy = fstest.MapFS{"echo.rego": {Data: []byte(`package warden.authz
-
-allow := true
-
-reasons := {json.marshal(input)}
-`)}}
-
 // TestInput checks the policy input against DESIGN §3 as the policy sees
 // it: every claim with its JSON type, the header, subject, action, resource
-// and context ({} when absent), and request only for forward-auth.
+// and context ({} when absent), and request only for forward-auth. The
+// policy, testdata/policies/echo, allows everything and returns the input it
+// saw, as JSON, as its only reason.
 func TestInput(t *testing.T) {
-	e, err := decision.NewEngine(context.Background(), echoPolicy, testOptions(t))
+	e, err := decision.NewEngine(context.Background(), fixture(t, "echo"), testOptions(t))
 	if err != nil {
 		t.Fatalf("NewEngine: %v", err)
 	}
@@ -150,7 +142,7 @@ func TestInput(t *testing.T) {
 // TestInputRejected checks that values with no JSON form deny with
 // policy_error rather than reach the policy in some other shape.
 func TestInputRejected(t *testing.T) {
-	e, err := decision.NewEngine(context.Background(), echoPolicy, testOptions(t))
+	e, err := decision.NewEngine(context.Background(), fixture(t, "echo"), testOptions(t))
 	if err != nil {
 		t.Fatalf("NewEngine: %v", err)
 	}

@@ -25,51 +25,8 @@ func files(m map[string]string) fstest.MapFS {
 	return fsys
 }
 
-// mixedTests is a set with one test of each outcome. Rows matter: the test
-// below asserts them.
-var mixedTests = files(map[string]string{
-	"authz.rego": `package warden.authz
-
-default allow := false
-
-allow if input.role == "admin"
-
-level := 1 if input.x
-
-level := 2 if input.x
-`,
-	"authz_test.rego": `package warden.authz_test
-
-import data.warden.authz
-
-test_admin_allowed if {
-	authz.allow with input as {"role": "admin"}
-}
-
-test_guest_allowed if {
-	req := {"role": "guest"}
-	trace("checking a guest")
-	print("guest input", req)
-	authz.allow with input as req
-}
-
-test_level if {
-	authz.level == 1 with input.x as true
-}
-
-todo_test_later if {
-	false
-}
-
-test_roles[role] if {
-	some role in ["admin", "intern"]
-	authz.allow with input as {"role": role}
-}
-`,
-})
-
 func TestTestOutcomes(t *testing.T) {
-	report, err := decision.Test(context.Background(), mixedTests, decision.TestOptions{})
+	report, err := decision.Test(context.Background(), fixture(t, "mixed"), decision.TestOptions{})
 	if err != nil {
 		t.Fatalf("Test: %v", err)
 	}
@@ -152,7 +109,7 @@ func TestTestRunFilter(t *testing.T) {
 		{"nothing matches this", nil},
 	} {
 		t.Run(tt.run, func(t *testing.T) {
-			report, err := decision.Test(context.Background(), mixedTests, decision.TestOptions{Run: tt.run})
+			report, err := decision.Test(context.Background(), fixture(t, "mixed"), decision.TestOptions{Run: tt.run})
 			if err != nil {
 				t.Fatalf("Test: %v", err)
 			}
@@ -165,40 +122,18 @@ func TestTestRunFilter(t *testing.T) {
 			}
 		})
 	}
-	if _, err := decision.Test(context.Background(), mixedTests, decision.TestOptions{Run: "("}); err == nil || !strings.Contains(err.Error(), `"("`) {
+	if _, err := decision.Test(context.Background(), fixture(t, "mixed"), decision.TestOptions{Run: "("}); err == nil || !strings.Contains(err.Error(), `"("`) {
 		t.Errorf("Test with an invalid filter: %v, want an error naming it", err)
 	}
 }
 
-// TestCoverage runs a tiny policy whose covered lines are known: the test
-// takes the first allow rule (lines 5-6); the rule indexer never tries the
-// second (9-11), and the default (3) is not evaluated because allow is
-// defined. `opa test --coverage` v1.22.2 reports the same figures for these
-// two files.
+// TestCoverage runs a tiny policy (testdata/policies/coverage) whose covered
+// lines are known: the test takes the first allow rule (lines 5-6); the rule
+// indexer never tries the second (9-11), and the default (3) is not
+// evaluated because allow is defined. `opa test --coverage` v1.22.2 reports
+// the same figures for these two files.
 func TestCoverage(t *testing.T) {
-	fsys := files(map[string]string{
-		"cov.rego": `package cov
-
-default allow := false
-
-allow if {
-	input.role == "admin"
-}
-
-allow if {
-	input.role == "owner"
-	input.id == 1
-}
-`,
-		"cov_test.rego": `package cov_test
-
-import data.cov
-
-test_admin if {
-	cov.allow with input as {"role": "admin"}
-}
-`,
-	})
+	fsys := fixture(t, "coverage")
 	report, err := decision.Test(context.Background(), fsys, decision.TestOptions{Coverage: true})
 	if err != nil {
 		t.Fatalf("Test: %v", err)
@@ -209,12 +144,12 @@ test_admin if {
 	want := &decision.Coverage{
 		Files: []decision.FileCoverage{
 			{
-				File: "cov.rego", CoveredLines: 2, NotCoveredLines: 4, Percent: 100.0 * 2 / 6,
+				File: "authz.rego", CoveredLines: 2, NotCoveredLines: 4, Percent: 100.0 * 2 / 6,
 				Covered:    []decision.LineRange{{Start: 5, End: 6}},
 				NotCovered: []decision.LineRange{{Start: 3, End: 3}, {Start: 9, End: 11}},
 			},
 			{
-				File: "cov_test.rego", CoveredLines: 2, NotCoveredLines: 0, Percent: 100,
+				File: "authz_test.rego", CoveredLines: 2, NotCoveredLines: 0, Percent: 100,
 				Covered: []decision.LineRange{{Start: 5, End: 6}},
 			},
 		},
@@ -257,7 +192,7 @@ func TestTestRefusesWhatDoesNotCompile(t *testing.T) {
 
 // TestReportJSON pins the JSON names CI pipelines and the admin API read.
 func TestReportJSON(t *testing.T) {
-	report, err := decision.Test(context.Background(), mixedTests, decision.TestOptions{Run: "guest", Coverage: true})
+	report, err := decision.Test(context.Background(), fixture(t, "mixed"), decision.TestOptions{Run: "guest", Coverage: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,8 @@ type ConsumerOptions struct {
 	// FreshWindow is how recently a token must have been issued for
 	// FreshOnly to accept it (events.fresh_window). Default 60s.
 	FreshWindow time.Duration
-	// Logger receives bad messages and state changes. Default: discarded.
+	// Logger receives bad messages and state changes. Default: discarded
+	// (Warden's packages log only through the logger their caller passes).
 	Logger *slog.Logger
 	// PollInterval is how often the consumer asks JetStream for its
 	// position, which detects a stalled consumer and ends catching up.
@@ -170,12 +171,6 @@ func NewConsumer(nc *nats.Conn, ledger *Ledger, opts ConsumerOptions) (*Consumer
 	go c.run(ctx, statuses)
 	return c, nil
 }
-
-// Applied is the highest stream sequence applied.
-func (c *Consumer) Applied() uint64 { return c.applied.Load() }
-
-// Ledger is the ledger the consumer folds into.
-func (c *Consumer) Ledger() *Ledger { return c.ledger }
 
 // ReplicaID is this replica's id.
 func (c *Consumer) ReplicaID() string { return c.opts.ReplicaID }

@@ -330,7 +330,7 @@ func TestServerRestartLosesNothing(t *testing.T) {
 		return nil
 	})
 	// The state is kept while degraded.
-	if got := follower.Ledger().Check(tok("before-7", idp, at.Add(-time.Minute)), time.Now()); got != decision.ReasonTokenStale {
+	if got := follower.ledger.Check(tok("before-7", idp, at.Add(-time.Minute)), time.Now()); got != decision.ReasonTokenStale {
 		t.Errorf("ledger lost its state on disconnect: %q", got)
 	}
 

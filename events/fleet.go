@@ -20,7 +20,8 @@ type FleetOptions struct {
 	MaxReplicas int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// Logger receives malformed beats. Default: discarded.
+	// Logger receives malformed beats. Default: discarded (Warden's
+	// packages log only through the logger their caller passes).
 	Logger *slog.Logger
 }
 
@@ -29,7 +30,10 @@ type Fleet struct {
 	sub  *nats.Subscription
 	opts FleetOptions
 	log  *slog.Logger
-	bad  atomic.Uint64
+	// bad counts messages on warden.replicas.* refused as beats (malformed,
+	// under another replica's subject, or past MaxReplicas); the tests read
+	// it to know a refused message has arrived.
+	bad atomic.Uint64
 
 	mu       sync.Mutex
 	replicas map[string]seenBeat
@@ -182,9 +186,6 @@ func (f *Fleet) Enforced(seq uint64) (applied, total int) {
 	}
 	return applied, total
 }
-
-// BadBeats counts messages on warden.replicas.* that were not valid beats.
-func (f *Fleet) BadBeats() uint64 { return f.bad.Load() }
 
 // Close stops watching.
 func (f *Fleet) Close() error {

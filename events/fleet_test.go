@@ -96,7 +96,7 @@ func TestFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() error {
-		if n := fleet.BadBeats(); n != 2 {
+		if n := fleet.bad.Load(); n != 2 {
 			return fmt.Errorf("%d bad beats, want 2", n)
 		}
 		return nil

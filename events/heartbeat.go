@@ -57,7 +57,8 @@ type HeartbeatOptions struct {
 	// Decisions returns how many decisions the replica has made since it
 	// started, and how many denied. Optional.
 	Decisions func() (decisions, denied uint64)
-	// Logger receives publish failures. Default: discarded.
+	// Logger receives publish failures. Default: discarded (Warden's
+	// packages log only through the logger their caller passes).
 	Logger *slog.Logger
 }
 

@@ -22,7 +22,9 @@ type EmbeddedOptions struct {
 	// default, opens no port at all: Warden itself connects in process, and
 	// nothing else can reach the server.
 	Listen string
-	// Logger receives the server's log. Default: no server log.
+	// Logger receives the server's log. Default: discarded, and the server
+	// does not log at all (Warden's packages log only through the logger
+	// their caller passes).
 	Logger *slog.Logger
 	// StartTimeout bounds how long the server may take to be ready,
 	// including JetStream recovering its store. Default 30s.
@@ -38,7 +40,6 @@ type EmbeddedOptions struct {
 // Embedded is a NATS server with JetStream running inside this process.
 type Embedded struct {
 	srv *server.Server
-	dir string
 }
 
 // StartEmbedded starts a NATS server in process with JetStream file storage
@@ -90,7 +91,7 @@ func StartEmbedded(dataDir string, opts EmbeddedOptions) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("events: embedded NATS: not ready after %s (store %s)", opts.StartTimeout, dir)
 	}
-	return &Embedded{srv: srv, dir: dir}, nil
+	return &Embedded{srv: srv}, nil
 }
 
 // Connect opens an in-process connection to the server. URLs in opts is
@@ -107,9 +108,6 @@ func (e *Embedded) ClientURL() string {
 	}
 	return e.srv.ClientURL()
 }
-
-// StoreDir is the directory JetStream stores under.
-func (e *Embedded) StoreDir() string { return e.dir }
 
 // Shutdown stops the server and waits until it has flushed its store.
 func (e *Embedded) Shutdown() {
@@ -133,7 +131,8 @@ type ConnectOptions struct {
 	// CAFile verifies the server's certificate; CertFile and KeyFile are
 	// the client certificate for mutual TLS. Any of them turns TLS on.
 	CAFile, CertFile, KeyFile string
-	// Logger receives connection events. Default: discarded.
+	// Logger receives connection events. Default: discarded (Warden's
+	// packages log only through the logger their caller passes).
 	Logger *slog.Logger
 
 	PingInterval     time.Duration // default 2s

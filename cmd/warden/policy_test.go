@@ -22,6 +22,18 @@ func runPolicy(t *testing.T, args ...string) (stdout, stderr string, err error) 
 	return out.String(), errOut.String(), err
 }
 
+// fixtureSet copies the policy set testdata/policies/<name> at the root of
+// the repository (decision's tests use the same sets) into a new temporary
+// directory, so that the paths in the output are the test's own.
+func fixtureSet(t *testing.T, name string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "testdata", "policies", name))); err != nil {
+		t.Fatalf("policy fixture: %v", err)
+	}
+	return dir
+}
+
 // writeSet writes a policy set into a new temporary directory.
 func writeSet(t *testing.T, files map[string]string) string {
 	t.Helper()
@@ -38,76 +50,13 @@ func writeSet(t *testing.T, files map[string]string) string {
 	return dir
 }
 
-// failingSet has a test of each outcome; the rows are asserted below.
-var failingSet = map[string]string{
-	"authz.rego": `package warden.authz
-
-default allow := false
-
-allow if input.role == "admin"
-
-level := 1 if input.x
-
-level := 2 if input.x
-`,
-	"authz_test.rego": `package warden.authz_test
-
-import data.warden.authz
-
-test_admin_allowed if {
-	authz.allow with input as {"role": "admin"}
-}
-
-test_guest_allowed if {
-	req := {"role": "guest"}
-	trace("checking a guest")
-	print("guest input", req)
-	authz.allow with input as req
-}
-
-test_level if {
-	authz.level == 1 with input.x as true
-}
-
-todo_test_later if {
-	false
-}
-`,
-}
-
-// coverageSet is a policy whose coverage is known (see decision's
-// TestCoverage): lines 5-6 are covered, 3 and 9-11 are not.
-var coverageSet = map[string]string{
-	"authz.rego": `package warden.authz
-
-default allow := false
-
-allow if {
-	input.role == "admin"
-}
-
-allow if {
-	input.role == "owner"
-	input.id == 1
-}
-`,
-	"authz_test.rego": `package warden.authz_test
-
-import data.warden.authz
-
-test_admin if {
-	authz.allow with input as {"role": "admin"}
-}
-`,
-}
-
 var sendingSet = map[string]string{
 	"authz.rego": "package warden.authz\n\nallow if {\n\tresp := http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1:1/\"})\n\tresp.status_code == 200\n}\n",
 }
 
 func TestPolicyTestCommand(t *testing.T) {
-	failing := writeSet(t, failingSet)
-	covered := writeSet(t, coverageSet)
+	failing := fixtureSet(t, "mixed")
+	covered := fixtureSet(t, "coverage")
 	typeError := writeSet(t, map[string]string{"authz.rego": "package warden.authz\n\nallow if {\n\tx := 1 + \"a\"\n\tx > 0\n}\n"})
 	sending := writeSet(t, sendingSet)
 	file := filepath.Join(failing, "authz.rego")
@@ -132,7 +81,7 @@ func TestPolicyTestCommand(t *testing.T) {
 		{
 			name:    "failures, errors and skips",
 			args:    []string{"test", failing},
-			wantErr: failing + ": 2 of 4 tests failed",
+			wantErr: failing + ": 3 of 5 tests failed",
 			want: []string{
 				failing + "/authz_test.rego:\n",
 				"data.warden.authz_test.test_admin_allowed: PASS (",
@@ -143,7 +92,10 @@ func TestPolicyTestCommand(t *testing.T) {
 				"data.warden.authz_test.test_level: ERROR (",
 				"  " + failing + "/authz.rego:9:1: eval_conflict_error: rule data.warden.authz.level produced conflicting values:",
 				"data.warden.authz_test.todo_test_later: SKIPPED\n",
-				"PASS: 1/4\nFAIL: 1/4\nSKIPPED: 1/4\nERROR: 1/4\n",
+				"data.warden.authz_test.test_roles: FAIL (",
+				"  failed at " + failing + "/authz_test.rego:26:2:\n",
+				"  case intern: FAIL\n",
+				"PASS: 1/5\nFAIL: 2/5\nSKIPPED: 1/5\nERROR: 1/5\n",
 			},
 		},
 		{
@@ -219,9 +171,9 @@ func TestPolicyTestCommand(t *testing.T) {
 
 // TestPolicyTestJSON reads the output a CI pipeline reads.
 func TestPolicyTestJSON(t *testing.T) {
-	failing := writeSet(t, failingSet)
+	failing := fixtureSet(t, "mixed")
 	stdout, _, err := runPolicy(t, "test", "--format", "json", failing)
-	if err == nil || !strings.Contains(err.Error(), "2 of 4 tests failed") {
+	if err == nil || !strings.Contains(err.Error(), "3 of 5 tests failed") {
 		t.Errorf("err = %v, want the failure count", err)
 	}
 	var doc struct {
@@ -247,7 +199,7 @@ func TestPolicyTestJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, stdout)
 	}
-	if doc.Passed || doc.Counts["pass"] != 1 || doc.Counts["fail"] != 1 || doc.Counts["error"] != 1 || doc.Counts["skip"] != 1 || len(doc.Tests) != 4 {
+	if doc.Passed || doc.Counts["pass"] != 1 || doc.Counts["fail"] != 2 || doc.Counts["error"] != 1 || doc.Counts["skip"] != 1 || len(doc.Tests) != 5 {
 		t.Fatalf("report = %+v", doc)
 	}
 	guest := doc.Tests[1]
@@ -259,7 +211,7 @@ func TestPolicyTestJSON(t *testing.T) {
 		t.Errorf("erring test = %+v", doc.Tests[2])
 	}
 
-	covered := writeSet(t, coverageSet)
+	covered := fixtureSet(t, "coverage")
 	stdout, _, err = runPolicy(t, "test", "--coverage", "--format=json", covered)
 	if err != nil {
 		t.Fatal(err)
@@ -300,18 +252,8 @@ func TestPolicyTestJSON(t *testing.T) {
 }
 
 func TestPolicyCheckCommand(t *testing.T) {
-	lint := writeSet(t, map[string]string{"authz.rego": `package warden.authz
-
-import data.warden.roles
-
-default allow := false
-
-allow if {
-	unused := input.subject
-	input.action == "read"
-}
-`})
-	failing := writeSet(t, failingSet)
+	lint := fixtureSet(t, "strict")
+	failing := fixtureSet(t, "mixed")
 	custom := writeSet(t, map[string]string{"p.rego": "package acme.decide\n\nallow := input.action == \"go\"\n"})
 	sending := writeSet(t, sendingSet)
 
@@ -325,19 +267,21 @@ allow if {
 		{
 			name:    "strict mode",
 			args:    []string{"check", lint},
-			wantErr: lint + ": 2 problems",
+			wantErr: lint + ": 3 problems",
 			want: []string{
 				lint + "/authz.rego:3:1: rego_compile_error: import data.warden.roles unused\n",
 				lint + "/authz.rego:8:2: rego_compile_error: assigned var unused unused\n",
+				lint + "/authz.rego:12:1: rego_compile_error: unused argument x.",
 			},
 		},
 		{
 			name:    "failing tests",
 			args:    []string{"check", failing},
-			wantErr: "2 problems",
+			wantErr: "3 problems",
 			want: []string{
 				failing + "/authz_test.rego:9:1: test_failed: data.warden.authz_test.test_guest_allowed failed\n\tat authz_test.rego:13:2:\n\tauthz.allow with input as req\n",
 				failing + "/authz_test.rego:16:1: test_error: data.warden.authz_test.test_level: eval_conflict_error:",
+				failing + "/authz_test.rego:24:1: test_failed: data.warden.authz_test.test_roles failed\n\tat authz_test.rego:26:2:\n",
 			},
 		},
 		{
@@ -379,7 +323,7 @@ allow if {
 				Message  string `json:"message"`
 			} `json:"problems"`
 		}
-		if jerr := json.Unmarshal([]byte(stdout), &doc); jerr != nil || err == nil || doc.OK || len(doc.Problems) != 2 ||
+		if jerr := json.Unmarshal([]byte(stdout), &doc); jerr != nil || err == nil || doc.OK || len(doc.Problems) != 3 ||
 			doc.Problems[1].Row != 8 || doc.Problems[1].Col != 2 || doc.Problems[1].Message != "assigned var unused unused" {
 			t.Errorf("err %v, doc %+v (%v)\n%s", err, doc, jerr, stdout)
 		}

@@ -41,6 +41,11 @@ func TestSIGHUPReloadsPolicies(t *testing.T) {
 	if after.PolicyRevision == before.PolicyRevision {
 		t.Errorf("revision unchanged (%s) after a reload that changed the data", after.PolicyRevision)
 	}
+	// The engine logs through serve's logger (decision discards its log
+	// without one): the start and the reload are both there.
+	if n := strings.Count(stderr.String(), "policy set loaded"); n < 2 {
+		t.Errorf("%d \"policy set loaded\" lines from the engine in serve's log, want the start and the reload:\n%s", n, stderr)
+	}
 
 	// Letting staff approve breaks the shipped test_staff_may_not_approve:
 	// refused, with the test's file and row.

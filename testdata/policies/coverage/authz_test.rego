@@ -1,0 +1,7 @@
+package warden.authz_test
+
+import data.warden.authz
+
+test_admin if {
+	authz.allow with input as {"role": "admin"}
+}

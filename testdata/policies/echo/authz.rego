@@ -1,0 +1,5 @@
+package warden.authz
+
+allow := true
+
+reasons := {json.marshal(input)}

@@ -1,0 +1,3 @@
+package warden.lib
+
+ok if true

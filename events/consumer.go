@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 )
 
 // ErrBehind is wrapped by WaitFor's error when the sequence was not applied
@@ -112,7 +113,7 @@ type Consumer struct {
 	ledger *Ledger
 	opts   ConsumerOptions
 	log    *slog.Logger
-	bad    logLimiter
+	bad    *rate.Limiter // at most 10 warnings a second about bad messages: a flood of them is counted, not logged
 
 	// Read on the request path, so atomics only.
 	applied       atomic.Uint64 // highest stream sequence applied (or skipped as bad)
@@ -161,6 +162,7 @@ func NewConsumer(nc *nats.Conn, ledger *Ledger, opts ConsumerOptions) (*Consumer
 		nc: nc, js: js, ledger: ledger, opts: opts,
 		log:   opts.Logger.With("replica", opts.ReplicaID, "stream", opts.Stream),
 		nudge: make(chan struct{}, 1),
+		bad:   rate.NewLimiter(10, 10),
 		stop:  cancel,
 		done:  make(chan struct{}),
 		h:     health{catchingUp: true, why: "replaying the event stream"},
@@ -280,7 +282,7 @@ func (c *Consumer) stopConsuming() {
 }
 
 func (c *Consumer) consumeError(_ jetstream.ConsumeContext, err error) {
-	if c.bad.allow() {
+	if c.bad.Allow() {
 		c.log.Warn("events: consumer error; it recovers on its own", "error", err)
 	}
 }
@@ -310,7 +312,7 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	}
 	if err != nil {
 		c.badMessages.Add(1)
-		if c.bad.allow() {
+		if c.bad.Allow() {
 			c.log.Warn("events: skipping a bad event", "seq", seq, "nats_subject", msg.Subject(), "error", err)
 		}
 	}
@@ -348,23 +350,4 @@ func storeMax(v *atomic.Uint64, n uint64) {
 			return
 		}
 	}
-}
-
-// logLimiter lets through at most 10 log lines a second, so that a flood of
-// bad messages cannot flood the log too (they are all counted).
-type logLimiter struct {
-	mu     sync.Mutex
-	second int64
-	n      int
-}
-
-func (l *logLimiter) allow() bool {
-	now := time.Now().Unix()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now != l.second {
-		l.second, l.n = now, 0
-	}
-	l.n++
-	return l.n <= 10
 }

@@ -177,7 +177,7 @@ func (c *Consumer) poll(ctx context.Context) {
 			c.h.why = "cannot follow stream " + c.opts.Stream + ": " + err.Error()
 			c.recompute()
 			c.mu.Unlock()
-			if c.bad.allow() {
+			if c.bad.Allow() {
 				c.log.Warn("events: cannot follow the stream yet; retrying", "error", err)
 			}
 			return

@@ -151,7 +151,7 @@ func (h *Heartbeat) beat(leaving bool) {
 	if err == nil && leaving {
 		err = h.nc.FlushTimeout(time.Second)
 	}
-	if err != nil && h.c.bad.allow() {
+	if err != nil && h.c.bad.Allow() {
 		h.log.Warn("events: heartbeat not sent", "error", err)
 	}
 	h.lastBeat = time.Now()

@@ -288,6 +288,19 @@ func TestNATSUnreachableAtStart(t *testing.T) {
 		}
 		return nil
 	})
+	// Before its first replay the replica knows nothing (alice may be
+	// disabled, her token's jti revoked), so under every mode but allow
+	// even a token minted a second ago is refused; the HTTP layer answers
+	// 503 not_ready before it asks.
+	now := time.Now()
+	if got := rep.Check(tok("alice", idp, now.Add(-time.Second)), now); got != decision.ReasonRevocationStateStale {
+		t.Errorf("fresh token before the first replay (fresh_only): Check = %q, want revocation_state_stale", got)
+	}
+	allow := replica(t, "nats://"+addr, ConsumerOptions{OnDisconnect: AllowAll})
+	if got := allow.Check(tok("alice", idp, now.Add(-time.Hour)), now); got != "" {
+		t.Errorf("before the first replay with allow: Check = %q, want nothing", got)
+	}
+
 	srv := startServerAt(t, t.TempDir(), addr)
 	nc := dial(t, srv.ClientURL())
 	ensureStream(t, nc)

@@ -37,7 +37,13 @@ var _ decision.Revocations = (*Consumer)(nil)
 
 // Check returns why cl may no longer be honoured at now: the ledger's answer
 // first, then, while the replica cannot follow the stream, the outage
-// policy (after Grace; at once before the first replay has caught up).
+// policy (after Grace).
+//
+// Before the first replay has caught up the replica knows nothing: the
+// subject may be disabled, the token's jti revoked. A fresh token proves
+// only that its roles are current, not that its subject may still log in,
+// so fresh_only denies then as deny does; only allow, the operator's
+// explicit choice of availability, answers from the partial state.
 func (c *Consumer) Check(cl *claims.Claims, now time.Time) decision.Reason {
 	if r := c.ledger.Check(cl, now); r != "" {
 		return r
@@ -46,14 +52,15 @@ func (c *Consumer) Check(cl *claims.Claims, now time.Time) decision.Reason {
 	if since == 0 {
 		return ""
 	}
-	if c.replayed.Load() && now.UnixNano()-since < int64(c.opts.Grace) {
+	replayed := c.replayed.Load()
+	if replayed && now.UnixNano()-since < int64(c.opts.Grace) {
 		return ""
 	}
 	switch c.opts.OnDisconnect {
 	case AllowAll:
 		return ""
 	case FreshOnly:
-		if now.Sub(cl.IssuedAt) <= c.opts.FreshWindow {
+		if replayed && now.Sub(cl.IssuedAt) <= c.opts.FreshWindow {
 			return ""
 		}
 	}

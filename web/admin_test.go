@@ -135,7 +135,7 @@ func TestPublishEvent(t *testing.T) {
 		{"token_revoked without jti", `{"type":"token_revoked","subject":"alice"}`, "jti"},
 		{"bad time", `{"type":"roles_changed","subject":"alice","at":"yesterday"}`, "yesterday"},
 		{"unknown field", `{"type":"roles_changed","subject":"alice","expires":"x"}`, `unknown field "expires"`},
-		{"malformed JSON", `{"type":`, "truncated"},
+		{"malformed JSON", `{"type":`, "malformed JSON"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			status, got := f.do(t, "POST", "/v1/events", "application/json", tt.body, auth...)

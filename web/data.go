@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"strings"
 
@@ -133,23 +131,7 @@ func (s *server) changeData(c *gin.Context, path []string, change func(cur any, 
 }
 
 // decodeJSONValue reads any JSON value (not only an object) of the given
-// media type.
+// media type, as strictly as decodeJSON.
 func (s *server) decodeJSONValue(c *gin.Context, mediaType string, v any) error {
-	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	if err != nil || mt != mediaType {
-		return errorf(codeUnsupportedMedia, "Content-Type must be "+mediaType)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxPolicyBytes))
-	if err != nil {
-		return s.decodeError(err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return s.decodeError(err)
-	}
-	if dec.More() {
-		return errorf(codeInvalidRequest, "request body has data after the JSON value")
-	}
-	return nil
+	return s.decodeBody(c, mediaType, s.opts.MaxPolicyBytes, v)
 }

@@ -1,77 +1,152 @@
 package web
 
 import (
-	"encoding/json"
+	"bytes"
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"reflect"
-	"strings"
+	"slices"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
-// decodeJSON reads the request body into v. It answers every way a body can
-// be wrong with an *apiError that says what to fix: a content type other than
-// application/json (415), a body over the limit (413), malformed JSON, a field
-// of the wrong type, an unknown field or trailing data (400).
+// strictJSON is how every request body is read. A decision point behind a
+// gateway must read a body exactly as the gateway and the client meant it,
+// or the two can be made to disagree (a parser differential): so member
+// names match exactly, not in any case as encoding/json matches them
+// ({"token":A,"Token":B} was decided for B); a name twice in one object,
+// an unknown member, invalid UTF-8 and data after the value are errors, not
+// "the last one wins" or replaced characters. Numbers inside resource,
+// context and data stay the JSON text (encoding/json's Number), so that
+// Rego sees 10 as 10 and 1e400 is not rounded. This is the JSON v2 design
+// (go-json-experiment/json, the proposed encoding/json/v2), whose defaults
+// are these rules.
+var strictJSON = json.JoinOptions(
+	json.RejectUnknownMembers(true),
+	json.WithUnmarshalers(json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v *any) error {
+		if dec.PeekKind() != '0' {
+			return json.SkipFunc
+		}
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		*v = stdjson.Number(tok.String())
+		return nil
+	})),
+)
+
+// decodeJSON reads a request body, a JSON object, into v. It answers every
+// way a body can be wrong with an *apiError that says what to fix: a
+// content type other than application/json (415), a body over the limit
+// (413), malformed or ambiguous JSON, a field of the wrong type, an unknown
+// field or trailing data (400).
 func (s *server) decodeJSON(c *gin.Context, v any) error {
-	return s.decodeJSONUpTo(c, v, s.opts.MaxBodyBytes)
+	return s.decodeBody(c, "application/json", s.opts.MaxBodyBytes, v)
 }
 
 // decodeJSONUpTo is decodeJSON for a body of at most limit bytes: the
 // routes that carry a whole policy set take MaxPolicyBytes.
 func (s *server) decodeJSONUpTo(c *gin.Context, v any, limit int64) error {
-	mediaType, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	if err != nil || mediaType != "application/json" {
-		return errorf(codeUnsupportedMedia, "Content-Type must be application/json")
+	return s.decodeBody(c, "application/json", limit, v)
+}
+
+// decodeBody reads a body of mediaType, at most limit bytes, strictly into
+// v.
+func (s *server) decodeBody(c *gin.Context, mediaType string, limit int64, v any) error {
+	data, err := s.readBody(c, limit, mediaType)
+	if err != nil {
+		return err
 	}
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, limit)
-	dec := json.NewDecoder(body)
-	dec.UseNumber() // resource and context keep their JSON number types for Rego
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return s.decodeError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return s.decodeError(err)
-		}
-		return errorf(codeInvalidRequest, "request body has data after the JSON object")
+	if err := json.Unmarshal(data, v, strictJSON); err != nil {
+		return s.decodeError(data, err)
 	}
 	return nil
 }
 
-func (s *server) decodeError(err error) error {
+// readBody reads a non-empty body of at most limit bytes, of one of the
+// media types (the first is the one to name in an error). A body declared
+// larger than limit is refused before it is read, so that a client that
+// sent Expect: 100-continue gets 413 at once rather than "100 Continue" and
+// then a reset connection.
+func (s *server) readBody(c *gin.Context, limit int64, mediaTypes ...string) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err != nil || !slices.Contains(mediaTypes, mt) {
+		return nil, errorf(codeUnsupportedMedia, "Content-Type must be "+mediaTypes[0])
+	}
+	if c.Request.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	var maxBytes *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxBytes):
+		return nil, tooLarge(maxBytes.Limit)
+	case err != nil:
+		return nil, errorf(codeInvalidRequest, "cannot read the request body: "+err.Error())
+	case len(bytes.TrimSpace(data)) == 0:
+		return nil, errorf(codeInvalidRequest, "request body is empty")
+	}
+	return data, nil
+}
+
+func tooLarge(limit int64) error {
+	return errorf(codeBodyTooLarge, fmt.Sprintf("request body is larger than %d bytes", limit))
+}
+
+// decodeError says what is wrong with data, which did not decode.
+func (s *server) decodeError(data []byte, err error) error {
 	var (
-		tooLarge  *http.MaxBytesError
-		syntax    *json.SyntaxError
-		typeError *json.UnmarshalTypeError
+		syntax   *jsontext.SyntacticError
+		semantic *json.SemanticError
 	)
 	switch {
-	case errors.As(err, &tooLarge):
-		return errorf(codeBodyTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit))
-	case errors.Is(err, io.EOF):
-		return errorf(codeInvalidRequest, "request body is empty; send a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return errorf(codeInvalidRequest, "request body is truncated JSON")
+	case errors.Is(err, jsontext.ErrDuplicateName) && errors.As(err, &syntax):
+		return errorf(codeInvalidRequest, fmt.Sprintf("member %s appears twice in one object; send each once", pointerName(syntax.JSONPointer)))
 	case errors.As(err, &syntax):
-		return errorf(codeInvalidRequest, fmt.Sprintf("malformed JSON at byte %d: %v", syntax.Offset, syntax))
-	case errors.As(err, &typeError):
-		if typeError.Field == "" {
+		if off := syntax.ByteOffset; off > 0 && off <= int64(len(data)) && jsontext.Value(bytes.TrimSpace(data[:off])).IsValid() {
+			return errorf(codeInvalidRequest, "request body has data after the JSON value")
+		}
+		return errorf(codeInvalidRequest, fmt.Sprintf("malformed JSON at byte %d: %v", syntax.ByteOffset, syntax.Err))
+	case errors.Is(err, json.ErrUnknownName) && errors.As(err, &semantic):
+		return errorf(codeInvalidRequest, "unknown field "+pointerName(semantic.JSONPointer)+" (names are case-sensitive)")
+	case errors.As(err, &semantic):
+		if semantic.JSONPointer == "" {
 			return errorf(codeInvalidRequest, "request body must be a JSON object")
 		}
-		return errorf(codeInvalidRequest, fmt.Sprintf("field %q must be %s, not %s", typeError.Field, jsonKind(typeError.Type.Kind()), typeError.Value))
-	default:
-		// encoding/json reports unknown fields only as text:
-		// `json: unknown field "x"`.
-		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return errorf(codeInvalidRequest, "unknown field "+field)
+		if semantic.GoType == nil || semantic.JSONKind == 0 {
+			return errorf(codeInvalidRequest, fmt.Sprintf("field %s: %v", pointerName(semantic.JSONPointer), semantic.Err))
 		}
+		return errorf(codeInvalidRequest, fmt.Sprintf("field %s must be %s, not %s", pointerName(semantic.JSONPointer), jsonKind(semantic.GoType.Kind()), semantic.JSONKind))
+	default:
 		return errorf(codeInvalidRequest, "invalid request body: "+err.Error())
 	}
+}
+
+// pointerName says where in the body a JSON pointer points: "action",
+// "checks[1].action".
+func pointerName(p jsontext.Pointer) string {
+	name := ""
+	for tok := range p.Tokens() {
+		if _, err := strconv.Atoi(tok); err == nil && name != "" {
+			name += "[" + tok + "]"
+			continue
+		}
+		if name != "" {
+			name += "."
+		}
+		name += tok
+	}
+	return strconv.Quote(name)
 }
 
 // jsonKind names a Go kind the way a JSON author thinks of it.

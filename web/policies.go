@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
-	"mime"
 	"net/http"
 	"path"
 	"slices"
@@ -107,14 +105,9 @@ func (s *server) handleGetPolicy() gin.HandlerFunc {
 // author read.
 func (s *server) handlePutPolicy() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		mediaType, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
-		if mediaType != "text/plain" && mediaType != "application/octet-stream" {
-			s.writeError(c, errorf(codeUnsupportedMedia, "send the file as text/plain"))
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxPolicyBytes))
+		body, err := s.readBody(c, s.opts.MaxPolicyBytes, "text/plain", "application/octet-stream")
 		if err != nil {
-			s.writeError(c, s.decodeError(err))
+			s.writeError(c, err)
 			return
 		}
 		id := policyID(c)

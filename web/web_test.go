@@ -222,7 +222,7 @@ func TestBadRequests(t *testing.T) {
 		{"action of wrong type", "POST", "/v1/decision", "application/json", `{"action":7}`, 400, "invalid_request", `"action" must be a string`},
 		{"resource not an object", "POST", "/v1/decision", "application/json", `{"action":"a","resource":"order"}`, 400, "invalid_request", `"resource" must be an object`},
 		{"unknown field", "POST", "/v1/decision", "application/json", `{"action":"a","acton":"b"}`, 400, "invalid_request", `unknown field "acton"`},
-		{"trailing data", "POST", "/v1/decision", "application/json", `{"action":"a"} {}`, 400, "invalid_request", "after the JSON object"},
+		{"trailing data", "POST", "/v1/decision", "application/json", `{"action":"a"} {}`, 400, "invalid_request", "data after the JSON value"},
 		{"body over limit", "POST", "/v1/decision", "application/json", `{"action":"` + strings.Repeat("a", 5000) + `"}`, 413, "body_too_large", "4096 bytes"},
 		{"wrong content type", "POST", "/v1/decision", "text/plain", `{"action":"a"}`, 415, "unsupported_media_type", "application/json"},
 		{"no content type", "POST", "/v1/decision", "", `{"action":"a"}`, 415, "unsupported_media_type", "application/json"},

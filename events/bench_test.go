@@ -203,12 +203,12 @@ func BenchmarkReplay(b *testing.B) {
 //	go test -run '^$' -bench BenchmarkPropagation ./events/
 func BenchmarkPropagation(b *testing.B) {
 	srv := startServer(b, b.TempDir())
-	nc := dial(b, srv.ClientURL())
+	nc := dial(b, srv)
 	ensureStream(b, nc)
 	pub := newPublisher(b, nc)
 	var reps []*Consumer
 	for i := range 3 {
-		reps = append(reps, replica(b, srv.ClientURL(), ConsumerOptions{ReplicaID: fmt.Sprint("r", i)}))
+		reps = append(reps, replica(b, srv, ConsumerOptions{ReplicaID: fmt.Sprint("r", i)}))
 	}
 	waitReady(b, reps...)
 

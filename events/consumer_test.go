@@ -20,12 +20,12 @@ import (
 // event changes the answer of every one of them.
 func TestThreeReplicas(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv.ClientURL())
+	nc := dial(t, srv)
 	ensureStream(t, nc)
 	pub := newPublisher(t, nc)
 	var reps []*Consumer
 	for i := range 3 {
-		reps = append(reps, replica(t, srv.ClientURL(), ConsumerOptions{ReplicaID: fmt.Sprint("r", i)}))
+		reps = append(reps, replica(t, srv, ConsumerOptions{ReplicaID: fmt.Sprint("r", i)}))
 	}
 	waitReady(t, reps...)
 
@@ -110,7 +110,7 @@ func TestThreeReplicas(t *testing.T) {
 
 func TestPublish(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv.ClientURL())
+	nc := dial(t, srv)
 	ensureStream(t, nc)
 	clock := t0
 	pub, err := NewPublisher(nc, PublisherOptions{Now: func() time.Time { return clock }, Issuers: []string{idp, other}})
@@ -241,7 +241,7 @@ func TestEnsureStreamIdempotent(t *testing.T) {
 // it is not ready until it has replayed them, then answers like the others.
 func TestLateReplicaReplays(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv.ClientURL())
+	nc := dial(t, srv)
 	ensureStream(t, nc)
 	pub := newPublisher(t, nc)
 	at := time.Now().Add(-time.Minute)
@@ -250,7 +250,7 @@ func TestLateReplicaReplays(t *testing.T) {
 		last = publish(t, pub, Event{Type: TypeRolesChanged, Subject: fmt.Sprint("user-", i), At: at})
 	}
 
-	late := replica(t, srv.ClientURL(), ConsumerOptions{})
+	late := replica(t, srv, ConsumerOptions{})
 	// Catching up takes round trips to the server; the constructor has
 	// returned long before.
 	if err := late.Ready(); !errors.Is(err, ErrNotReady) {
@@ -281,7 +281,12 @@ func TestNATSUnreachableAtStart(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 
-	rep := replica(t, "nats://"+addr, ConsumerOptions{})
+	dir := t.TempDir()
+	_, seeds, err := embeddedUsers(dir) // the seeds the server will use
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := replicaAt(t, "nats://"+addr, seeds[ReplicaUser], ConsumerOptions{})
 	eventually(t, 5*time.Second, func() error {
 		if err := rep.Ready(); err == nil || !strings.Contains(err.Error(), "NATS connection") {
 			return fmt.Errorf("Ready = %v", err)
@@ -296,13 +301,13 @@ func TestNATSUnreachableAtStart(t *testing.T) {
 	if got := rep.Check(tok("alice", idp, now.Add(-time.Second)), now); got != decision.ReasonRevocationStateStale {
 		t.Errorf("fresh token before the first replay (fresh_only): Check = %q, want revocation_state_stale", got)
 	}
-	allow := replica(t, "nats://"+addr, ConsumerOptions{OnDisconnect: AllowAll})
+	allow := replicaAt(t, "nats://"+addr, seeds[ReplicaUser], ConsumerOptions{OnDisconnect: AllowAll})
 	if got := allow.Check(tok("alice", idp, now.Add(-time.Hour)), now); got != "" {
 		t.Errorf("before the first replay with allow: Check = %q, want nothing", got)
 	}
 
-	srv := startServerAt(t, t.TempDir(), addr)
-	nc := dial(t, srv.ClientURL())
+	srv := startServerAt(t, dir, addr)
+	nc := dial(t, srv)
 	ensureStream(t, nc)
 	seq := publish(t, newPublisher(t, nc), Event{Type: TypeSubjectDisabled, Subject: "alice"})
 	waitApplied(t, seq, rep)
@@ -323,10 +328,10 @@ func TestServerRestartLosesNothing(t *testing.T) {
 	}
 	url := srv.ClientURL()
 	addr := strings.TrimPrefix(url, "nats://")
-	nc := dial(t, url)
+	nc := dial(t, srv)
 	ensureStream(t, nc)
 	pub := newPublisher(t, nc)
-	follower := replica(t, url, ConsumerOptions{ReplicaID: "follower"})
+	follower := replica(t, srv, ConsumerOptions{ReplicaID: "follower"})
 	waitReady(t, follower)
 
 	at := time.Now().Add(-time.Minute)
@@ -365,7 +370,7 @@ func TestServerRestartLosesNothing(t *testing.T) {
 	waitApplied(t, last, follower)
 	waitReady(t, follower)
 
-	fresh := replica(t, restarted.ClientURL(), ConsumerOptions{ReplicaID: "fresh"})
+	fresh := replica(t, restarted, ConsumerOptions{ReplicaID: "fresh"})
 	waitApplied(t, last, fresh)
 	waitReady(t, fresh)
 	for _, r := range []*Consumer{follower, fresh} {
@@ -390,7 +395,7 @@ func TestOutagePolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := srv.ClientURL()
-	nc := dial(t, url)
+	nc := dial(t, srv)
 	ensureStream(t, nc)
 	// Check takes the time as an argument: the test asks about moments
 	// within and after the grace period instead of waiting it out.
@@ -398,7 +403,7 @@ func TestOutagePolicies(t *testing.T) {
 	modes := []DisconnectMode{FreshOnly, DenyAll, AllowAll}
 	reps := map[DisconnectMode]*Consumer{}
 	for _, m := range modes {
-		reps[m] = replica(t, url, ConsumerOptions{ReplicaID: string(m), OnDisconnect: m, Grace: grace, FreshWindow: time.Minute})
+		reps[m] = replica(t, srv, ConsumerOptions{ReplicaID: string(m), OnDisconnect: m, Grace: grace, FreshWindow: time.Minute})
 	}
 	at := time.Now().Add(-time.Minute)
 	seq := publish(t, newPublisher(t, nc), Event{Type: TypeRolesChanged, Subject: "alice", At: at})
@@ -458,9 +463,9 @@ func TestOutagePolicies(t *testing.T) {
 // each is skipped and counted, and the events after them still apply.
 func TestHostileEvents(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv.ClientURL())
+	nc := dial(t, srv)
 	ensureStream(t, nc)
-	rep := replica(t, srv.ClientURL(), ConsumerOptions{})
+	rep := replica(t, srv, ConsumerOptions{})
 	waitReady(t, rep)
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -514,9 +519,9 @@ func TestHostileEvents(t *testing.T) {
 
 func TestWaitFor(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv.ClientURL())
+	nc := dial(t, srv)
 	ensureStream(t, nc)
-	rep := replica(t, srv.ClientURL(), ConsumerOptions{})
+	rep := replica(t, srv, ConsumerOptions{})
 	waitReady(t, rep)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -602,10 +607,10 @@ func randomID() string { return nats.NewInbox()[len("_INBOX."):] }
 // stream from its start while keeping what it had folded.
 func TestStreamRecreated(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv.ClientURL())
+	nc := dial(t, srv)
 	ensureStream(t, nc)
 	pub := newPublisher(t, nc)
-	rep := replica(t, srv.ClientURL(), ConsumerOptions{})
+	rep := replica(t, srv, ConsumerOptions{})
 	at := time.Now().Add(-time.Minute)
 	var last uint64
 	for i := range 5 {
@@ -653,9 +658,9 @@ func TestStreamRecreated(t *testing.T) {
 // behind the operator's back by the consumer; EnsureStream restores it.
 func TestRetentionShort(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv.ClientURL())
+	nc := dial(t, srv)
 	ensureStream(t, nc)
-	r := replica(t, srv.ClientURL(), ConsumerOptions{})
+	r := replica(t, srv, ConsumerOptions{})
 	need := claims.DefaultMaxLifetime + claims.DefaultLeeway
 	eventually(t, 10*time.Second, func() error {
 		if st := r.Status(); st.Retention != need || st.RetentionNeeded != need || st.RetentionShort {

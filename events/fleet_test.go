@@ -13,7 +13,7 @@ import (
 // that stops beating is dropped after three missed beats.
 func TestFleet(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv.ClientURL())
+	nc := dial(t, srv)
 	ensureStream(t, nc)
 
 	var mu sync.Mutex
@@ -29,9 +29,9 @@ func TestFleet(t *testing.T) {
 	var beats []*Heartbeat
 	var reps []*Consumer
 	for i := range 3 {
-		r := replica(t, srv.ClientURL(), ConsumerOptions{ReplicaID: fmt.Sprint("replica-", i)})
+		r := replica(t, srv, ConsumerOptions{ReplicaID: fmt.Sprint("replica-", i)})
 		reps = append(reps, r)
-		hb, err := NewHeartbeat(dial(t, srv.ClientURL()), r, HeartbeatOptions{
+		hb, err := NewHeartbeat(dial(t, srv), r, HeartbeatOptions{
 			Interval: interval, MinGap: time.Millisecond,
 			PolicyRevision: func() string { return "rev-" + fmt.Sprint(i) },
 			Decisions:      func() (uint64, uint64) { return uint64(10 * i), uint64(i) },
@@ -110,7 +110,7 @@ func TestFleet(t *testing.T) {
 // the counters in a replica's beats.
 func TestFleetRates(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv.ClientURL())
+	nc := dial(t, srv)
 	fleet, err := NewFleet(nc, FleetOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -44,11 +44,18 @@ func startServerAt(t testing.TB, dir, listen string) *Embedded {
 	return srv
 }
 
-// dial connects over TCP with reconnect settings fast enough for tests.
-func dial(t testing.TB, url string) *nats.Conn {
+// dial connects to srv over TCP as a replica, with reconnect settings fast
+// enough for tests.
+func dial(t testing.TB, srv *Embedded) *nats.Conn {
+	t.Helper()
+	return dialAt(t, srv.ClientURL(), srv.SeedFile(ReplicaUser))
+}
+
+// dialAt connects to url with the nkey seed in seed.
+func dialAt(t testing.TB, url, seed string) *nats.Conn {
 	t.Helper()
 	nc, err := Connect(ConnectOptions{
-		URLs: url, Logger: testLogger(t),
+		URLs: url, NkeySeedFile: seed, Logger: testLogger(t),
 		ReconnectWait: 20 * time.Millisecond, ReconnectJitter: 10 * time.Millisecond,
 		PingInterval: 500 * time.Millisecond,
 	})
@@ -79,9 +86,15 @@ func newPublisher(t testing.TB, nc *nats.Conn) *Publisher {
 
 // replica is one Warden replica's events side: its own connection, ledger
 // and consumer.
-func replica(t testing.TB, url string, opts ConsumerOptions) *Consumer {
+func replica(t testing.TB, srv *Embedded, opts ConsumerOptions) *Consumer {
 	t.Helper()
-	nc := dial(t, url)
+	return replicaAt(t, srv.ClientURL(), srv.SeedFile(ReplicaUser), opts)
+}
+
+// replicaAt is a replica of the server at url, which may not be up yet.
+func replicaAt(t testing.TB, url, seed string, opts ConsumerOptions) *Consumer {
+	t.Helper()
+	nc := dialAt(t, url, seed)
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 50 * time.Millisecond
 	}

@@ -29,6 +29,14 @@ type EmbeddedOptions struct {
 	// StartTimeout bounds how long the server may take to be ready,
 	// including JetStream recovering its store. Default 30s.
 	StartTimeout time.Duration
+	// TLSCertFile and TLSKeyFile make the listener speak TLS only. A
+	// Listen address beyond loopback needs them (the users' nkeys keep the
+	// seeds secret, but events and policies would cross the network in
+	// clear), unless AllowPlaintext says otherwise.
+	TLSCertFile, TLSKeyFile string
+	// AllowPlaintext lets a Listen address beyond loopback go without TLS,
+	// for a network that is encrypted below (a VPN, a service mesh).
+	AllowPlaintext bool
 	// SyncAlways makes JetStream fsync every stored event before
 	// acknowledging it, so that an acknowledged event survives a power loss
 	// or kernel crash, not only a crash of the process (the default syncs
@@ -39,12 +47,17 @@ type EmbeddedOptions struct {
 
 // Embedded is a NATS server with JetStream running inside this process.
 type Embedded struct {
-	srv *server.Server
+	srv   *server.Server
+	seeds map[string]string // user -> seed file
 }
 
 // StartEmbedded starts a NATS server in process with JetStream file storage
 // under dataDir/nats, and waits until it accepts connections. Stop it with
 // Shutdown after closing its connections.
+//
+// The server always requires authentication, in process too: its users
+// (ReplicaUser, PublisherUser) are nkeys whose seeds are made on first
+// start under dataDir/nats-auth (see SeedFile).
 func StartEmbedded(dataDir string, opts EmbeddedOptions) (*Embedded, error) {
 	if dataDir == "" {
 		return nil, errors.New("events: embedded NATS: data directory is empty")
@@ -56,8 +69,13 @@ func StartEmbedded(dataDir string, opts EmbeddedOptions) (*Embedded, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("events: embedded NATS: %w", err)
 	}
+	users, seeds, err := embeddedUsers(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("events: embedded NATS: credentials: %w", err)
+	}
 	so := &server.Options{
 		ServerName: "warden-embedded",
+		Nkeys:      users,
 		JetStream:  true,
 		StoreDir:   dir,
 		NoSigs:     true, // signals belong to run, not to a library
@@ -78,6 +96,18 @@ func StartEmbedded(dataDir string, opts EmbeddedOptions) (*Embedded, error) {
 			p = server.RANDOM_PORT
 		}
 		so.Host, so.Port = host, p
+		if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
+			return nil, errors.New("events: embedded NATS: TLS needs both a certificate and a key file")
+		}
+		if opts.TLSCertFile != "" {
+			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: opts.TLSCertFile, KeyFile: opts.TLSKeyFile})
+			if err != nil {
+				return nil, fmt.Errorf("events: embedded NATS: TLS: %w", err)
+			}
+			so.TLS, so.TLSConfig = true, tc
+		} else if !isLoopback(host) && !opts.AllowPlaintext {
+			return nil, fmt.Errorf("events: embedded NATS: listen address %q reaches beyond this machine: give the listener a TLS certificate and key, or allow plaintext explicitly for a network encrypted below", opts.Listen)
+		}
 	}
 	srv, err := server.NewServer(so)
 	if err != nil {
@@ -91,14 +121,25 @@ func StartEmbedded(dataDir string, opts EmbeddedOptions) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("events: embedded NATS: not ready after %s (store %s)", opts.StartTimeout, dir)
 	}
-	return &Embedded{srv: srv}, nil
+	return &Embedded{srv: srv, seeds: seeds}, nil
 }
 
-// Connect opens an in-process connection to the server. URLs in opts is
-// ignored; the reconnect settings apply.
+// Connect opens an in-process connection to the server as ReplicaUser.
+// URLs and the credentials in opts are ignored; the reconnect settings
+// apply.
 func (e *Embedded) Connect(opts ConnectOptions) (*nats.Conn, error) {
-	return connect("", opts, nats.InProcessServer(e.srv))
+	auth, err := nats.NkeyOptionFromSeed(e.seeds[ReplicaUser])
+	if err != nil {
+		return nil, fmt.Errorf("events: embedded NATS: %w", err)
+	}
+	return connect("", opts, nats.InProcessServer(e.srv), auth)
 }
+
+// SeedFile is the file holding user's nkey seed (ReplicaUser or
+// PublisherUser), to hand to what connects over Listen: another replica
+// (events.nkey_seed_file), a publisher (nats --nkey FILE, nats.js
+// nkeyAuthenticator).
+func (e *Embedded) SeedFile(user string) string { return e.seeds[user] }
 
 // ClientURL is the nats:// URL other processes connect to, or "" when the
 // server listens on no port.
@@ -126,8 +167,12 @@ type ConnectOptions struct {
 	URLs string
 	// Name is the connection name shown by the server. Default "warden".
 	Name string
-	// CredsFile is a NATS credentials file (JWT and nkey seed).
+	// CredsFile is a NATS credentials file (JWT and nkey seed), for a
+	// server in operator mode.
 	CredsFile string
+	// NkeySeedFile is a file holding a user's nkey seed, for a server that
+	// lists nkey users (as the embedded one does).
+	NkeySeedFile string
 	// CAFile verifies the server's certificate; CertFile and KeyFile are
 	// the client certificate for mutual TLS. Any of them turns TLS on.
 	CAFile, CertFile, KeyFile string
@@ -157,6 +202,13 @@ func Connect(opts ConnectOptions) (*nats.Conn, error) {
 			return nil, fmt.Errorf("events: connect: credentials file: %w", err)
 		}
 		extra = append(extra, nats.UserCredentials(opts.CredsFile))
+	}
+	if opts.NkeySeedFile != "" {
+		o, err := nats.NkeyOptionFromSeed(opts.NkeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("events: connect: nkey seed file: %w", err)
+		}
+		extra = append(extra, o)
 	}
 	if (opts.CertFile == "") != (opts.KeyFile == "") {
 		return nil, errors.New("events: connect: a client certificate needs both a cert file and a key file")

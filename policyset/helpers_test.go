@@ -43,11 +43,12 @@ func startServerAt(t testing.TB, dir, listen string) *events.Embedded {
 	return srv
 }
 
-// dial connects over TCP with reconnect settings fast enough for tests.
-func dial(t testing.TB, url string) *nats.Conn {
+// dial connects to srv over TCP as a replica, with reconnect settings fast
+// enough for tests.
+func dial(t testing.TB, srv *events.Embedded) *nats.Conn {
 	t.Helper()
 	nc, err := events.Connect(events.ConnectOptions{
-		URLs: url, Logger: testLogger(t),
+		URLs: srv.ClientURL(), NkeySeedFile: srv.SeedFile(events.ReplicaUser), Logger: testLogger(t),
 		ReconnectWait: 20 * time.Millisecond, ReconnectJitter: 10 * time.Millisecond,
 		PingInterval: 500 * time.Millisecond,
 	})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/events"
 	"github.com/wardenauthz/warden/policies"
 )
 
@@ -106,14 +107,14 @@ type policyReplica struct {
 	m      *Manager
 }
 
-func newPolicyReplica(t testing.TB, url string, opts StoreOptions, initial, seed fs.FS) *policyReplica {
+func newPolicyReplica(t testing.TB, srv *events.Embedded, opts StoreOptions, initial, seed fs.FS) *policyReplica {
 	t.Helper()
-	return newPolicyReplicaWith(t, url, opts, newTestEngine(t, initial), seed)
+	return newPolicyReplicaWith(t, srv, opts, newTestEngine(t, initial), seed)
 }
 
-func newPolicyReplicaWith(t testing.TB, url string, opts StoreOptions, engine *decision.Engine, seed fs.FS) *policyReplica {
+func newPolicyReplicaWith(t testing.TB, srv *events.Embedded, opts StoreOptions, engine *decision.Engine, seed fs.FS) *policyReplica {
 	t.Helper()
-	store := newPolicyStore(t, dial(t, url), opts)
+	store := newPolicyStore(t, dial(t, srv), opts)
 	m, err := NewManager(tctx(t), store, engine, ManagerOptions{Seed: seed, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -122,11 +123,11 @@ func newPolicyReplicaWith(t testing.TB, url string, opts StoreOptions, engine *d
 	return &policyReplica{store: store, engine: engine, m: m}
 }
 
-func threeReplicas(t testing.TB, url string) []*policyReplica {
+func threeReplicas(t testing.TB, srv *events.Embedded) []*policyReplica {
 	t.Helper()
 	rs := make([]*policyReplica, 3)
 	for i := range rs {
-		rs[i] = newPolicyReplica(t, url, StoreOptions{}, policies.FS(), policies.FS())
+		rs[i] = newPolicyReplica(t, srv, StoreOptions{}, policies.FS(), policies.FS())
 	}
 	return rs
 }
@@ -160,7 +161,7 @@ func auditorReads(ctx context.Context, e *decision.Engine) decision.Decision {
 // all converge on the stored set, and all activate a proposed one.
 func TestPolicyManagerConverge(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	rs := threeReplicas(t, srv.ClientURL())
+	rs := threeReplicas(t, srv)
 	ctx := tctx(t)
 	shipped := shippedFiles(t)
 	waitConverged(t, decision.Revision(shipped), rs...)
@@ -197,7 +198,7 @@ func TestPolicyManagerConverge(t *testing.T) {
 // every replica keeps its revision.
 func TestPolicyManagerProposeRefused(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	rs := threeReplicas(t, srv.ClientURL())
+	rs := threeReplicas(t, srv)
 	ctx := tctx(t)
 	shipped := shippedFiles(t)
 	rev := decision.Revision(shipped)
@@ -263,7 +264,7 @@ func TestPolicyManagerProposeRefused(t *testing.T) {
 // revision keeps answering, and a later good put clears the refusal.
 func TestPolicyManagerRefusesStoredSet(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	rs := threeReplicas(t, srv.ClientURL())
+	rs := threeReplicas(t, srv)
 	ctx := tctx(t)
 	shipped := shippedFiles(t)
 	rev := decision.Revision(shipped)
@@ -357,7 +358,7 @@ func TestPolicyManagerSeedRace(t *testing.T) {
 	start := make(chan struct{})
 	for i, seed := range seeds {
 		wg.Go(func() {
-			store := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{})
+			store := newPolicyStore(t, dial(t, srv), StoreOptions{})
 			engine := newTestEngine(t, seed)
 			<-start
 			m, err := NewManager(tctx(t), store, engine, ManagerOptions{Seed: seed, Logger: testLogger(t)})
@@ -388,7 +389,7 @@ func TestPolicyManagerSeedRace(t *testing.T) {
 // meanwhile gets ErrConflict and stores nothing.
 func TestPolicyManagerConflict(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	r := newPolicyReplica(t, srv.ClientURL(), StoreOptions{}, policies.FS(), policies.FS())
+	r := newPolicyReplica(t, srv, StoreOptions{}, policies.FS(), policies.FS())
 	ctx := tctx(t)
 	shipped := shippedFiles(t)
 	base, err := r.m.Current(ctx)
@@ -415,7 +416,7 @@ func TestPolicyManagerConflict(t *testing.T) {
 // the fleet kept — not its own initial set; with none, it is not ready.
 func TestPolicyManagerFallsBack(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	admin := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{})
+	admin := newPolicyStore(t, dial(t, srv), StoreOptions{})
 	ctx := tctx(t)
 	shipped := shippedFiles(t)
 	goodFiles := variant(shipped, 1, true)
@@ -429,7 +430,7 @@ func TestPolicyManagerFallsBack(t *testing.T) {
 	}
 
 	t.Run("to an earlier set", func(t *testing.T) {
-		r := newPolicyReplica(t, srv.ClientURL(), StoreOptions{}, policies.FS(), policies.FS())
+		r := newPolicyReplica(t, srv, StoreOptions{}, policies.FS(), policies.FS())
 		eventually(t, 20*time.Second, func() error {
 			if st := r.m.Status(); st.ActiveRevision != good.Revision || st.LastError == nil || !st.Ready {
 				return fmt.Errorf("status %+v", st)
@@ -442,11 +443,11 @@ func TestPolicyManagerFallsBack(t *testing.T) {
 	})
 
 	t.Run("to nothing", func(t *testing.T) {
-		other := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{Bucket: "OTHER_POLICIES"})
+		other := newPolicyStore(t, dial(t, srv), StoreOptions{Bucket: "OTHER_POLICIES"})
 		if _, _, err := other.Seed(ctx, Set{Files: with(shipped, "extra_test.rego", failingTest)}); err != nil {
 			t.Fatal(err)
 		}
-		r := newPolicyReplica(t, srv.ClientURL(), StoreOptions{Bucket: "OTHER_POLICIES"}, policies.FS(), policies.FS())
+		r := newPolicyReplica(t, srv, StoreOptions{Bucket: "OTHER_POLICIES"}, policies.FS(), policies.FS())
 		eventually(t, 20*time.Second, func() error {
 			if st := r.m.Status(); st.LastError == nil {
 				return fmt.Errorf("not refused yet: %+v", st)
@@ -466,7 +467,7 @@ func TestPolicyManagerFallsBack(t *testing.T) {
 		if _, err := admin.kv.Put(ctx, setKey, []byte("not json")); err != nil {
 			t.Fatal(err)
 		}
-		r := newPolicyReplica(t, srv.ClientURL(), StoreOptions{}, policies.FS(), policies.FS())
+		r := newPolicyReplica(t, srv, StoreOptions{}, policies.FS(), policies.FS())
 		eventually(t, 20*time.Second, func() error {
 			if st := r.m.Status(); st.ActiveRevision != good.Revision || !st.Ready || st.InvalidValues != 1 {
 				return fmt.Errorf("status %+v", st)
@@ -495,7 +496,7 @@ func TestPolicyManagerDecisionsDuringChanges(t *testing.T) {
 		// overload, not a swap going wrong, which is what this test is
 		// about; a longer timeout keeps the two apart.
 		engine := newTestEngineWith(t, policies.FS(), decision.Options{EvalTimeout: 5 * time.Second})
-		rs[i] = newPolicyReplicaWith(t, srv.ClientURL(), StoreOptions{}, engine, policies.FS())
+		rs[i] = newPolicyReplicaWith(t, srv, StoreOptions{}, engine, policies.FS())
 	}
 	ctx := tctx(t)
 	shipped := shippedFiles(t)
@@ -563,7 +564,7 @@ func TestPolicyManagerDecisionsDuringChanges(t *testing.T) {
 //	go test -run '^$' -bench PolicyPushToActive -benchtime 50x ./events/
 func BenchmarkPolicyPushToActive(b *testing.B) {
 	srv := startServer(b, b.TempDir())
-	rs := threeReplicas(b, srv.ClientURL())
+	rs := threeReplicas(b, srv)
 	ctx := context.Background()
 	shipped := shippedFiles(b)
 	waitConverged(b, decision.Revision(shipped), rs...)

@@ -315,7 +315,7 @@ func TestPolicyStoreSeedOnce(t *testing.T) {
 	}
 	stores := make([]*Store, seeders)
 	for i := range stores {
-		stores[i] = newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{})
+		stores[i] = newPolicyStore(t, dial(t, srv), StoreOptions{})
 	}
 	results := make([]result, seeders)
 	var start, wg sync.WaitGroup
@@ -360,7 +360,7 @@ func TestPolicyStoreSeedOnce(t *testing.T) {
 
 func TestPolicyStorePutConflict(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	s := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{})
+	s := newPolicyStore(t, dial(t, srv), StoreOptions{})
 	ctx := tctx(t)
 
 	if _, err := s.Current(ctx); !errors.Is(err, ErrNoSet) {
@@ -400,7 +400,7 @@ func TestPolicyStorePutConflict(t *testing.T) {
 // it reaches the bucket, with an error that says why.
 func TestPolicyStoreRefuses(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	s := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{MaxBytes: 64 << 10, MaxFiles: 20})
+	s := newPolicyStore(t, dial(t, srv), StoreOptions{MaxBytes: 64 << 10, MaxFiles: 20})
 	ctx := tctx(t)
 
 	big := policySet(1)
@@ -433,7 +433,7 @@ func TestPolicyStoreRefuses(t *testing.T) {
 
 	// The default limit fits under NATS's default max_payload (1 MiB), and
 	// a set just under it is stored.
-	s2 := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{Bucket: "WARDEN_POLICIES_BIG"})
+	s2 := newPolicyStore(t, dial(t, srv), StoreOptions{Bucket: "WARDEN_POLICIES_BIG"})
 	near := policySet(2)
 	near.Files["big.json"] = []byte(`{"x":"` + strings.Repeat("a", DefaultMaxBytes-1024) + `"}`)
 	if _, err := s2.Put(ctx, near, 0); err != nil {
@@ -449,7 +449,7 @@ func TestPolicyStoreRefuses(t *testing.T) {
 // rolls back by putting an old one again.
 func TestPolicyStoreHistory(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	s := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{History: 5})
+	s := newPolicyStore(t, dial(t, srv), StoreOptions{History: 5})
 	ctx := tctx(t)
 
 	var last uint64
@@ -483,7 +483,7 @@ func TestPolicyStoreHistory(t *testing.T) {
 	}
 	// The bucket was created with History 5; a store opened later with
 	// another history updates it.
-	newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{History: 10})
+	newPolicyStore(t, dial(t, srv), StoreOptions{History: 10})
 	if _, err := s.Put(ctx, policySet(100), back.KVRevision); err != nil {
 		t.Fatal(err)
 	}
@@ -495,7 +495,7 @@ func TestPolicyStoreHistory(t *testing.T) {
 	}
 	// A replica configured with a lower history (or value size) does not
 	// lower the fleet's.
-	newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{History: 2, MaxBytes: 1 << 10})
+	newPolicyStore(t, dial(t, srv), StoreOptions{History: 2, MaxBytes: 1 << 10})
 	st, err := s.kv.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -512,7 +512,7 @@ func TestPolicyStoreHistory(t *testing.T) {
 // active one, and seeding works again.
 func TestPolicyStoreDeleted(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv.ClientURL())
+	nc := dial(t, srv)
 	s := newPolicyStore(t, nc, StoreOptions{})
 	ctx := tctx(t)
 	first, err := s.Put(ctx, policySet(1), 0)

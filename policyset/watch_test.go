@@ -18,7 +18,7 @@ import (
 // get the stored set at start and then every put, in order.
 func TestPolicyWatchThreeReplicas(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	admin := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{})
+	admin := newPolicyStore(t, dial(t, srv), StoreOptions{})
 	ctx := tctx(t)
 	first, _, err := admin.Seed(ctx, policySet(0))
 	if err != nil {
@@ -29,7 +29,7 @@ func TestPolicyWatchThreeReplicas(t *testing.T) {
 	ws := make([]*Watcher, 3)
 	for i := range ws {
 		recs[i] = &recorder{}
-		ws[i] = watch(t, newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{}), recs[i])
+		ws[i] = watch(t, newPolicyStore(t, dial(t, srv), StoreOptions{}), recs[i])
 	}
 	waitDelivered(t, first.KVRevision, ws...)
 
@@ -72,7 +72,7 @@ func fsReadFile(s Set, name string) (string, error) {
 // arrives.
 func TestPolicyWatchSkipsMalformed(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv.ClientURL())
+	nc := dial(t, srv)
 	s := newPolicyStore(t, nc, StoreOptions{})
 	ctx := tctx(t)
 	good, err := s.Put(ctx, policySet(1), 0)
@@ -82,7 +82,7 @@ func TestPolicyWatchSkipsMalformed(t *testing.T) {
 	var recs [3]recorder
 	var ws []*Watcher
 	for i := range recs {
-		ws = append(ws, watch(t, newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{}), &recs[i]))
+		ws = append(ws, watch(t, newPolicyStore(t, dial(t, srv), StoreOptions{}), &recs[i]))
 	}
 	waitDelivered(t, good.KVRevision, ws...)
 
@@ -146,7 +146,7 @@ func TestPolicyWatchSkipsMalformed(t *testing.T) {
 // newest, never an older one after a newer.
 func TestPolicyWatchCoalesces(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	s := newPolicyStore(t, dial(t, srv.ClientURL()), StoreOptions{})
+	s := newPolicyStore(t, dial(t, srv), StoreOptions{})
 	ctx := tctx(t)
 	first, err := s.Put(ctx, policySet(0), 0)
 	if err != nil {
@@ -196,7 +196,7 @@ func TestPolicyWatchSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := srv.ClientURL()
-	admin := newPolicyStore(t, dial(t, url), StoreOptions{})
+	admin := newPolicyStore(t, dial(t, srv), StoreOptions{})
 	ctx := tctx(t)
 	first, err := admin.Put(ctx, policySet(1), 0)
 	if err != nil {
@@ -205,7 +205,7 @@ func TestPolicyWatchSurvivesRestart(t *testing.T) {
 	var recs [3]recorder
 	var ws []*Watcher
 	for i := range recs {
-		ws = append(ws, watch(t, newPolicyStore(t, dial(t, url), StoreOptions{}), &recs[i]))
+		ws = append(ws, watch(t, newPolicyStore(t, dial(t, srv), StoreOptions{}), &recs[i]))
 	}
 	waitDelivered(t, first.KVRevision, ws...)
 
@@ -248,7 +248,7 @@ func TestPolicyWatchSurvivesRestart(t *testing.T) {
 // connection ends it too.
 func TestPolicyWatchEnds(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv.ClientURL())
+	nc := dial(t, srv)
 	s := newPolicyStore(t, nc, StoreOptions{})
 	w1, err := s.Watch(context.Background(), func(Set, error) {})
 	if err != nil {
@@ -298,11 +298,11 @@ func BenchmarkPolicyPush(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			srv := startServer(b, b.TempDir())
-			admin := newPolicyStore(b, dial(b, srv.ClientURL()), StoreOptions{})
+			admin := newPolicyStore(b, dial(b, srv), StoreOptions{})
 			got := make(chan uint64, 16)
 			var ws []*Watcher
 			for range 3 {
-				s := newPolicyStore(b, dial(b, srv.ClientURL()), StoreOptions{})
+				s := newPolicyStore(b, dial(b, srv), StoreOptions{})
 				w, err := s.Watch(context.Background(), func(set Set, _ error) { got <- set.KVRevision })
 				if err != nil {
 					b.Fatal(err)

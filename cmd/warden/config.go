@@ -47,19 +47,24 @@ type DecisionLogConfig struct {
 // EventsConfig says where the permission-change stream is and what a
 // replica does when it loses it.
 type EventsConfig struct {
-	NATSURL         string        `yaml:"nats_url"`
-	CredentialsFile string        `yaml:"credentials_file"`
-	TLSCAFile       string        `yaml:"tls_ca_file"`
-	TLSCertFile     string        `yaml:"tls_cert_file"`
-	TLSKeyFile      string        `yaml:"tls_key_file"`
-	EmbeddedListen  string        `yaml:"embedded_listen"`
-	Stream          string        `yaml:"stream"`
-	StreamReplicas  int           `yaml:"stream_replicas"`
-	Grace           time.Duration `yaml:"grace"`
-	OnDisconnect    string        `yaml:"on_disconnect"`
-	FreshWindow     time.Duration `yaml:"fresh_window"`
-	ReplicaID       string        `yaml:"replica_id"`
-	MinSeqWait      time.Duration `yaml:"min_seq_wait"`
+	NATSURL         string `yaml:"nats_url"`
+	CredentialsFile string `yaml:"credentials_file"`
+	NkeySeedFile    string `yaml:"nkey_seed_file"`
+	TLSCAFile       string `yaml:"tls_ca_file"`
+	TLSCertFile     string `yaml:"tls_cert_file"`
+	TLSKeyFile      string `yaml:"tls_key_file"`
+	EmbeddedListen  string `yaml:"embedded_listen"`
+	// The embedded server's listener: TLS, or plaintext beyond loopback.
+	EmbeddedTLSCertFile    string        `yaml:"embedded_tls_cert_file"`
+	EmbeddedTLSKeyFile     string        `yaml:"embedded_tls_key_file"`
+	EmbeddedAllowPlaintext bool          `yaml:"embedded_allow_plaintext"`
+	Stream                 string        `yaml:"stream"`
+	StreamReplicas         int           `yaml:"stream_replicas"`
+	Grace                  time.Duration `yaml:"grace"`
+	OnDisconnect           string        `yaml:"on_disconnect"`
+	FreshWindow            time.Duration `yaml:"fresh_window"`
+	ReplicaID              string        `yaml:"replica_id"`
+	MinSeqWait             time.Duration `yaml:"min_seq_wait"`
 }
 
 // PoliciesConfig says where the policy set comes from and how it is queried.
@@ -175,8 +180,20 @@ var settings = []setting{
 	{"events.tls_key_file", "client key for NATS mutual TLS", func(fs *flag.FlagSet, n string, c *Config) {
 		fs.StringVar(&c.Events.TLSKeyFile, n, c.Events.TLSKeyFile, "")
 	}},
-	{"events.embedded_listen", "address where the embedded NATS server accepts other replicas and publishers, e.g. 127.0.0.1:4222 (empty: in-process only)", func(fs *flag.FlagSet, n string, c *Config) {
+	{"events.nkey_seed_file", "NATS nkey seed file for nats_url, e.g. another replica's data_dir/nats-auth/replica.nk when it runs the embedded server", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Events.NkeySeedFile, n, c.Events.NkeySeedFile, "")
+	}},
+	{"events.embedded_listen", "address where the embedded NATS server accepts other replicas and publishers, e.g. 127.0.0.1:4222 (empty: in-process only); they authenticate with the nkeys in data_dir/nats-auth", func(fs *flag.FlagSet, n string, c *Config) {
 		fs.StringVar(&c.Events.EmbeddedListen, n, c.Events.EmbeddedListen, "")
+	}},
+	{"events.embedded_tls_cert_file", "certificate for the embedded server's listener (TLS only); required beyond loopback", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Events.EmbeddedTLSCertFile, n, c.Events.EmbeddedTLSCertFile, "")
+	}},
+	{"events.embedded_tls_key_file", "key of embedded_tls_cert_file", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.StringVar(&c.Events.EmbeddedTLSKeyFile, n, c.Events.EmbeddedTLSKeyFile, "")
+	}},
+	{"events.embedded_allow_plaintext", "let embedded_listen go beyond loopback without TLS (a network encrypted below: VPN, mesh)", func(fs *flag.FlagSet, n string, c *Config) {
+		fs.BoolVar(&c.Events.EmbeddedAllowPlaintext, n, c.Events.EmbeddedAllowPlaintext, "")
 	}},
 	{"events.stream", "JetStream stream of permission-change events", func(fs *flag.FlagSet, n string, c *Config) {
 		fs.StringVar(&c.Events.Stream, n, c.Events.Stream, "")
@@ -397,8 +414,20 @@ func (c Config) validate() error {
 	if c.Events.StreamReplicas < 1 || c.Events.StreamReplicas > 5 {
 		errs = append(errs, fmt.Sprintf("events.stream_replicas: %d must be 1 to 5 (JetStream's limit), e.g. 3 on a cluster", c.Events.StreamReplicas))
 	}
-	if c.Events.NATSURL != "" && c.Events.EmbeddedListen != "" {
-		errs = append(errs, "events.embedded_listen: only for the embedded server; remove it or events.nats_url")
+	if c.Events.NATSURL != "" {
+		for key, set := range map[string]bool{
+			"events.embedded_listen": c.Events.EmbeddedListen != "", "events.embedded_tls_cert_file": c.Events.EmbeddedTLSCertFile != "",
+			"events.embedded_tls_key_file": c.Events.EmbeddedTLSKeyFile != "", "events.embedded_allow_plaintext": c.Events.EmbeddedAllowPlaintext,
+		} {
+			if set {
+				errs = append(errs, key+": only for the embedded server; remove it or events.nats_url")
+			}
+		}
+	} else if c.Events.NkeySeedFile != "" || c.Events.CredentialsFile != "" {
+		errs = append(errs, "events.nkey_seed_file and events.credentials_file: only with events.nats_url; the embedded server's own connection needs none")
+	}
+	if (c.Events.EmbeddedTLSCertFile == "") != (c.Events.EmbeddedTLSKeyFile == "") {
+		errs = append(errs, "events.embedded_tls_cert_file and events.embedded_tls_key_file: set both, or neither")
 	}
 	if (c.Events.TLSCertFile == "") != (c.Events.TLSKeyFile == "") {
 		errs = append(errs, "events.tls_cert_file and events.tls_key_file: set both for mutual TLS, or neither")

@@ -34,22 +34,29 @@ func startFeed(ctx context.Context, cfg Config, logger *slog.Logger) (*feed, err
 	f := &feed{}
 	log := logger.With("component", "events")
 	connOpts := events.ConnectOptions{
-		URLs:      cfg.Events.NATSURL,
-		Name:      "warden",
-		CredsFile: cfg.Events.CredentialsFile,
-		CAFile:    cfg.Events.TLSCAFile,
-		CertFile:  cfg.Events.TLSCertFile,
-		KeyFile:   cfg.Events.TLSKeyFile,
-		Logger:    log,
+		URLs:         cfg.Events.NATSURL,
+		Name:         "warden",
+		CredsFile:    cfg.Events.CredentialsFile,
+		NkeySeedFile: cfg.Events.NkeySeedFile,
+		CAFile:       cfg.Events.TLSCAFile,
+		CertFile:     cfg.Events.TLSCertFile,
+		KeyFile:      cfg.Events.TLSKeyFile,
+		Logger:       log,
 	}
 	var err error
 	if cfg.Events.NATSURL == "" {
-		f.embedded, err = events.StartEmbedded(cfg.DataDir, events.EmbeddedOptions{Listen: cfg.Events.EmbeddedListen, Logger: log})
+		f.embedded, err = events.StartEmbedded(cfg.DataDir, events.EmbeddedOptions{
+			Listen:      cfg.Events.EmbeddedListen,
+			TLSCertFile: cfg.Events.EmbeddedTLSCertFile, TLSKeyFile: cfg.Events.EmbeddedTLSKeyFile,
+			AllowPlaintext: cfg.Events.EmbeddedAllowPlaintext,
+			Logger:         log,
+		})
 		if err != nil {
 			return nil, err
 		}
 		if url := f.embedded.ClientURL(); url != "" {
-			log.Info("embedded NATS accepts connections", "url", url)
+			log.Info("embedded NATS accepts connections", "url", url,
+				"replica_seed", f.embedded.SeedFile(events.ReplicaUser), "publisher_seed", f.embedded.SeedFile(events.PublisherUser))
 		}
 		f.nc, err = f.embedded.Connect(connOpts)
 	} else {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wardenauthz/warden/events"
 )
 
 var natsURLLine = regexp.MustCompile(`msg="embedded NATS accepts connections" .*url=(\S+)`)
@@ -31,8 +33,8 @@ func TestEventsAcrossReplicas(t *testing.T) {
 		t.Fatalf("no NATS URL in the log:\n%s", firstLog)
 	}
 	natsURL := m[1]
-	second, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", natsURL, "--events-replica-id", "r2", "--data-dir", dataDir)
-	third, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", natsURL, "--events-replica-id", "r3", "--data-dir", dataDir)
+	second, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", natsURL, "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r2", "--data-dir", dataDir)
+	third, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", natsURL, "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r3", "--data-dir", dataDir)
 	replicas := []string{first, second, third}
 	for _, r := range replicas {
 		waitReady(t, r)
@@ -196,6 +198,8 @@ func TestExternalPublisherJS(t *testing.T) {
 
 	cmd := exec.Command(node, "publish.mjs", natsURL, "sessions_revoked", "José <jose@example.com>", "logged out everywhere")
 	cmd.Dir = dir
+	// The publisher's own key: it may publish events and nothing else.
+	cmd.Env = append(os.Environ(), "NKEY_SEED_FILE="+filepath.Join(dataDir, "nats-auth", events.PublisherUser+".nk"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("node publish.mjs: %v\n%s", err, out)
@@ -208,4 +212,10 @@ func TestExternalPublisherJS(t *testing.T) {
 	if d.Allow || d.Reason != "token_revoked" || d.Refresh {
 		t.Errorf("token after sessions_revoked from JavaScript = %+v, want token_revoked without refresh", d)
 	}
+}
+
+// replicaSeed is the nkey seed with which other replicas join the embedded
+// NATS server of the replica whose data directory is dataDir.
+func replicaSeed(dataDir string) string {
+	return filepath.Join(dataDir, "nats-auth", events.ReplicaUser+".nk")
 }

@@ -24,8 +24,8 @@ func TestPolicyRollout(t *testing.T) {
 	dataDir := t.TempDir()
 	first, firstLog, _ := startWarden(t, dataDir, "--events-embedded-listen", "127.0.0.1:0", "--events-replica-id", "r1")
 	natsURL := natsURLLine.FindStringSubmatch(firstLog.String())[1]
-	second, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", natsURL, "--events-replica-id", "r2", "--data-dir", dataDir)
-	third, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", natsURL, "--events-replica-id", "r3", "--data-dir", dataDir)
+	second, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", natsURL, "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r2", "--data-dir", dataDir)
+	third, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", natsURL, "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r3", "--data-dir", dataDir)
 	replicas := []string{first, second, third}
 	for _, r := range replicas {
 		waitReady(t, r)

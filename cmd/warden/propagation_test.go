@@ -23,8 +23,8 @@ func BenchmarkPropagation(b *testing.B) {
 	dataDir := b.TempDir()
 	first, firstLog, _ := startWarden(b, dataDir, "--events-embedded-listen", "127.0.0.1:0", "--events-replica-id", "r1")
 	natsURL := natsURLLine.FindStringSubmatch(firstLog.String())[1]
-	second, _, _ := startWarden(b, b.TempDir(), "--events-nats-url", natsURL, "--events-replica-id", "r2", "--data-dir", dataDir)
-	third, _, _ := startWarden(b, b.TempDir(), "--events-nats-url", natsURL, "--events-replica-id", "r3", "--data-dir", dataDir)
+	second, _, _ := startWarden(b, b.TempDir(), "--events-nats-url", natsURL, "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r2", "--data-dir", dataDir)
+	third, _, _ := startWarden(b, b.TempDir(), "--events-nats-url", natsURL, "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r3", "--data-dir", dataDir)
 	replicas := []string{first, second, third}
 	for _, r := range replicas {
 		waitReady(b, r)

@@ -23,7 +23,7 @@ func TestUIDemoteAcrossReplicas(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no NATS URL in the log:\n%s", firstLog)
 	}
-	second, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", m[1], "--events-replica-id", "r2", "--data-dir", dataDir)
+	second, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", m[1], "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r2", "--data-dir", dataDir)
 	waitReady(t, first)
 	waitReady(t, second)
 	// The browser goes first at cleanup (last in, first out): the servers

@@ -3,16 +3,25 @@
 // JSON (docs/events.md) on warden.events.<type>, with Nats-Msg-Id set to the
 // event id so that a retried publish is stored once.
 //
-//   node publish.mjs nats://127.0.0.1:4222 roles_changed alice@example.com demoted
-import { connect } from "nats";
+//   NKEY_SEED_FILE=warden-data/nats-auth/publisher.nk \
+//     node publish.mjs nats://127.0.0.1:4222 roles_changed alice@example.com demoted
+//
+// Warden's embedded NATS server requires authentication: the publisher
+// user's nkey (it may publish to warden.events.> and nothing else).
+import { connect, nkeyAuthenticator } from "nats";
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 
 const [url, type, subject, reason] = process.argv.slice(2);
 if (!url || !type || !subject) {
   console.error("usage: node publish.mjs <nats-url> <type> <subject> [reason]");
   process.exit(2);
 }
-const nc = await connect({ servers: url });
+const seedFile = process.env.NKEY_SEED_FILE;
+const nc = await connect({
+  servers: url,
+  authenticator: seedFile ? nkeyAuthenticator(new TextEncoder().encode(readFileSync(seedFile, "utf8").trim())) : undefined,
+});
 const js = nc.jetstream();
 const event = {
   v: 1,

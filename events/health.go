@@ -11,9 +11,17 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ErrNotReady is wrapped by Ready's error: the replica has not caught up with
-// the stream or cannot follow it.
-var ErrNotReady = errors.New("event stream not ready")
+var (
+	// ErrNotReady is wrapped by Ready's error: the replica has not caught
+	// up with the stream or cannot follow it.
+	ErrNotReady = errors.New("event stream not ready")
+	// ErrNoState is wrapped by Ready's error too while the replica has not
+	// replayed the stream once: it knows no revocation at all. A replica
+	// that has replayed and lost the stream since keeps deciding, from its
+	// state within events.grace and by events.on_disconnect after it; one
+	// with no state should not be asked.
+	ErrNoState = errors.New("the event stream has not been replayed yet")
+)
 
 // health is the input of the degraded/ready verdict; guarded by mu.
 type health struct {
@@ -30,7 +38,8 @@ type health struct {
 
 // Ready returns nil once the replica has replayed the stream up to the last
 // sequence it saw at start (or reconnection) and follows it; otherwise an
-// error wrapping ErrNotReady that says why.
+// error wrapping ErrNotReady that says why, and ErrNoState as well before
+// the first replay.
 func (c *Consumer) Ready() error {
 	if c.degradedSince.Load() == 0 {
 		return nil
@@ -38,6 +47,9 @@ func (c *Consumer) Ready() error {
 	c.mu.Lock()
 	why := c.h.why
 	c.mu.Unlock()
+	if !c.replayed.Load() {
+		return fmt.Errorf("%w: %w: %s", ErrNotReady, ErrNoState, why)
+	}
 	return fmt.Errorf("%w: %s", ErrNotReady, why)
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
 // BenchmarkDecisionHandler measures POST /v1/decision through the real
@@ -36,7 +37,7 @@ func BenchmarkDecisionHandler(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			f := newFixtureWith(b, decision.Options{DecisionCacheSize: bc.cacheSize})
 			if bc.out != nil {
-				f.serve(b, bc.out, DecisionLogOptions{}, Options{})
+				f.serve(b, bc.out, decisionlog.Options{}, Options{})
 			}
 			if !bc.log {
 				f.handler = NewServer(f.logger, f.verifier, f.engine, Options{MaxBodyBytes: 4096, MaxChecks: 3})
@@ -77,7 +78,7 @@ func BenchmarkLogDecision(b *testing.B) {
 		buffer int
 	}{{"queued", 1 << 20}, {"full", 1}} {
 		b.Run(bc.name, func(b *testing.B) {
-			l := NewDecisionLog(nil, DecisionLogOptions{Buffer: bc.buffer})
+			l := decisionlog.New(nil, decisionlog.Options{Buffer: bc.buffer})
 			defer l.Close()
 			s := &server{decisionLog: l}
 			now := time.Now()
@@ -87,7 +88,7 @@ func BenchmarkLogDecision(b *testing.B) {
 			}
 		})
 		b.Run(bc.name+"-parallel", func(b *testing.B) {
-			l := NewDecisionLog(nil, DecisionLogOptions{Buffer: bc.buffer})
+			l := decisionlog.New(nil, decisionlog.Options{Buffer: bc.buffer})
 			defer l.Close()
 			s := &server{decisionLog: l}
 			now := time.Now()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
 // check is one question about a token: may it do action on resource?
@@ -69,18 +70,13 @@ func (s *server) handleDecision() gin.HandlerFunc {
 			s.writeError(c, err)
 			return
 		}
-		if err := s.awaitMinSeq(c); err != nil {
+		checks := [1]check{{Action: req.Action, Resource: req.Resource, Context: req.Context}}
+		var results [1]decisionResponse
+		if err := s.answer(c, req.Token, checks[:], results[:]); err != nil {
 			s.writeError(c, err)
 			return
 		}
-		ctx := c.Request.Context()
-		start := s.opts.Now()
-		cl, err := s.verifier.Verify(ctx, s.token(c, req.Token))
-		resp := s.decide(ctx, cl, err, check{Action: req.Action, Resource: req.Resource, Context: req.Context})
-		end := s.opts.Now()
-		s.metrics.latency.Observe(end.Sub(start).Seconds())
-		s.logDecision(&resp, req.Action, req.Resource, end, end.Sub(start))
-		c.JSON(200, resp)
+		c.JSON(200, results[0])
 	}
 }
 
@@ -103,26 +99,51 @@ func (s *server) handleDecisions() gin.HandlerFunc {
 				return
 			}
 		}
-		if err := s.awaitMinSeq(c); err != nil {
+		results := make([]decisionResponse, len(req.Checks))
+		if err := s.answer(c, req.Token, req.Checks, results); err != nil {
 			s.writeError(c, err)
 			return
 		}
-		ctx := c.Request.Context()
-		start := s.opts.Now()
-		cl, err := s.verifier.Verify(ctx, s.token(c, req.Token))
-		resp := decisionsResponse{Results: make([]decisionResponse, len(req.Checks))}
-		for i, ch := range req.Checks {
-			resp.Results[i] = s.decide(ctx, cl, err, ch)
-		}
-		end := s.opts.Now()
-		s.metrics.latency.Observe(end.Sub(start).Seconds())
-		for i, ch := range req.Checks {
-			s.logDecision(&resp.Results[i], ch.Action, ch.Resource, end, end.Sub(start))
-		}
-		resp.Subject = resp.Results[0].Subject
-		resp.PolicyRevision = resp.Results[0].PolicyRevision
-		c.JSON(200, resp)
+		c.JSON(200, decisionsResponse{Subject: results[0].Subject, PolicyRevision: results[0].PolicyRevision, Results: results})
 	}
+}
+
+// answer is the decision path both decision routes share, once a request
+// is read: it refuses while the replica cannot decide (503 not_ready, so a
+// client or proxy retries another replica; see canDecide), waits for
+// Warden-Min-Seq,
+// verifies the token once, decides each check, and records the latency
+// and the decision log. results[i] answers checks[i].
+//
+// A token that fails verification is logged once for the request (its
+// first check), not once per check: an unauthenticated caller with a
+// garbage token must not turn one request into a hundred log entries. The
+// decision metrics count every check.
+func (s *server) answer(c *gin.Context, token string, checks []check, results []decisionResponse) error {
+	if err := s.canDecide(); err != nil {
+		c.Header("Retry-After", "1")
+		return errorf(codeNotReady, notReadyMessage(err))
+	}
+	if err := s.awaitMinSeq(c); err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	start := s.opts.Now()
+	cl, verifyErr := s.verifier.Verify(ctx, s.token(c, token))
+	for i := range checks {
+		results[i] = s.decide(ctx, cl, verifyErr, checks[i])
+	}
+	end := s.opts.Now()
+	latency := end.Sub(start)
+	s.metrics.latency.Observe(latency.Seconds())
+	logged := checks
+	if verifyErr != nil {
+		logged = checks[:1]
+	}
+	for i := range logged {
+		s.logDecision(&results[i], logged[i].Action, logged[i].Resource, end, latency)
+	}
+	return nil
 }
 
 // token is the token a request asks about: the body's, or else the request's
@@ -178,7 +199,7 @@ func (s *server) logDecision(resp *decisionResponse, action string, resource map
 	if s.decisionLog == nil {
 		return
 	}
-	s.decisionLog.record(LogEntry{
+	s.decisionLog.Record(decisionlog.Entry{
 		DecisionID:     resp.DecisionID,
 		Time:           at,
 		Subject:        clip(resp.Subject),

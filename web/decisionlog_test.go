@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
 	"net/http/httptest"
 	"os"
@@ -19,7 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
 // eventually polls cond until it holds or the deadline passes.
@@ -62,7 +60,7 @@ func (f *fixture) logFile(t *testing.T, opts Options) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { file.Close() }) // after the log's Close, registered later
-	f.serve(t, file, DecisionLogOptions{}, opts)
+	f.serve(t, file, decisionlog.Options{}, opts)
 	return path
 }
 
@@ -194,7 +192,7 @@ func (w *blockedWriter) unblock() { w.once.Do(func() { close(w.release) }) }
 func TestDecisionLogDropsWhenFull(t *testing.T) {
 	f := newFixture(t)
 	w := &blockedWriter{release: make(chan struct{})}
-	f.serve(t, w, DecisionLogOptions{Buffer: 1}, Options{})
+	f.serve(t, w, decisionlog.Options{Buffer: 1}, Options{})
 	t.Cleanup(w.unblock) // runs before the log's Close
 
 	body := `{"token":"` + f.token(t, "alice", "manager") + `","action":"orders:read"}`
@@ -227,119 +225,6 @@ func TestDecisionLogDropsWhenFull(t *testing.T) {
 	}
 	if decisions, denied := f.log.Counts(); decisions != uint64(answered+1) || denied != 1 {
 		t.Errorf("Counts = %d, %d; want %d decisions, 1 denied", decisions, denied, answered+1)
-	}
-}
-
-// failingWriter fails every write.
-type failingWriter struct{}
-
-func (failingWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
-
-func TestDecisionLogWriteErrors(t *testing.T) {
-	l := NewDecisionLog(failingWriter{}, DecisionLogOptions{Logger: slog.New(slog.DiscardHandler)})
-	l.record(LogEntry{DecisionID: "a"})
-	eventually(t, "a write error", func() bool { return l.WriteErrors() > 0 })
-	// The history keeps working without the output.
-	l.record(LogEntry{DecisionID: "b"})
-	eventually(t, "both entries in the history", func() bool { return len(l.recent(logFilter{}, 10)) == 2 })
-	if err := l.Close(); err != nil {
-		t.Errorf("Close = %v; nothing was left to flush", err)
-	}
-}
-
-func TestDecisionLogHistory(t *testing.T) {
-	l := NewDecisionLog(nil, DecisionLogOptions{History: 3, Replica: "r1"})
-	defer l.Close()
-	for i := range 5 {
-		l.record(LogEntry{DecisionID: fmt.Sprintf("id-%d", i), Subject: []string{"alice", "bob"}[i%2], Allow: i%3 == 0})
-	}
-	eventually(t, "the history full", func() bool {
-		got := l.recent(logFilter{}, 10)
-		return len(got) == 3 && got[0].DecisionID == "id-4"
-	})
-	ids := func(es []LogEntry) []string {
-		out := []string{}
-		for _, e := range es {
-			out = append(out, e.DecisionID)
-		}
-		return out
-	}
-	for _, tt := range []struct {
-		name   string
-		filter logFilter
-		limit  int
-		want   []string
-	}{
-		{"newest first, oldest forgotten", logFilter{}, 10, []string{"id-4", "id-3", "id-2"}},
-		{"limit", logFilter{}, 1, []string{"id-4"}},
-		{"subject", logFilter{subject: "alice"}, 10, []string{"id-4", "id-2"}},
-		{"allow", logFilter{hasAllow: true, allow: true}, 10, []string{"id-3"}},
-		{"deny", logFilter{hasAllow: true}, 10, []string{"id-4", "id-2"}},
-		{"nothing matches", logFilter{action: "x"}, 10, []string{}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, ids(l.recent(tt.filter, tt.limit))); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
-		})
-	}
-	if got := l.recent(logFilter{}, 1); got[0].Replica != "r1" {
-		t.Errorf("replica = %q, want r1", got[0].Replica)
-	}
-}
-
-func TestSubscribeReplaysAfterLastSeen(t *testing.T) {
-	l := NewDecisionLog(nil, DecisionLogOptions{})
-	defer l.Close()
-	// UUIDv7-like ids: the order of their text is the order of time.
-	for _, id := range []string{"01-a", "02-b", "03-c", "04-d"} {
-		l.record(LogEntry{DecisionID: id, Subject: id[3:]})
-	}
-	eventually(t, "four entries", func() bool { return len(l.recent(logFilter{}, 10)) == 4 })
-	for _, tt := range []struct {
-		name   string
-		after  string
-		filter logFilter
-		want   []string
-	}{
-		{"after a remembered entry", "02-b", logFilter{}, []string{"03-c", "04-d"}},
-		{"after the newest", "04-d", logFilter{}, nil},
-		{"filtered", "01-a", logFilter{subject: "c"}, []string{"03-c"}},
-		{"entry no longer held: by id order", "02-a", logFilter{}, []string{"02-b", "03-c", "04-d"}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			sub, backlog := l.subscribe(tt.filter, tt.after)
-			defer l.unsubscribe(sub)
-			var got []string
-			for _, e := range backlog {
-				got = append(got, e.DecisionID)
-			}
-			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-func TestSubscriberThatFallsBehindMisses(t *testing.T) {
-	l := NewDecisionLog(nil, DecisionLogOptions{})
-	defer l.Close()
-	sub, _ := l.subscribe(logFilter{}, "")
-	for i := range subscriberBuffer + 10 {
-		l.record(LogEntry{DecisionID: fmt.Sprint(i)})
-	}
-	eventually(t, "ten missed", func() bool { return sub.missed.Load() == 10 })
-	if len(sub.records) != subscriberBuffer {
-		t.Errorf("%d records waiting, want %d", len(sub.records), subscriberBuffer)
-	}
-	l.CloseStreams()
-	select {
-	case <-sub.done:
-	default:
-		t.Error("CloseStreams did not end the subscription")
-	}
-	if sub, _ := l.subscribe(logFilter{}, ""); sub != nil {
-		t.Error("subscribe after CloseStreams returned a subscription")
 	}
 }
 

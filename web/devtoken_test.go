@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
 func TestDevAdminToken(t *testing.T) {
@@ -20,7 +21,7 @@ func TestDevAdminToken(t *testing.T) {
 	}
 
 	minted := f.token(t, "dev-admin", "warden-admin")
-	f.serve(t, nil, DecisionLogOptions{}, Options{DevAdminToken: func() (string, error) { return minted, nil }})
+	f.serve(t, nil, decisionlog.Options{}, Options{DevAdminToken: func() (string, error) { return minted, nil }})
 	if status, cfg := f.do(t, "GET", "/ui/config.json", "", ""); status != 200 || cfg["dev_admin_token"] != true {
 		t.Errorf("/ui/config.json with a development token = %d %v", status, cfg)
 	}
@@ -65,7 +66,7 @@ func TestDevAdminToken(t *testing.T) {
 		})
 	}
 
-	f.serve(t, nil, DecisionLogOptions{}, Options{DevAdminToken: func() (string, error) { return "", errors.New("disk on fire") }})
+	f.serve(t, nil, decisionlog.Options{}, Options{DevAdminToken: func() (string, error) { return "", errors.New("disk on fire") }})
 	req := httptest.NewRequest("POST", "/v1/dev/admin-token", nil)
 	req.RemoteAddr = "127.0.0.1:1"
 	rec := httptest.NewRecorder()
@@ -122,7 +123,7 @@ func TestDevToken(t *testing.T) {
 		extra map[string]any
 	}
 	var got []minted
-	f.serve(t, nil, DecisionLogOptions{}, Options{DevToken: func(sub string, roles []string, extra map[string]any) (string, error) {
+	f.serve(t, nil, decisionlog.Options{}, Options{DevToken: func(sub string, roles []string, extra map[string]any) (string, error) {
 		got = append(got, minted{sub, roles, extra})
 		return "token-for-" + sub, nil
 	}})

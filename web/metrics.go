@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wardenauthz/warden/events"
+	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
 // metrics are the Prometheus series of the decision path.
@@ -104,7 +105,7 @@ func (m *metrics) registerPolicies(reg prometheus.Registerer, p Policies) {
 
 // registerDecisionLog exports the decision log's losses and the open
 // decision streams (the slots taken in streams).
-func (m *metrics) registerDecisionLog(reg prometheus.Registerer, l *DecisionLog, streams chan struct{}) {
+func (m *metrics) registerDecisionLog(reg prometheus.Registerer, l *decisionlog.Log, streams chan struct{}) {
 	reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "warden_decision_log_dropped_total",

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
 // Verifier turns a compact JWT into verified claims. Its errors are
@@ -69,13 +70,18 @@ type Options struct {
 	// Policies is the policy lifecycle behind /v1/policies; without it those
 	// routes are not served.
 	Policies Policies
+	// Drafts checks and explains policy sets that are not active (usually
+	// the engine itself): with it, POST /v1/policies/test and POST
+	// /v1/explain are served and GET /v1/policies names the entrypoint;
+	// without it those routes are not served.
+	Drafts Drafts
 	// Events is the permission-change feed. Without it the admin event
 	// routes are not served and Warden-Min-Seq is always behind.
 	Events *Events
 	// DecisionLog receives an entry for every decision answered. With it,
 	// the decision stream, its tickets and the recent decisions are served
 	// to admins; without it, decisions are not logged.
-	DecisionLog *DecisionLog
+	DecisionLog *decisionlog.Log
 	// MaxStreams bounds the decision streams open at once; one more gets
 	// 503. Default 32.
 	MaxStreams int
@@ -109,9 +115,9 @@ type server struct {
 	policies  Policies
 	drafts    Drafts
 
-	decisionLog *DecisionLog  // nil: decisions are not logged
-	tickets     *ticketStore  // stream tickets; with decisionLog
-	streams     chan struct{} // a slot per open stream; with decisionLog
+	decisionLog *decisionlog.Log // nil: decisions are not logged
+	tickets     *ticketStore     // stream tickets; with decisionLog
+	streams     chan struct{}    // a slot per open stream; with decisionLog
 }
 
 // NewServer returns Warden's HTTP handler.
@@ -155,8 +161,8 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 		readiness: opts.Readiness,
 		events:    opts.Events,
 		policies:  opts.Policies,
+		drafts:    opts.Drafts,
 	}
-	s.drafts, _ = engine.(Drafts)
 	if s.events != nil {
 		s.metrics.registerEvents(opts.Registerer, s.events.Stream)
 	}

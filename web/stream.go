@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
 // streamAction is how the admin policy sees a request to watch the stream,
@@ -116,12 +117,12 @@ func (s *server) handleStream() gin.HandlerFunc {
 			s.writeError(c, errorf(codeTooManyStreams, fmt.Sprintf("%d decision streams are open, the most this replica serves; close one or try later", cap(s.streams))))
 			return
 		}
-		sub, backlog := s.decisionLog.subscribe(filter, after)
+		sub, backlog := s.decisionLog.Subscribe(filter, after)
 		if sub == nil {
 			s.writeError(c, errorf(codeUnavailable, "the server is shutting down"))
 			return
 		}
-		defer s.decisionLog.unsubscribe(sub)
+		defer s.decisionLog.Unsubscribe(sub)
 
 		watcher := admin(c)
 		s.logger.Info("decision stream opened", "admin", watcher.Subject)
@@ -159,7 +160,7 @@ func (s *server) handleStream() gin.HandlerFunc {
 			case <-ctx.Done():
 				end("client_gone")
 				return
-			case <-sub.done:
+			case <-sub.Done():
 				end("shutting_down")
 				return
 			case <-expiry.C:
@@ -178,19 +179,19 @@ func (s *server) handleStream() gin.HandlerFunc {
 					return
 				}
 				sw.comment("heartbeat")
-			case r := <-sub.records:
-				sw.event(r.entry.DecisionID, "decision", r.json)
+			case r := <-sub.Deliveries():
+				sw.event(r.Entry.DecisionID, "decision", r.JSON)
 				// Events already waiting go out in the same write.
 				for more := true; more; {
 					select {
-					case r := <-sub.records:
-						sw.event(r.entry.DecisionID, "decision", r.json)
+					case r := <-sub.Deliveries():
+						sw.event(r.Entry.DecisionID, "decision", r.JSON)
 					default:
 						more = false
 					}
 				}
 			}
-			if n := sub.missed.Swap(0); n > 0 {
+			if n := sub.TakeMissed(); n > 0 {
 				sw.event("", "missed", fmt.Appendf(nil, `{"missed":%d}`, n))
 			}
 			if sw.flush() != nil {
@@ -210,14 +211,14 @@ func (s *server) handleRecentDecisions() gin.HandlerFunc {
 			s.writeError(c, err)
 			return
 		}
-		limit, size := defaultRecentLimit, s.decisionLog.historySize()
+		limit, size := defaultRecentLimit, s.decisionLog.HistorySize()
 		if v := q.Get("limit"); v != "" {
 			if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > size {
 				s.writeError(c, errorf(codeInvalidRequest, fmt.Sprintf("limit=%q: want a number from 1 to %d", v, size)))
 				return
 			}
 		}
-		c.JSON(http.StatusOK, gin.H{"entries": s.decisionLog.recent(filter, limit)})
+		c.JSON(http.StatusOK, gin.H{"entries": s.decisionLog.Recent(filter, limit)})
 	}
 }
 
@@ -243,22 +244,22 @@ func strictQuery(c *gin.Context, known ...string) (url.Values, error) {
 // filter — ?subject and ?action (exact), ?subject_contains and
 // ?action_contains (a substring, case-insensitive), ?allow — and the
 // route's own parameters, extra; any other parameter is an error.
-func logQuery(c *gin.Context, extra ...string) (url.Values, logFilter, error) {
+func logQuery(c *gin.Context, extra ...string) (url.Values, decisionlog.Filter, error) {
 	q, err := strictQuery(c, slices.Concat([]string{"subject", "action", "subject_contains", "action_contains", "allow"}, extra)...)
 	if err != nil {
-		return nil, logFilter{}, err
+		return nil, decisionlog.Filter{}, err
 	}
-	f := logFilter{
-		subject: q.Get("subject"), action: q.Get("action"),
-		subjectContains: strings.ToLower(q.Get("subject_contains")),
-		actionContains:  strings.ToLower(q.Get("action_contains")),
+	f := decisionlog.Filter{
+		Subject: q.Get("subject"), Action: q.Get("action"),
+		SubjectContains: strings.ToLower(q.Get("subject_contains")),
+		ActionContains:  strings.ToLower(q.Get("action_contains")),
 	}
 	switch v := q.Get("allow"); v {
 	case "":
 	case "true", "false":
-		f.hasAllow, f.allow = true, v == "true"
+		f.ByAllow, f.Allow = true, v == "true"
 	default:
-		return nil, logFilter{}, errorf(codeInvalidRequest, fmt.Sprintf("allow=%q: want true or false", v))
+		return nil, decisionlog.Filter{}, errorf(codeInvalidRequest, fmt.Sprintf("allow=%q: want true or false", v))
 	}
 	return q, f, nil
 }
@@ -310,7 +311,7 @@ func (sw *sseWriter) flush() error {
 }
 
 // mustJSON encodes an entry, which cannot fail.
-func mustJSON(e LogEntry) []byte {
+func mustJSON(e decisionlog.Entry) []byte {
 	b, _ := e.MarshalJSON()
 	return b
 }

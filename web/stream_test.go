@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
 // testClock is a clock the test moves forward.
@@ -175,7 +176,7 @@ func post(t *testing.T, url, body string, header ...string) (int, map[string]any
 func TestStreamTickets(t *testing.T) {
 	f := newFixture(t)
 	clock := &testClock{}
-	f.serve(t, nil, DecisionLogOptions{}, Options{Now: clock.Now})
+	f.serve(t, nil, decisionlog.Options{}, Options{Now: clock.Now})
 	ts := f.streamServer(t)
 	admin := []string{"Authorization", "Bearer " + f.token(t, "root", "warden-admin")}
 	staff := []string{"Authorization", "Bearer " + f.token(t, "bob", "staff")}
@@ -301,7 +302,7 @@ func TestStreamReceivesDecisions(t *testing.T) {
 		if ev.id != want || ev.name != "decision" {
 			t.Fatalf("event %d = %+v, want decision %s", i, ev, want)
 		}
-		var e LogEntry
+		var e decisionlog.Entry
 		if err := json.Unmarshal([]byte(ev.data), &e); err != nil {
 			t.Fatal(err)
 		}
@@ -338,7 +339,7 @@ func TestStreamResumesAfterLastEventID(t *testing.T) {
 		_, got := post(t, ts.URL+"/v1/decision", `{"token":"`+token+`","action":"orders:read"}`)
 		ids = append(ids, str(got["decision_id"]))
 	}
-	eventually(t, "three entries in the history", func() bool { return len(f.log.recent(logFilter{}, 10)) == 3 })
+	eventually(t, "three entries in the history", func() bool { return len(f.log.Recent(decisionlog.Filter{}, 10)) == 3 })
 
 	for _, tt := range []struct {
 		name   string
@@ -365,7 +366,7 @@ func TestStreamResumesAfterLastEventID(t *testing.T) {
 
 func TestStreamHeartbeatAndEnd(t *testing.T) {
 	f := newFixture(t)
-	f.serve(t, nil, DecisionLogOptions{}, Options{StreamHeartbeat: 20 * time.Millisecond})
+	f.serve(t, nil, decisionlog.Options{}, Options{StreamHeartbeat: 20 * time.Millisecond})
 	ts := httptest.NewUnstartedServer(f.handler)
 	// As serve.go does: shutting the server down ends the streams.
 	ts.Config.RegisterOnShutdown(f.log.CloseStreams)
@@ -464,7 +465,7 @@ func TestStreamEndsWhenAdminLosesAccess(t *testing.T) {
 
 func TestStreamLimit(t *testing.T) {
 	f := newFixture(t)
-	f.serve(t, nil, DecisionLogOptions{}, Options{MaxStreams: 2})
+	f.serve(t, nil, decisionlog.Options{}, Options{MaxStreams: 2})
 	ts := f.streamServer(t)
 	admin := []string{"Authorization", "Bearer " + f.token(t, "root", "warden-admin")}
 	url := ts.URL + "/v1/decisions/stream"

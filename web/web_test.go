@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +27,10 @@ import (
 
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/events"
 	"github.com/wardenauthz/warden/policies"
+	"github.com/wardenauthz/warden/policyset"
+	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
 const (
@@ -41,7 +47,7 @@ type fixture struct {
 	logs     *bytes.Buffer
 	verifier *claims.Verifier
 	engine   *decision.Engine
-	log      *DecisionLog
+	log      *decisionlog.Log
 	logger   *slog.Logger // the server's, writing to logs
 }
 
@@ -78,19 +84,19 @@ func newFixtureWith(t testing.TB, opts decision.Options) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{key: key, pemPath: pemPath, logs: &bytes.Buffer{}, verifier: v, engine: e}
-	f.serve(t, nil, DecisionLogOptions{}, Options{})
+	f.serve(t, nil, decisionlog.Options{}, Options{})
 	return f
 }
 
 // serve puts a new server with a new decision log (writing to out, if not
 // nil) behind f.handler. The log is closed when the test ends.
-func (f *fixture) serve(t testing.TB, out io.Writer, logOpts DecisionLogOptions, opts Options) {
+func (f *fixture) serve(t testing.TB, out io.Writer, logOpts decisionlog.Options, opts Options) {
 	t.Helper()
 	if logOpts.Replica == "" {
 		logOpts.Replica = "test"
 	}
 	logOpts.Logger = slog.New(slog.DiscardHandler)
-	f.log = NewDecisionLog(out, logOpts)
+	f.log = decisionlog.New(out, logOpts)
 	t.Cleanup(func() { f.log.Close() })
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = 4096
@@ -312,26 +318,78 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 }
 
-type notReady struct{}
+// switchReadiness is a part whose readiness the test sets.
+type switchReadiness struct{ err atomic.Pointer[error] }
 
-func (notReady) Ready() error { return io.ErrUnexpectedEOF }
+func (r *switchReadiness) Ready() error {
+	if p := r.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
-func TestReadyzReportsParts(t *testing.T) {
+func (r *switchReadiness) set(err error) { r.err.Store(&err) }
+
+// TestNotReady: while a part is not ready, /readyz and both decision routes
+// answer 503 not_ready with Retry-After, naming the part but none of the
+// detail (a refused policy set's test output can quote secrets from its
+// data); once it is ready, decisions are answered.
+func TestNotReady(t *testing.T) {
 	f := newFixture(t)
-	e, err := decision.NewEngine(context.Background(), policies.FS(), decision.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
+	var part switchReadiness
+	f.serve(t, nil, decisionlog.Options{}, Options{Readiness: []Readiness{&part}})
+	token := f.token(t, "alice", "manager")
+	const secret = "print: db-password=hunter2"
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("%w: %w: replaying (%s)", events.ErrNotReady, events.ErrNoState, secret), "event stream"},
+		{fmt.Errorf("%w: refused (%s)", policyset.ErrNotReady, secret), "policy set"},
+		{errors.New(secret), "not ready"},
+	} {
+		part.set(tt.err)
+		for _, req := range [][3]string{
+			{"GET", "/readyz", ""},
+			{"POST", "/v1/decision", `{"token":"` + token + `","action":"orders:read"}`},
+			{"POST", "/v1/decisions", `{"token":"` + token + `","checks":[{"action":"orders:read"}]}`},
+		} {
+			rec := httptest.NewRecorder()
+			r := httptest.NewRequest(req[0], req[1], strings.NewReader(req[2]))
+			r.Header.Set("Content-Type", "application/json")
+			f.handler.ServeHTTP(rec, r)
+			body := rec.Body.String()
+			if rec.Code != 503 || !strings.Contains(body, `"code":"not_ready"`) || !strings.Contains(body, tt.want) {
+				t.Errorf("%s %s while %v = %d %s, want 503 not_ready naming the %s", req[0], req[1], tt.err, rec.Code, body, tt.want)
+			}
+			if strings.Contains(body, "hunter2") {
+				t.Errorf("%s %s leaks the detail: %s", req[0], req[1], body)
+			}
+			if req[0] == "POST" && rec.Header().Get("Retry-After") == "" {
+				t.Errorf("%s %s: no Retry-After", req[0], req[1])
+			}
+		}
 	}
-	v, err := claims.NewVerifier(context.Background(), claims.Config{Issuers: []claims.IssuerConfig{{
-		Issuer: "x", Audiences: []string{"y"}, HMACSecretFile: writeSecret(t),
-	}}})
-	if err != nil {
-		t.Fatal(err)
+	if n := len(f.log.Recent(decisionlog.Filter{}, 10)); n != 0 {
+		t.Errorf("%d decisions logged while not ready", n)
 	}
-	f.handler = NewServer(slog.New(slog.DiscardHandler), v, e, Options{Readiness: []Readiness{notReady{}}})
-	status, got := f.do(t, "GET", "/readyz", "", "")
-	if status != 503 || got["error"].(map[string]any)["code"] != "not_ready" {
-		t.Errorf("/readyz = %d %v, want 503 not_ready", status, got)
+
+	// A replica that has replayed the stream and lost it since is not
+	// ready for a load balancer, but decides (events.on_disconnect).
+	part.set(fmt.Errorf("%w: NATS connection closed", events.ErrNotReady))
+	if status, _ := f.do(t, "GET", "/readyz", "", ""); status != 503 {
+		t.Errorf("/readyz while cut off = %d, want 503", status)
+	}
+	if status, got := f.do(t, "POST", "/v1/decision", "application/json", `{"token":"`+token+`","action":"orders:read"}`); status != 200 || got["allow"] != true {
+		t.Errorf("decision while cut off after the replay: %d %v", status, got)
+	}
+
+	part.set(nil)
+	if status, got := f.do(t, "POST", "/v1/decision", "application/json", `{"token":"`+token+`","action":"orders:read"}`); status != 200 || got["allow"] != true {
+		t.Errorf("once ready: %d %v", status, got)
+	}
+	if status, got := f.do(t, "GET", "/readyz", "", ""); status != 200 || got["status"] != "ready" {
+		t.Errorf("/readyz once ready = %d %v", status, got)
 	}
 }
 

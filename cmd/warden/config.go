@@ -18,7 +18,7 @@ import (
 	"github.com/wardenauthz/warden/decision"
 	"github.com/wardenauthz/warden/events"
 	"github.com/wardenauthz/warden/policyset"
-	"github.com/wardenauthz/warden/web"
+	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
 // Config is Warden's whole configuration. Each key is set, in rising order
@@ -112,7 +112,7 @@ func defaultConfig() Config {
 			MinSeqWait:     250 * time.Millisecond,
 		},
 		DecisionLog: DecisionLogConfig{
-			Buffer: web.DefaultDecisionLogBuffer,
+			Buffer: decisionlog.DefaultBuffer,
 		},
 	}
 }
@@ -436,7 +436,7 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Sprintf("policies.decision_cache: %d must be 0 (off) or a number of entries, e.g. 10000", c.Policies.DecisionCache))
 	}
 	if c.DecisionLog.Buffer < 1 || c.DecisionLog.Buffer > maxDecisionLogBuffer {
-		errs = append(errs, fmt.Sprintf("decision_log.buffer: %d must be 1 to %d entries, e.g. %d", c.DecisionLog.Buffer, maxDecisionLogBuffer, web.DefaultDecisionLogBuffer))
+		errs = append(errs, fmt.Sprintf("decision_log.buffer: %d must be 1 to %d entries, e.g. %d", c.DecisionLog.Buffer, maxDecisionLogBuffer, decisionlog.DefaultBuffer))
 	}
 	if len(errs) > 0 {
 		return errors.New("invalid configuration:\n  " + strings.Join(errs, "\n  "))

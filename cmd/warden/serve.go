@@ -19,6 +19,7 @@ import (
 	"github.com/wardenauthz/warden/policies"
 	"github.com/wardenauthz/warden/policyset"
 	"github.com/wardenauthz/warden/web"
+	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
 // shutdownTimeout bounds how long in-flight requests may take to finish
@@ -75,7 +76,7 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		return err
 	}
 	defer closeLogOut(logger)
-	decisionLog := web.NewDecisionLog(logOut, web.DecisionLogOptions{
+	decisionLog := decisionlog.New(logOut, decisionlog.Options{
 		Buffer:  cfg.DecisionLog.Buffer,
 		Replica: feed.replicaID,
 		Logger:  logger.With("component", "decision_log"),
@@ -99,6 +100,7 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	webOpts := web.Options{
 		Events:      feed.web(cfg.Events.MinSeqWait),
 		Policies:    pm,
+		Drafts:      engine,
 		Readiness:   []web.Readiness{pm},
 		DecisionLog: decisionLog,
 	}

@@ -1,4 +1,11 @@
-package web
+// Package decisionlog records every decision a replica answers, off the
+// request path: a request goroutine only queues a small Entry (Record);
+// one writer goroutine writes entries as JSON lines, keeps the most recent
+// ones for GET /v1/decisions/recent, and hands them to the live decision
+// streams of the admin UI (Subscribe). web records an entry for each
+// answered check and serves the history and the streams; cmd chooses the
+// output (decision_log.output).
+package decisionlog
 
 import (
 	"bufio"
@@ -14,11 +21,11 @@ import (
 	"github.com/wardenauthz/warden/decision"
 )
 
-// LogEntry is one entry of the decision log: what was asked, what was
+// Entry is one entry of the decision log: what was asked, what was
 // answered, by which policy revision on which replica, and how long it took.
 // It never holds the token or any claim but the subject, and of the resource
 // only its "type" and "id".
-type LogEntry struct {
+type Entry struct {
 	DecisionID     string          `json:"decision_id"`
 	Time           time.Time       `json:"time"`
 	Subject        string          `json:"subject"`
@@ -41,18 +48,18 @@ type LogEntry struct {
 const logTimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // MarshalJSON encodes the entry with its time in UTC, to the millisecond.
-func (e LogEntry) MarshalJSON() ([]byte, error) {
-	// plain has LogEntry's fields without this method; the outer Time
+func (e Entry) MarshalJSON() ([]byte, error) {
+	// plain has Entry's fields without this method; the outer Time
 	// shadows the embedded one.
-	type plain LogEntry
+	type plain Entry
 	return json.Marshal(struct {
 		plain
 		Time string `json:"time"`
 	}{plain(e), e.Time.UTC().Format(logTimeLayout)})
 }
 
-// DecisionLogOptions are the optional settings of a DecisionLog.
-type DecisionLogOptions struct {
+// Options are the optional settings of a Log.
+type Options struct {
 	// Buffer is how many entries may wait for the writer goroutine; an
 	// entry that finds it full is dropped and counted. Default 4096.
 	Buffer int
@@ -61,15 +68,16 @@ type DecisionLogOptions struct {
 	History int
 	// Replica names this replica in every entry.
 	Replica string
-	// Logger receives write errors of the JSON lines output. Default
-	// slog.Default().
+	// Logger receives write errors of the JSON lines output. Default:
+	// discarded (Warden's packages log only through the logger their
+	// caller passes).
 	Logger *slog.Logger
 }
 
-// Default sizes of a DecisionLog.
+// Default sizes of a Log.
 const (
-	DefaultDecisionLogBuffer  = 4096
-	DefaultDecisionLogHistory = 1000
+	DefaultBuffer  = 4096
+	DefaultHistory = 1000
 )
 
 // subscriberBuffer is how many entries a live stream may fall behind before
@@ -79,13 +87,13 @@ const subscriberBuffer = 256
 // writeErrorLogInterval bounds how often a failing output is logged.
 const writeErrorLogInterval = time.Minute
 
-// DecisionLog records every decision off the request path. A request
-// goroutine only copies a small LogEntry into a bounded queue, or drops it
+// Log records every decision off the request path. A request
+// goroutine only copies a small Entry into a bounded queue, or drops it
 // and counts the drop when the queue is full; one writer goroutine encodes
 // the entries, writes them as JSON lines to the output (if any), keeps the
 // most recent ones and hands them to live subscribers.
-type DecisionLog struct {
-	queue   chan LogEntry
+type Log struct {
+	queue   chan Entry
 	replica string
 	logger  *slog.Logger
 
@@ -105,33 +113,33 @@ type DecisionLog struct {
 	closeErr  error // the final flush's, set before done is closed
 
 	mu            sync.Mutex // guards everything below
-	history       []LogEntry // a ring: head is the next slot written
+	history       []Entry    // a ring: head is the next slot written
 	head, count   int
-	subs          map[*subscription]struct{}
+	subs          map[*Subscription]struct{}
 	streamsClosed bool
 }
 
-// NewDecisionLog starts a decision log writing JSON lines to out, or to
+// New starts a decision log writing JSON lines to out, or to
 // nothing when out is nil. Close stops it; the caller owns out and closes
 // it after Close.
-func NewDecisionLog(out io.Writer, opts DecisionLogOptions) *DecisionLog {
+func New(out io.Writer, opts Options) *Log {
 	if opts.Buffer <= 0 {
-		opts.Buffer = DefaultDecisionLogBuffer
+		opts.Buffer = DefaultBuffer
 	}
 	if opts.History <= 0 {
-		opts.History = DefaultDecisionLogHistory
+		opts.History = DefaultHistory
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	l := &DecisionLog{
-		queue:   make(chan LogEntry, opts.Buffer),
+	l := &Log{
+		queue:   make(chan Entry, opts.Buffer),
 		replica: opts.Replica,
 		logger:  opts.Logger,
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
-		history: make([]LogEntry, opts.History),
-		subs:    map[*subscription]struct{}{},
+		history: make([]Entry, opts.History),
+		subs:    map[*Subscription]struct{}{},
 	}
 	if out != nil {
 		l.output = out
@@ -141,10 +149,10 @@ func NewDecisionLog(out io.Writer, opts DecisionLogOptions) *DecisionLog {
 	return l
 }
 
-// record queues e for the writer goroutine without ever blocking: when the
+// Record queues e for the writer goroutine without ever blocking: when the
 // queue is full the entry is dropped and counted. It is the only part of
 // the decision log that runs on the request path.
-func (l *DecisionLog) record(e LogEntry) {
+func (l *Log) Record(e Entry) {
 	l.decisions.Add(1)
 	if !e.Allow {
 		l.denied.Add(1)
@@ -159,21 +167,21 @@ func (l *DecisionLog) record(e LogEntry) {
 // Counts returns how many decisions this replica has made since it
 // started, and how many of them denied. Heartbeats carry them, so that the
 // fleet's decision and deny rates can be told (events.Replica).
-func (l *DecisionLog) Counts() (decisions, denied uint64) {
+func (l *Log) Counts() (decisions, denied uint64) {
 	return l.decisions.Load(), l.denied.Load()
 }
 
 // Dropped returns how many entries were dropped because the queue was full.
-func (l *DecisionLog) Dropped() uint64 { return l.dropped.Load() }
+func (l *Log) Dropped() uint64 { return l.dropped.Load() }
 
 // WriteErrors returns how many times writing the output failed.
-func (l *DecisionLog) WriteErrors() uint64 { return l.writeErrors.Load() }
+func (l *Log) WriteErrors() uint64 { return l.writeErrors.Load() }
 
-// CloseStreams ends every live subscription and refuses new ones. The HTTP
+// CloseStreams ends every live Subscription and refuses new ones. The HTTP
 // server calls it when it starts shutting down (http.Server.RegisterOnShutdown)
 // so that open decision streams, which never go idle on their own, do not
 // hold up Shutdown; decisions still in flight keep being written.
-func (l *DecisionLog) CloseStreams() {
+func (l *Log) CloseStreams() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.streamsClosed = true
@@ -186,7 +194,7 @@ func (l *DecisionLog) CloseStreams() {
 // Close ends the streams, writes every queued entry, flushes the output and
 // stops the writer goroutine. Entries recorded after Close are dropped. It
 // returns the error of the final flush, if any.
-func (l *DecisionLog) Close() error {
+func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		l.CloseStreams()
 		close(l.stop)
@@ -205,7 +213,7 @@ const writerPause = 5 * time.Millisecond
 
 // run is the writer goroutine. It takes what the queue holds, writes it,
 // flushes the output, and rests.
-func (l *DecisionLog) run() {
+func (l *Log) run() {
 	defer close(l.done)
 	pause := time.NewTimer(writerPause)
 	for {
@@ -228,7 +236,7 @@ func (l *DecisionLog) run() {
 }
 
 // drain writes every entry the queue holds now and flushes the output.
-func (l *DecisionLog) drain() error {
+func (l *Log) drain() error {
 	for {
 		select {
 		case e := <-l.queue:
@@ -242,12 +250,12 @@ func (l *DecisionLog) drain() error {
 // write hands one entry to every sink. It encodes the entry only when the
 // output or a subscriber wants it: with neither, keeping it in the history
 // costs no encoding.
-func (l *DecisionLog) write(e LogEntry) {
+func (l *Log) write(e Entry) {
 	e.Replica = l.replica
 	var line []byte
 	encode := func() []byte {
 		if line == nil {
-			// LogEntry's fields cannot fail to encode.
+			// Entry's fields cannot fail to encode.
 			line, _ = json.Marshal(e)
 		}
 		return line
@@ -268,11 +276,11 @@ func (l *DecisionLog) write(e LogEntry) {
 	l.head = (l.head + 1) % len(l.history)
 	l.count = min(l.count+1, len(l.history))
 	for sub := range l.subs {
-		if !sub.filter.match(e) {
+		if !sub.filter.Match(e) {
 			continue
 		}
 		select {
-		case sub.records <- logRecord{entry: e, json: encode()}:
+		case sub.records <- Delivery{Entry: e, JSON: encode()}:
 		default:
 			sub.missed.Add(1)
 		}
@@ -280,7 +288,7 @@ func (l *DecisionLog) write(e LogEntry) {
 }
 
 // flush writes what the output buffer holds.
-func (l *DecisionLog) flush() error {
+func (l *Log) flush() error {
 	if l.out == nil || l.out.Buffered() == 0 {
 		return nil
 	}
@@ -294,7 +302,7 @@ func (l *DecisionLog) flush() error {
 // outputFailed counts and logs (at most once a minute) a failed write. A
 // bufio.Writer keeps its first error forever, so the buffer is reset: the
 // entries it held are lost, later ones are tried again.
-func (l *DecisionLog) outputFailed(err error) {
+func (l *Log) outputFailed(err error) {
 	n := l.writeErrors.Add(1)
 	if n == 1 || time.Since(l.lastErrorLog) >= writeErrorLogInterval {
 		l.lastErrorLog = time.Now()
@@ -303,52 +311,62 @@ func (l *DecisionLog) outputFailed(err error) {
 	l.out.Reset(l.output)
 }
 
-// logRecord is an entry on its way to a subscriber, with its JSON encoding.
-type logRecord struct {
-	entry LogEntry
-	json  []byte
+// Delivery is an entry on its way to a subscriber, with its JSON encoding.
+type Delivery struct {
+	Entry Entry
+	JSON  []byte
 }
 
-// logFilter selects entries by subject and action, exactly or by a
-// case-insensitive substring (held in lower case), and by allow; an empty
-// field selects everything.
-type logFilter struct {
-	subject, action                 string
-	subjectContains, actionContains string
-	allow                           bool
-	hasAllow                        bool
+// Filter selects entries by subject and action, exactly or by a
+// case-insensitive substring (held in lower case), and by allow when
+// ByAllow; an empty field selects everything.
+type Filter struct {
+	Subject, Action                 string
+	SubjectContains, ActionContains string
+	Allow, ByAllow                  bool
 }
 
-func (f logFilter) match(e LogEntry) bool {
-	return (f.subject == "" || f.subject == e.Subject) &&
-		(f.action == "" || f.action == e.Action) &&
-		(f.subjectContains == "" || strings.Contains(strings.ToLower(e.Subject), f.subjectContains)) &&
-		(f.actionContains == "" || strings.Contains(strings.ToLower(e.Action), f.actionContains)) &&
-		(!f.hasAllow || f.allow == e.Allow)
+// Match reports whether e is selected.
+func (f Filter) Match(e Entry) bool {
+	return (f.Subject == "" || f.Subject == e.Subject) &&
+		(f.Action == "" || f.Action == e.Action) &&
+		(f.SubjectContains == "" || strings.Contains(strings.ToLower(e.Subject), f.SubjectContains)) &&
+		(f.ActionContains == "" || strings.Contains(strings.ToLower(e.Action), f.ActionContains)) &&
+		(!f.ByAllow || f.Allow == e.Allow)
 }
 
-// subscription is one live reader of the log. The writer goroutine sends it
+// Subscription is one live reader of the log. The writer goroutine sends it
 // matching records without blocking; when records is full, the record is
 // counted in missed instead.
-type subscription struct {
-	filter  logFilter
-	records chan logRecord
-	done    chan struct{} // closed by CloseStreams or unsubscribe
+type Subscription struct {
+	filter  Filter
+	records chan Delivery
+	done    chan struct{} // closed by CloseStreams or Unsubscribe
 	missed  atomic.Uint64
 }
 
-// subscribe registers a live reader. With after set (a decision id the
+// Deliveries are the matching entries, as they are written.
+func (sub *Subscription) Deliveries() <-chan Delivery { return sub.records }
+
+// Done is closed when the subscription ends (CloseStreams, Unsubscribe).
+func (sub *Subscription) Done() <-chan struct{} { return sub.done }
+
+// TakeMissed returns how many entries the reader missed since the last
+// call (it fell more than subscriberBuffer behind), and resets the count.
+func (sub *Subscription) TakeMissed() uint64 { return sub.missed.Swap(0) }
+
+// Subscribe registers a live reader. With after set (a decision id the
 // reader has seen), it also returns the matching entries of the history
 // recorded after that one, oldest first, taken under the same lock as the
 // registration so that nothing is lost or repeated between the two. It
 // returns nil once CloseStreams has been called.
-func (l *DecisionLog) subscribe(f logFilter, after string) (*subscription, []LogEntry) {
+func (l *Log) Subscribe(f Filter, after string) (*Subscription, []Entry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.streamsClosed {
 		return nil, nil
 	}
-	sub := &subscription{filter: f, records: make(chan logRecord, subscriberBuffer), done: make(chan struct{})}
+	sub := &Subscription{filter: f, records: make(chan Delivery, subscriberBuffer), done: make(chan struct{})}
 	l.subs[sub] = struct{}{}
 	if after == "" {
 		return sub, nil
@@ -358,28 +376,28 @@ func (l *DecisionLog) subscribe(f logFilter, after string) (*subscription, []Log
 	// with a greater id is newer; among entries of the same moment the
 	// queue order can differ from the id order, which is why a remembered
 	// entry is looked for by position first.
-	var backlog []LogEntry
+	var backlog []Entry
 	found := false
-	l.each(func(e LogEntry) bool {
+	l.each(func(e Entry) bool {
 		if e.DecisionID == after {
 			found = true
 			return false
 		}
-		if f.match(e) {
+		if f.Match(e) {
 			backlog = append(backlog, e)
 		}
 		return true
 	})
 	if !found {
-		backlog = slices.DeleteFunc(backlog, func(e LogEntry) bool { return e.DecisionID <= after })
+		backlog = slices.DeleteFunc(backlog, func(e Entry) bool { return e.DecisionID <= after })
 	}
 	slices.Reverse(backlog)
 	return sub, backlog
 }
 
-// unsubscribe ends a subscription; it is a no-op if CloseStreams already
+// unsubscribe ends a Subscription; it is a no-op if CloseStreams already
 // ended it.
-func (l *DecisionLog) unsubscribe(sub *subscription) {
+func (l *Log) Unsubscribe(sub *Subscription) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.subs[sub]; ok {
@@ -388,14 +406,14 @@ func (l *DecisionLog) unsubscribe(sub *subscription) {
 	}
 }
 
-// recent returns up to limit entries of the history that match f, newest
+// Recent returns up to limit entries of the history that match f, newest
 // first.
-func (l *DecisionLog) recent(f logFilter, limit int) []LogEntry {
+func (l *Log) Recent(f Filter, limit int) []Entry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := []LogEntry{}
-	l.each(func(e LogEntry) bool {
-		if f.match(e) {
+	out := []Entry{}
+	l.each(func(e Entry) bool {
+		if f.Match(e) {
 			out = append(out, e)
 		}
 		return len(out) < limit
@@ -405,7 +423,7 @@ func (l *DecisionLog) recent(f logFilter, limit int) []LogEntry {
 
 // each calls yield on the history, newest first, until it returns false.
 // The caller holds l.mu.
-func (l *DecisionLog) each(yield func(LogEntry) bool) {
+func (l *Log) each(yield func(Entry) bool) {
 	n := len(l.history)
 	for i := range l.count {
 		if !yield(l.history[(l.head-1-i+n)%n]) {
@@ -414,5 +432,5 @@ func (l *DecisionLog) each(yield func(LogEntry) bool) {
 	}
 }
 
-// historySize is how many entries the history holds at most.
-func (l *DecisionLog) historySize() int { return len(l.history) }
+// HistorySize is how many entries the history holds at most.
+func (l *Log) HistorySize() int { return len(l.history) }

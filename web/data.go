@@ -127,7 +127,7 @@ func (s *server) changeData(c *gin.Context, path []string, change func(cur any, 
 		return
 	}
 	c.Header("ETag", etag(stored.KVRevision))
-	c.JSON(http.StatusOK, gin.H{"revision": stored.Revision, "kv_revision": stored.KVRevision})
+	c.JSON(http.StatusOK, StoredSet{Revision: stored.Revision, KVRevision: stored.KVRevision})
 }
 
 // decodeJSONValue reads any JSON value (not only an object) of the given

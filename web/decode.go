@@ -44,7 +44,7 @@ var strictJSON = json.JoinOptions(
 )
 
 // decodeJSON reads a request body, a JSON object, into v. It answers every
-// way a body can be wrong with an *apiError that says what to fix: a
+// way a body can be wrong with an *APIError that says what to fix: a
 // content type other than application/json (415), a body over the limit
 // (413), malformed or ambiguous JSON, a field of the wrong type, an unknown
 // field or trailing data (400).

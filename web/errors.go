@@ -31,8 +31,9 @@ const (
 	codeInternal         = "internal"
 )
 
-// apiError is an error whose code and message are safe to show a client.
-type apiError struct {
+// APIError is an error whose code and message are safe to show a client.
+// Every failed call answers ErrorBody, {"error":{"code","message"}}.
+type APIError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	// Problems locate what is wrong in a refused policy set; Tests is the
@@ -41,9 +42,15 @@ type apiError struct {
 	Tests    *decision.TestReport `json:"tests,omitempty"`
 }
 
-func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+// ErrorBody is the JSON body of every error answer; clients of the API
+// (the warden CLI) decode it.
+type ErrorBody struct {
+	Error APIError `json:"error"`
+}
 
-func errorf(code, message string) *apiError { return &apiError{Code: code, Message: message} }
+func (e *APIError) Error() string { return e.Code + ": " + e.Message }
+
+func errorf(code, message string) *APIError { return &APIError{Code: code, Message: message} }
 
 // statusOf is the one mapping from error code to HTTP status.
 func statusOf(code string) int {
@@ -76,16 +83,16 @@ func statusOf(code string) int {
 // classify turns an error of the parts web uses into the error a client
 // sees. Anything it does not know is an internal error, whose detail only
 // the log gets.
-func classify(err error) *apiError {
+func classify(err error) *APIError {
 	var (
-		ae *apiError
+		ae *APIError
 		pe *decision.PolicyError
 	)
 	switch {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &pe):
-		return &apiError{Code: codePolicyInvalid, Message: "the policy set was refused; nothing was stored: " + pe.Error(), Problems: pe.Problems, Tests: pe.Tests}
+		return &APIError{Code: codePolicyInvalid, Message: "the policy set was refused; nothing was stored: " + pe.Error(), Problems: pe.Problems, Tests: pe.Tests}
 	case errors.Is(err, policyset.ErrConflict):
 		return errorf(codeConflict, "the policy set changed since it was read (If-Match); read it again and retry")
 	case errors.Is(err, policyset.ErrReadOnly):
@@ -100,7 +107,7 @@ func classify(err error) *apiError {
 	return errorf(codeInternal, "internal error")
 }
 
-// writeError answers with the error shape. An error that is not an *apiError
+// writeError answers with the error shape. An error that is not an *APIError
 // is logged with its detail and answered as a bare internal error, so no
 // internal detail reaches the client.
 func (s *server) writeError(c *gin.Context, err error) {
@@ -111,5 +118,5 @@ func (s *server) writeError(c *gin.Context, err error) {
 	if ae.Code == codeUnauthorized {
 		c.Header("WWW-Authenticate", `Bearer realm="warden"`)
 	}
-	c.AbortWithStatusJSON(statusOf(ae.Code), gin.H{"error": ae})
+	c.AbortWithStatusJSON(statusOf(ae.Code), ErrorBody{Error: *ae})
 }

@@ -61,7 +61,8 @@ type Events struct {
 // maxEnforceWait bounds ?wait= on POST /v1/events.
 const maxEnforceWait = 10 * time.Second
 
-type publishResponse struct {
+// PublishResponse is the answer to POST /v1/events.
+type PublishResponse struct {
 	Seq       uint64       `json:"seq"`
 	ID        string       `json:"id"`
 	Duplicate bool         `json:"duplicate"`
@@ -69,10 +70,12 @@ type publishResponse struct {
 	// Enforced is reported when the request asked to wait (?wait=500ms):
 	// how many live replicas had applied the event, of how many, and when
 	// the count was taken.
-	Enforced *enforcement `json:"enforced,omitempty"`
+	Enforced *Enforcement `json:"enforced,omitempty"`
 }
 
-type enforcement struct {
+// Enforcement says how many live replicas had applied an event, of how
+// many, and when the count was taken.
+type Enforcement struct {
 	Applied   int   `json:"applied"`
 	Total     int   `json:"total"`
 	ElapsedMS int64 `json:"elapsed_ms"`
@@ -119,7 +122,7 @@ func (s *server) handlePublishEvent() gin.HandlerFunc {
 			s.writeError(c, errorf(codeUnavailable, "the event stream did not take the event (NATS connection "+conn+"): "+err.Error()))
 			return
 		}
-		resp := publishResponse{Seq: ack.Seq, ID: ack.Event.ID, Duplicate: ack.Duplicate, Event: ack.Event}
+		resp := PublishResponse{Seq: ack.Seq, ID: ack.Event.ID, Duplicate: ack.Duplicate, Event: ack.Event}
 		if wait > 0 {
 			resp.Enforced = s.awaitEnforced(ctx, ack.Seq, start, wait)
 		}
@@ -129,7 +132,7 @@ func (s *server) handlePublishEvent() gin.HandlerFunc {
 
 // awaitEnforced polls the fleet until every live replica has applied seq or
 // wait has passed.
-func (s *server) awaitEnforced(ctx context.Context, seq uint64, start time.Time, wait time.Duration) *enforcement {
+func (s *server) awaitEnforced(ctx context.Context, seq uint64, start time.Time, wait time.Duration) *Enforcement {
 	deadline := start.Add(wait)
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
@@ -137,7 +140,7 @@ func (s *server) awaitEnforced(ctx context.Context, seq uint64, start time.Time,
 		applied, total := s.events.Fleet.Enforced(seq)
 		now := time.Now()
 		if (total > 0 && applied == total) || now.After(deadline) || ctx.Err() != nil {
-			return &enforcement{Applied: applied, Total: total, ElapsedMS: now.Sub(start).Milliseconds()}
+			return &Enforcement{Applied: applied, Total: total, ElapsedMS: now.Sub(start).Milliseconds()}
 		}
 		select {
 		case <-tick.C:
@@ -198,7 +201,7 @@ func (s *server) handleReplicas() gin.HandlerFunc {
 // write: the decision waits until this replica has applied that sequence.
 const minSeqHeader = "Warden-Min-Seq"
 
-// awaitMinSeq honours Warden-Min-Seq. It returns an *apiError when the header
+// awaitMinSeq honours Warden-Min-Seq. It returns an *APIError when the header
 // is malformed (400) or the replica is still behind after MinSeqWait (503).
 func (s *server) awaitMinSeq(c *gin.Context) error {
 	h := c.GetHeader(minSeqHeader)

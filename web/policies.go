@@ -40,6 +40,13 @@ type Drafts interface {
 
 var _ Drafts = (*decision.Engine)(nil)
 
+// StoredSet is the answer to a write of the policy set (PUT /v1/policies,
+// PUT and DELETE /v1/policies/{id}, PUT and PATCH /v1/data/{path}).
+type StoredSet struct {
+	Revision   string `json:"revision"`
+	KVRevision uint64 `json:"kv_revision"`
+}
+
 // policyFile is one file of the set as GET /v1/policies lists it.
 type policyFile struct {
 	ID    string `json:"id"`
@@ -189,7 +196,7 @@ func (s *server) changePolicies(c *gin.Context, change func(map[string][]byte) e
 		return
 	}
 	c.Header("ETag", etag(stored.KVRevision))
-	c.JSON(http.StatusOK, gin.H{"revision": stored.Revision, "kv_revision": stored.KVRevision})
+	c.JSON(http.StatusOK, StoredSet{Revision: stored.Revision, KVRevision: stored.KVRevision})
 }
 
 type testRequest struct {

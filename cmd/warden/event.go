@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/wardenauthz/warden/web"
 )
 
 // eventFlags are the flags of "warden event" besides the settings.
@@ -66,63 +66,21 @@ func publishEvent(ctx context.Context, args []string, getenv func(string) string
 		body["perm_version"] = ef.permVersion
 	}
 
-	token := ef.token
-	if token == "" {
-		token = getenv("WARDEN_ADMIN_TOKEN")
-	}
-	if token == "" {
-		if len(cfg.Tokens.Issuers) > 0 {
-			return errors.New("no admin token: pass --token or set WARDEN_ADMIN_TOKEN")
-		}
-		dev, _, err := loadDevIssuer(cfg.DataDir)
-		if err != nil {
-			return err
-		}
-		if token, err = dev.mint("warden-cli", []string{"warden-admin"}, 5*time.Minute, nil, time.Now()); err != nil {
-			return err
-		}
-	}
 	server := ef.server
 	if server == "" {
 		server = "http://" + cfg.Listen
 	}
-	endpoint := strings.TrimSuffix(server, "/") + "/v1/events"
-	if ef.wait > 0 {
-		endpoint += "?wait=" + url.QueryEscape(ef.wait.String())
-	}
-
-	raw, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(raw))
+	client, err := newAdminClient(server, ef.token, cfg.DataDir, getenv, ef.wait+10*time.Second)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	client := &http.Client{Timeout: ef.wait + 10*time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("is Warden running at %s? %w", server, err)
+	path := "/v1/events"
+	if ef.wait > 0 {
+		path += "?wait=" + url.QueryEscape(ef.wait.String())
 	}
-	defer resp.Body.Close()
-	var out struct {
-		Seq       uint64 `json:"seq"`
-		ID        string `json:"id"`
-		Duplicate bool   `json:"duplicate"`
-		Enforced  *struct {
-			Applied   int   `json:"applied"`
-			Total     int   `json:"total"`
-			ElapsedMS int64 `json:"elapsed_ms"`
-		} `json:"enforced"`
-		Error *struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
-		return fmt.Errorf("%s answered %s, not JSON: %w", endpoint, resp.Status, err)
-	}
-	if out.Error != nil {
-		return fmt.Errorf("%s: %s", out.Error.Code, out.Error.Message)
+	var out web.PublishResponse
+	if err := client.call(ctx, http.MethodPost, path, body, &out); err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "published %s for %q as sequence %d (id %s)", typ, ef.subject, out.Seq, out.ID)
 	if out.Duplicate {

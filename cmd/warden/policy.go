@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aymanbagabas/go-udiff"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/format"
 
@@ -463,7 +464,7 @@ func policyFmt(args []string, stdout, stderr io.Writer) error {
 		case list:
 			fmt.Fprintln(stdout, name)
 		default:
-			fmt.Fprint(stdout, unifiedDiff(name, src, formatted))
+			fmt.Fprint(stdout, udiff.Unified(name, name+" (formatted)", string(src), string(formatted)))
 		}
 	}
 	switch {
@@ -527,154 +528,4 @@ func printFormatError(w io.Writer, err error) {
 			fmt.Fprintf(w, "%s: %s\n", e.Code, e.Message)
 		}
 	}
-}
-
-// diffContext is the number of unchanged lines shown around a change.
-const diffContext = 3
-
-// maxDiffCells bounds the work of the line diff: formatting changes a few
-// lines here and there, but a file reformatted from end to end with many
-// thousand lines would make the LCS table large. Past the bound the diff
-// replaces the changed middle as a whole, which is still a correct diff.
-const maxDiffCells = 4 << 20
-
-// unifiedDiff returns the changes from a to b as a unified diff ("diff -u"),
-// naming both sides after name; "" when they are equal.
-func unifiedDiff(name string, a, b []byte) string {
-	x, y := splitAfterLines(a), splitAfterLines(b)
-
-	// Common ends are cheap to take off before the quadratic part.
-	pre := 0
-	for pre < len(x) && pre < len(y) && x[pre] == y[pre] {
-		pre++
-	}
-	suf := 0
-	for suf < len(x)-pre && suf < len(y)-pre && x[len(x)-1-suf] == y[len(y)-1-suf] {
-		suf++
-	}
-	type op struct {
-		kind byte // ' ', '-' or '+'
-		line string
-	}
-	var ops []op
-	for _, l := range x[:pre] {
-		ops = append(ops, op{' ', l})
-	}
-	mx, my := x[pre:len(x)-suf], y[pre:len(y)-suf]
-	if len(mx)*len(my) > maxDiffCells {
-		for _, l := range mx {
-			ops = append(ops, op{'-', l})
-		}
-		for _, l := range my {
-			ops = append(ops, op{'+', l})
-		}
-	} else {
-		// lcs[i][j] is the length of the longest common subsequence of
-		// mx[i:] and my[j:].
-		lcs := make([][]int, len(mx)+1)
-		for i := range lcs {
-			lcs[i] = make([]int, len(my)+1)
-		}
-		for i := len(mx) - 1; i >= 0; i-- {
-			for j := len(my) - 1; j >= 0; j-- {
-				if mx[i] == my[j] {
-					lcs[i][j] = lcs[i+1][j+1] + 1
-				} else {
-					lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-				}
-			}
-		}
-		i, j := 0, 0
-		for i < len(mx) || j < len(my) {
-			switch {
-			case i < len(mx) && j < len(my) && mx[i] == my[j]:
-				ops = append(ops, op{' ', mx[i]})
-				i, j = i+1, j+1
-			case i < len(mx) && (j == len(my) || lcs[i+1][j] >= lcs[i][j+1]):
-				ops = append(ops, op{'-', mx[i]}) // deletions first, as diff(1)
-				i++
-			default:
-				ops = append(ops, op{'+', my[j]})
-				j++
-			}
-		}
-	}
-	for _, l := range x[len(x)-suf:] {
-		ops = append(ops, op{' ', l})
-	}
-
-	var changes []int
-	for k, o := range ops {
-		if o.kind != ' ' {
-			changes = append(changes, k)
-		}
-	}
-	if len(changes) == 0 {
-		return ""
-	}
-	var out strings.Builder
-	fmt.Fprintf(&out, "--- %s\n+++ %s (formatted)\n", name, name)
-	for len(changes) > 0 {
-		// A hunk runs from diffContext lines before its first change to
-		// diffContext after its last; changes closer than twice that share
-		// one.
-		last := 0
-		for last+1 < len(changes) && changes[last+1]-changes[last] <= 2*diffContext {
-			last++
-		}
-		start := max(0, changes[0]-diffContext)
-		end := min(len(ops), changes[last]+diffContext+1)
-		changes = changes[last+1:]
-
-		aLine, bLine := 0, 0 // lines of a and b before start
-		for _, o := range ops[:start] {
-			if o.kind != '+' {
-				aLine++
-			}
-			if o.kind != '-' {
-				bLine++
-			}
-		}
-		aCount, bCount := 0, 0
-		for _, o := range ops[start:end] {
-			if o.kind != '+' {
-				aCount++
-			}
-			if o.kind != '-' {
-				bCount++
-			}
-		}
-		fmt.Fprintf(&out, "@@ -%s +%s @@\n", hunkRange(aLine, aCount), hunkRange(bLine, bCount))
-		for _, o := range ops[start:end] {
-			out.WriteByte(o.kind)
-			out.WriteString(o.line)
-			if !strings.HasSuffix(o.line, "\n") {
-				out.WriteString("\n\\ No newline at end of file\n")
-			}
-		}
-	}
-	return out.String()
-}
-
-// hunkRange is one side of a hunk header: the first line and the count, with
-// diff's conventions for one line (no count) and none (the line before).
-func hunkRange(before, count int) string {
-	switch count {
-	case 0:
-		return fmt.Sprintf("%d,0", before)
-	case 1:
-		return fmt.Sprint(before + 1)
-	default:
-		return fmt.Sprintf("%d,%d", before+1, count)
-	}
-}
-
-// splitAfterLines splits s after each newline; a last line without one is
-// kept as it is.
-func splitAfterLines(s []byte) []string {
-	var lines []string
-	for l := range strings.Lines(string(s)) {
-		lines = append(lines, l)
-	}
-	return lines
 }

@@ -454,54 +454,6 @@ func TestPolicyFmtCommand(t *testing.T) {
 	})
 }
 
-func TestUnifiedDiff(t *testing.T) {
-	lines := func(n int, change map[int]string) string {
-		var b strings.Builder
-		for i := 1; i <= n; i++ {
-			if s, ok := change[i]; ok {
-				b.WriteString(s)
-				continue
-			}
-			b.WriteString("line " + string(rune('a'+i-1)) + "\n")
-		}
-		return b.String()
-	}
-	for _, tt := range []struct {
-		name string
-		a, b string
-		want string
-	}{
-		{"equal", "x\n", "x\n", ""},
-		{"insert at the top", "b\n", "a\nb\n", "@@ -1 +1,2 @@\n+a\n b\n"},
-		{"insert into nothing", "", "a\n", "@@ -0,0 +1 @@\n+a\n"},
-		{"delete at the end", "a\nb\n", "a\n", "@@ -1,2 +1 @@\n a\n-b\n"},
-		{"newline added at the end", "a", "a\n", "@@ -1 +1 @@\n-a\n\\ No newline at end of file\n+a\n"},
-		{
-			"two hunks",
-			lines(12, nil),
-			lines(12, map[int]string{2: "LINE B\n", 11: "LINE K\n"}),
-			"@@ -1,5 +1,5 @@\n line a\n-line b\n+LINE B\n line c\n line d\n line e\n" +
-				"@@ -8,5 +8,5 @@\n line h\n line i\n line j\n-line k\n+LINE K\n line l\n",
-		},
-		{
-			"changes close together share a hunk",
-			lines(12, nil),
-			lines(12, map[int]string{3: "LINE C\n", 9: "LINE I\n"}),
-			"@@ -1,12 +1,12 @@\n line a\n line b\n-line c\n+LINE C\n line d\n line e\n line f\n line g\n line h\n-line i\n+LINE I\n line j\n line k\n line l\n",
-		},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			want := tt.want
-			if want != "" {
-				want = "--- f.rego\n+++ f.rego (formatted)\n" + want
-			}
-			if got := unifiedDiff("f.rego", []byte(tt.a), []byte(tt.b)); got != want {
-				t.Errorf("unifiedDiff =\n%s\nwant\n%s", got, want)
-			}
-		})
-	}
-}
-
 func TestPolicyUsage(t *testing.T) {
 	if _, _, err := runPolicy(t); err == nil {
 		t.Error("warden policy without a command succeeded")

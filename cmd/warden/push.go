@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/wardenauthz/warden/events"
 	"github.com/wardenauthz/warden/policyset"
+	"github.com/wardenauthz/warden/web"
 )
 
 // policyPush implements "warden policy push --server URL [dir]": it uploads a
@@ -31,22 +28,9 @@ func policyPush(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	if *token == "" {
-		*token = getenv("WARDEN_ADMIN_TOKEN")
-	}
-	if *token == "" {
-		// Development mode: the data directory holds the development
-		// issuer's key, as for "warden event". Never create one here.
-		if _, err := os.Stat(filepath.Join(*dataDir, devKeyFile)); err != nil {
-			return errors.New("no admin token: pass --token or set WARDEN_ADMIN_TOKEN")
-		}
-		dev, _, err := loadDevIssuer(*dataDir)
-		if err != nil {
-			return err
-		}
-		if *token, err = dev.mint("warden-cli", []string{"warden-admin"}, 5*time.Minute, nil, time.Now()); err != nil {
-			return err
-		}
+	client, err := newAdminClient(*server, *token, *dataDir, getenv, 30*time.Second)
+	if err != nil {
+		return err
 	}
 	local, err := policyset.FromFS(set.fsys, ".")
 	if err != nil {
@@ -56,15 +40,8 @@ func policyPush(ctx context.Context, args []string, getenv func(string) string, 
 	for name, content := range local.Files {
 		files[name] = string(content)
 	}
-	body, _ := json.Marshal(map[string]any{"files": files, "message": *message})
-	client := &http.Client{Timeout: 30 * time.Second}
-	base := strings.TrimSuffix(*server, "/")
-
-	var stored struct {
-		Revision   string `json:"revision"`
-		KVRevision uint64 `json:"kv_revision"`
-	}
-	if err := apiCall(ctx, client, http.MethodPut, base+"/v1/policies", *token, body, &stored); err != nil {
+	var stored web.StoredSet
+	if err := client.call(ctx, http.MethodPut, "/v1/policies", map[string]any{"files": files, "message": *message}, &stored); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "stored %s as revision %s\n", set.label, stored.Revision)
@@ -75,12 +52,9 @@ func policyPush(ctx context.Context, args []string, getenv func(string) string, 
 	deadline := time.Now().Add(*wait)
 	for {
 		var fleet struct {
-			Replicas []struct {
-				ID             string `json:"id"`
-				PolicyRevision string `json:"policy_revision"`
-			} `json:"replicas"`
+			Replicas []events.Replica `json:"replicas"`
 		}
-		if err := apiCall(ctx, client, http.MethodGet, base+"/v1/replicas", *token, nil, &fleet); err != nil {
+		if err := client.call(ctx, http.MethodGet, "/v1/replicas", nil, &fleet); err != nil {
 			return err
 		}
 		running := 0
@@ -106,49 +80,4 @@ func policyPush(ctx context.Context, args []string, getenv func(string) string, 
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// apiCall sends one admin API request and decodes its JSON answer into out,
-// turning the error shape into an error that lists a refused set's problems.
-func apiCall(ctx context.Context, client *http.Client, method, url, token string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("is Warden running at %s? %w", url, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error struct {
-				Code     string `json:"code"`
-				Message  string `json:"message"`
-				Problems []struct {
-					File     string `json:"file"`
-					Row, Col int
-					Message  string `json:"message"`
-				} `json:"problems"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) != nil || e.Error.Code == "" {
-			return fmt.Errorf("%s %s: %s", method, url, resp.Status)
-		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "%s: %s", e.Error.Code, e.Error.Message)
-		for _, p := range e.Error.Problems {
-			fmt.Fprintf(&b, "\n  %s:%d:%d: %s", p.File, p.Row, p.Col, p.Message)
-		}
-		return errors.New(b.String())
-	}
-	return json.Unmarshal(raw, out)
 }

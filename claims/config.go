@@ -28,13 +28,13 @@ const (
 // its default (so a zero leeway means 30 s, not none).
 type Config struct {
 	// Leeway is the clock skew tolerated on exp, nbf and iat.
-	Leeway time.Duration `yaml:"leeway"`
+	Leeway time.Duration `yaml:"leeway" help:"clock skew allowed on exp, nbf and iat (at most 5m)"`
 	// MaxLifetime is the longest exp - iat accepted. It also bounds how long
 	// the revocation ledger must remember an event (DESIGN §4).
-	MaxLifetime time.Duration `yaml:"max_lifetime"`
+	MaxLifetime time.Duration `yaml:"max_lifetime" help:"tokens whose exp - iat is longer are rejected"`
 	// MaxSize is the largest compact token accepted, in bytes; it is checked
 	// before anything is decoded.
-	MaxSize int `yaml:"max_size"`
+	MaxSize int `yaml:"max_size" help:"largest compact token accepted, in bytes"`
 	// Issuers are the trusted issuers. An empty list is valid here: the
 	// caller substitutes the development issuer (DESIGN §6). NewVerifier
 	// needs at least one.

@@ -141,7 +141,7 @@ const defaultTestTimeout = 5 * time.Second
 
 func newChecker(entrypoint string, allowNet bool, memoSize int) (checker, error) {
 	if entrypoint == "" {
-		entrypoint = defaultEntrypoint
+		entrypoint = DefaultEntrypoint
 	}
 	entry, err := parseEntrypoint(entrypoint)
 	if err != nil {

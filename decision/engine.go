@@ -52,9 +52,10 @@ type Options struct {
 	AllowNetworkBuiltins bool
 }
 
+// Defaults of Options (policies.entrypoint, policies.eval_timeout).
 const (
-	defaultEntrypoint  = "warden/authz"
-	defaultEvalTimeout = 50 * time.Millisecond
+	DefaultEntrypoint  = "warden/authz"
+	DefaultEvalTimeout = 50 * time.Millisecond
 )
 
 // Engine decides over verified claims with the active policy set. It is safe
@@ -81,7 +82,7 @@ func NewEngine(ctx context.Context, fsys fs.FS, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	if opts.EvalTimeout == 0 {
-		opts.EvalTimeout = defaultEvalTimeout
+		opts.EvalTimeout = DefaultEvalTimeout
 	}
 	if opts.EvalTimeout < 0 {
 		return nil, fmt.Errorf("eval timeout %v must be positive", opts.EvalTimeout)

@@ -51,6 +51,12 @@ type ConsumerOptions struct {
 	SweepInterval time.Duration
 }
 
+// Defaults of ConsumerOptions (events.grace, events.fresh_window).
+const (
+	DefaultGrace       = 30 * time.Second
+	DefaultFreshWindow = 60 * time.Second
+)
+
 func (o *ConsumerOptions) setDefaults() error {
 	if o.Stream == "" {
 		o.Stream = DefaultStream
@@ -62,7 +68,7 @@ func (o *ConsumerOptions) setDefaults() error {
 		return fmt.Errorf("events: replica id %q: use 1 to 64 letters, digits, '-' or '_'", o.ReplicaID)
 	}
 	if o.Grace <= 0 {
-		o.Grace = 30 * time.Second
+		o.Grace = DefaultGrace
 	}
 	if o.OnDisconnect == "" {
 		o.OnDisconnect = FreshOnly
@@ -71,7 +77,7 @@ func (o *ConsumerOptions) setDefaults() error {
 		return err
 	}
 	if o.FreshWindow <= 0 {
-		o.FreshWindow = 60 * time.Second
+		o.FreshWindow = DefaultFreshWindow
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

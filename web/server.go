@@ -120,16 +120,24 @@ type server struct {
 	streams     chan struct{}    // a slot per open stream; with decisionLog
 }
 
+// Defaults of Options and Events.
+const (
+	DefaultMaxBodyBytes   = 64 << 10
+	DefaultMaxPolicyBytes = 1 << 20
+	DefaultMaxChecks      = 100
+	DefaultMinSeqWait     = 250 * time.Millisecond
+)
+
 // NewServer returns Warden's HTTP handler.
 func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Options) http.Handler {
 	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = 64 << 10
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if opts.MaxPolicyBytes <= 0 {
-		opts.MaxPolicyBytes = 1 << 20
+		opts.MaxPolicyBytes = DefaultMaxPolicyBytes
 	}
 	if opts.MaxChecks <= 0 {
-		opts.MaxChecks = 100
+		opts.MaxChecks = DefaultMaxChecks
 	}
 	if opts.Registerer == nil || opts.Gatherer == nil {
 		reg := prometheus.NewRegistry()
@@ -147,7 +155,7 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 	if opts.Events != nil {
 		ev := *opts.Events
 		if ev.MinSeqWait <= 0 {
-			ev.MinSeqWait = 250 * time.Millisecond
+			ev.MinSeqWait = DefaultMinSeqWait
 		}
 		opts.Events = &ev
 		opts.Readiness = append([]Readiness{ev.Stream}, opts.Readiness...)

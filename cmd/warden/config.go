@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -18,15 +19,18 @@ import (
 	"github.com/wardenauthz/warden/decision"
 	"github.com/wardenauthz/warden/events"
 	"github.com/wardenauthz/warden/policyset"
+	"github.com/wardenauthz/warden/web"
 	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
 // Config is Warden's whole configuration. Each key is set, in rising order
-// of precedence, by its default, the YAML file, a WARDEN_* environment
-// variable and a flag.
+// of precedence, by its default (defaultConfig), the YAML file, a WARDEN_*
+// environment variable and a flag. A field is a key of the file by its yaml
+// tag; one with a help tag is also a flag and an environment variable
+// (settings), which is all it takes to add one.
 type Config struct {
-	Listen      string            `yaml:"listen"`
-	DataDir     string            `yaml:"data_dir"`
+	Listen      string            `yaml:"listen" help:"address the HTTP API listens on (host:port)"`
+	DataDir     string            `yaml:"data_dir" help:"directory for Warden's state (development key, event store, NATS keys)"`
 	Tokens      claims.Config     `yaml:"tokens"`
 	Policies    PoliciesConfig    `yaml:"policies"`
 	Events      EventsConfig      `yaml:"events"`
@@ -36,56 +40,46 @@ type Config struct {
 // DecisionLogConfig says where the decision log is written. The log's
 // recent history and live stream (for admins) exist whatever the output.
 type DecisionLogConfig struct {
-	// Output is "" (no JSON lines), "stdout", or the path of a file that
-	// entries are appended to (created with mode 0600).
-	Output string `yaml:"output"`
-	// Buffer is how many entries may wait for the log's writer before new
-	// ones are dropped (and counted in warden_decision_log_dropped_total).
-	Buffer int `yaml:"buffer"`
+	Output string `yaml:"output" help:"where decision-log entries are written as JSON lines: empty (nowhere), stdout, or a file path (appended; created 0600)"`
+	Buffer int    `yaml:"buffer" help:"decision-log entries that may wait for the writer; beyond it they are dropped and counted"`
 }
 
 // EventsConfig says where the permission-change stream is and what a
 // replica does when it loses it.
 type EventsConfig struct {
-	NATSURL         string `yaml:"nats_url"`
-	CredentialsFile string `yaml:"credentials_file"`
-	NkeySeedFile    string `yaml:"nkey_seed_file"`
-	TLSCAFile       string `yaml:"tls_ca_file"`
-	TLSCertFile     string `yaml:"tls_cert_file"`
-	TLSKeyFile      string `yaml:"tls_key_file"`
-	EmbeddedListen  string `yaml:"embedded_listen"`
-	// The embedded server's listener: TLS, or plaintext beyond loopback.
-	EmbeddedTLSCertFile    string        `yaml:"embedded_tls_cert_file"`
-	EmbeddedTLSKeyFile     string        `yaml:"embedded_tls_key_file"`
-	EmbeddedAllowPlaintext bool          `yaml:"embedded_allow_plaintext"`
-	Stream                 string        `yaml:"stream"`
-	StreamReplicas         int           `yaml:"stream_replicas"`
-	Grace                  time.Duration `yaml:"grace"`
-	OnDisconnect           string        `yaml:"on_disconnect"`
-	FreshWindow            time.Duration `yaml:"fresh_window"`
-	ReplicaID              string        `yaml:"replica_id"`
-	MinSeqWait             time.Duration `yaml:"min_seq_wait"`
+	NATSURL                string        `yaml:"nats_url" help:"NATS server URLs, comma-separated (empty: an embedded server under data_dir)"`
+	CredentialsFile        string        `yaml:"credentials_file" help:"NATS credentials file (JWT and nkey seed) for nats_url, for a server in operator mode"`
+	NkeySeedFile           string        `yaml:"nkey_seed_file" help:"NATS nkey seed file for nats_url, e.g. another replica's data_dir/nats-auth/replica.nk when it runs the embedded server"`
+	TLSCAFile              string        `yaml:"tls_ca_file" help:"CA that signs the NATS servers' certificates (turns TLS on)"`
+	TLSCertFile            string        `yaml:"tls_cert_file" help:"client certificate for NATS mutual TLS"`
+	TLSKeyFile             string        `yaml:"tls_key_file" help:"client key for NATS mutual TLS"`
+	EmbeddedListen         string        `yaml:"embedded_listen" help:"address where the embedded NATS server accepts other replicas and publishers, e.g. 127.0.0.1:4222 (empty: in-process only); they authenticate with the nkeys in data_dir/nats-auth"`
+	EmbeddedTLSCertFile    string        `yaml:"embedded_tls_cert_file" help:"certificate for the embedded server's listener (TLS only); required beyond loopback"`
+	EmbeddedTLSKeyFile     string        `yaml:"embedded_tls_key_file" help:"key of embedded_tls_cert_file"`
+	EmbeddedAllowPlaintext bool          `yaml:"embedded_allow_plaintext" help:"let embedded_listen go beyond loopback without TLS (a network encrypted below: VPN, mesh)"`
+	Stream                 string        `yaml:"stream" help:"JetStream stream of permission-change events"`
+	StreamReplicas         int           `yaml:"stream_replicas" help:"copies of the stream in a NATS cluster (3 in production; 1 for a single server)"`
+	Grace                  time.Duration `yaml:"grace" help:"how long a replica that lost NATS answers from its state before on_disconnect applies"`
+	OnDisconnect           string        `yaml:"on_disconnect" help:"after the grace: fresh_only (tokens issued within fresh_window), deny, or allow"`
+	FreshWindow            time.Duration `yaml:"fresh_window" help:"how recently a token must be issued to pass under fresh_only"`
+	ReplicaID              string        `yaml:"replica_id" help:"this replica's name in heartbeats and /v1/status (empty: host name and a random suffix)"`
+	MinSeqWait             time.Duration `yaml:"min_seq_wait" help:"longest a decision with Warden-Min-Seq waits for this replica to catch up"`
 }
 
 // PoliciesConfig says where the policy set comes from and how it is queried.
 type PoliciesConfig struct {
-	// Source is where the active set lives: "nats" (a JetStream key-value
-	// bucket every replica watches, seeded from Dir or the shipped set) or
-	// "dir" (Dir itself, watched; read-only over the API).
-	Source       string        `yaml:"source"`
-	Bucket       string        `yaml:"bucket"`
-	PollInterval time.Duration `yaml:"poll_interval"`
-	// AllowNetworkBuiltins lets policies call http.send,
-	// net.lookup_ip_addr and opa.runtime.
-	AllowNetworkBuiltins bool          `yaml:"allow_network_builtins"`
-	Dir                  string        `yaml:"dir"`
-	Entrypoint           string        `yaml:"entrypoint"`
-	EvalTimeout          time.Duration `yaml:"eval_timeout"`
-	// DecisionCache is how many policy results are reused while the
-	// policy set is active; 0 turns it off (see decision.Options).
-	DecisionCache int `yaml:"decision_cache"`
+	Source               string        `yaml:"source" help:"where the active policy set lives: nats (a JetStream bucket all replicas watch) or dir (policies.dir, read-only over the API)"`
+	Dir                  string        `yaml:"dir" help:"directory of Rego modules and data files: the set with source dir, the seed of an empty bucket with source nats (empty: the shipped policies)"`
+	Bucket               string        `yaml:"bucket" help:"JetStream key-value bucket of the policy set (source nats)"`
+	PollInterval         time.Duration `yaml:"poll_interval" help:"how often policies.dir is checked for changes (source dir)"`
+	AllowNetworkBuiltins bool          `yaml:"allow_network_builtins" help:"let policies call http.send, net.lookup_ip_addr and opa.runtime"`
+	Entrypoint           string        `yaml:"entrypoint" help:"package path of the decision document"`
+	EvalTimeout          time.Duration `yaml:"eval_timeout" help:"longest a policy evaluation may run before it denies with policy_timeout"`
+	DecisionCache        int           `yaml:"decision_cache" help:"policy results reused while the policy set is active (0: off; never for policies calling time.now_ns, http.send or other non-deterministic built-ins)"`
 }
 
+// defaultConfig is every key's default. The components own their defaults;
+// a literal here is a default only the command has.
 func defaultConfig() Config {
 	return Config{
 		Listen:  "127.0.0.1:8480",
@@ -96,20 +90,20 @@ func defaultConfig() Config {
 			MaxSize:     claims.DefaultMaxSize,
 		},
 		Policies: PoliciesConfig{
-			Source:        "nats",
+			Source:        policyset.SourceNATS,
 			Bucket:        policyset.DefaultBucket,
-			PollInterval:  2 * time.Second,
-			Entrypoint:    "warden/authz",
-			EvalTimeout:   50 * time.Millisecond,
+			PollInterval:  policyset.DefaultPollInterval,
+			Entrypoint:    decision.DefaultEntrypoint,
+			EvalTimeout:   decision.DefaultEvalTimeout,
 			DecisionCache: decision.DefaultDecisionCacheSize,
 		},
 		Events: EventsConfig{
 			Stream:         events.DefaultStream,
 			StreamReplicas: 1,
-			Grace:          30 * time.Second,
+			Grace:          events.DefaultGrace,
 			OnDisconnect:   string(events.FreshOnly),
-			FreshWindow:    60 * time.Second,
-			MinSeqWait:     250 * time.Millisecond,
+			FreshWindow:    events.DefaultFreshWindow,
+			MinSeqWait:     web.DefaultMinSeqWait,
 		},
 		DecisionLog: DecisionLogConfig{
 			Buffer: decisionlog.DefaultBuffer,
@@ -118,110 +112,48 @@ func defaultConfig() Config {
 }
 
 // setting is one configuration key that a flag and an environment variable
-// can set. tokens.issuers is a list and is set only in the file.
+// can set, and the field of a Config it sets.
 type setting struct {
 	key   string // as in the YAML file
 	usage string
-	bind  func(fs *flag.FlagSet, name string, c *Config)
+	field reflect.Value
 }
 
-var settings = []setting{
-	{"listen", "address the HTTP API listens on (host:port)", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Listen, n, c.Listen, "")
-	}},
-	{"data_dir", "directory for Warden's state (development key, event store)", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.DataDir, n, c.DataDir, "")
-	}},
-	{"tokens.leeway", "clock skew allowed on exp, nbf and iat (at most 5m)", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.DurationVar(&c.Tokens.Leeway, n, c.Tokens.Leeway, "")
-	}},
-	{"tokens.max_lifetime", "tokens whose exp - iat is longer are rejected", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.DurationVar(&c.Tokens.MaxLifetime, n, c.Tokens.MaxLifetime, "")
-	}},
-	{"tokens.max_size", "largest compact token accepted, in bytes", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.IntVar(&c.Tokens.MaxSize, n, c.Tokens.MaxSize, "")
-	}},
-	{"policies.source", "where the active policy set lives: nats (a JetStream bucket all replicas watch) or dir (policies.dir, read-only over the API)", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Policies.Source, n, c.Policies.Source, "")
-	}},
-	{"policies.dir", "directory of Rego modules and data files: the set with source dir, the seed of an empty bucket with source nats (empty: the shipped policies)", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Policies.Dir, n, c.Policies.Dir, "")
-	}},
-	{"policies.bucket", "JetStream key-value bucket of the policy set (source nats)", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Policies.Bucket, n, c.Policies.Bucket, "")
-	}},
-	{"policies.poll_interval", "how often policies.dir is checked for changes (source dir)", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.DurationVar(&c.Policies.PollInterval, n, c.Policies.PollInterval, "")
-	}},
-	{"policies.allow_network_builtins", "let policies call http.send, net.lookup_ip_addr and opa.runtime", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.BoolVar(&c.Policies.AllowNetworkBuiltins, n, c.Policies.AllowNetworkBuiltins, "")
-	}},
-	{"policies.entrypoint", "package path of the decision document", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Policies.Entrypoint, n, c.Policies.Entrypoint, "")
-	}},
-	{"policies.eval_timeout", "longest a policy evaluation may run before it denies with policy_timeout", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.DurationVar(&c.Policies.EvalTimeout, n, c.Policies.EvalTimeout, "")
-	}},
-	{"policies.decision_cache", "policy results reused while the policy set is active (0: off; never for policies calling time.now_ns, http.send or other non-deterministic built-ins)", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.IntVar(&c.Policies.DecisionCache, n, c.Policies.DecisionCache, "")
-	}},
-	{"events.nats_url", "NATS server URLs, comma-separated (empty: an embedded server under data_dir)", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Events.NATSURL, n, c.Events.NATSURL, "")
-	}},
-	{"events.credentials_file", "NATS credentials file (JWT and nkey seed) for nats_url", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Events.CredentialsFile, n, c.Events.CredentialsFile, "")
-	}},
-	{"events.tls_ca_file", "CA that signs the NATS servers' certificates (turns TLS on)", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Events.TLSCAFile, n, c.Events.TLSCAFile, "")
-	}},
-	{"events.tls_cert_file", "client certificate for NATS mutual TLS", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Events.TLSCertFile, n, c.Events.TLSCertFile, "")
-	}},
-	{"events.tls_key_file", "client key for NATS mutual TLS", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Events.TLSKeyFile, n, c.Events.TLSKeyFile, "")
-	}},
-	{"events.nkey_seed_file", "NATS nkey seed file for nats_url, e.g. another replica's data_dir/nats-auth/replica.nk when it runs the embedded server", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Events.NkeySeedFile, n, c.Events.NkeySeedFile, "")
-	}},
-	{"events.embedded_listen", "address where the embedded NATS server accepts other replicas and publishers, e.g. 127.0.0.1:4222 (empty: in-process only); they authenticate with the nkeys in data_dir/nats-auth", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Events.EmbeddedListen, n, c.Events.EmbeddedListen, "")
-	}},
-	{"events.embedded_tls_cert_file", "certificate for the embedded server's listener (TLS only); required beyond loopback", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Events.EmbeddedTLSCertFile, n, c.Events.EmbeddedTLSCertFile, "")
-	}},
-	{"events.embedded_tls_key_file", "key of embedded_tls_cert_file", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Events.EmbeddedTLSKeyFile, n, c.Events.EmbeddedTLSKeyFile, "")
-	}},
-	{"events.embedded_allow_plaintext", "let embedded_listen go beyond loopback without TLS (a network encrypted below: VPN, mesh)", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.BoolVar(&c.Events.EmbeddedAllowPlaintext, n, c.Events.EmbeddedAllowPlaintext, "")
-	}},
-	{"events.stream", "JetStream stream of permission-change events", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Events.Stream, n, c.Events.Stream, "")
-	}},
-	{"events.stream_replicas", "copies of the stream in a NATS cluster (3 in production; 1 for a single server)", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.IntVar(&c.Events.StreamReplicas, n, c.Events.StreamReplicas, "")
-	}},
-	{"events.grace", "how long a replica that lost NATS answers from its state before on_disconnect applies", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.DurationVar(&c.Events.Grace, n, c.Events.Grace, "")
-	}},
-	{"events.on_disconnect", "after the grace: fresh_only (tokens issued within fresh_window), deny, or allow", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Events.OnDisconnect, n, c.Events.OnDisconnect, "")
-	}},
-	{"events.fresh_window", "how recently a token must be issued to pass under fresh_only", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.DurationVar(&c.Events.FreshWindow, n, c.Events.FreshWindow, "")
-	}},
-	{"events.replica_id", "this replica's name in heartbeats and /v1/status (empty: host name and a random suffix)", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.Events.ReplicaID, n, c.Events.ReplicaID, "")
-	}},
-	{"events.min_seq_wait", "longest a decision with Warden-Min-Seq waits for this replica to catch up", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.DurationVar(&c.Events.MinSeqWait, n, c.Events.MinSeqWait, "")
-	}},
-	{"decision_log.output", "where decision-log entries are written as JSON lines: empty (nowhere), stdout, or a file path (appended; created 0600)", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.StringVar(&c.DecisionLog.Output, n, c.DecisionLog.Output, "")
-	}},
-	{"decision_log.buffer", "decision-log entries that may wait for the writer; beyond it they are dropped and counted", func(fs *flag.FlagSet, n string, c *Config) {
-		fs.IntVar(&c.DecisionLog.Buffer, n, c.DecisionLog.Buffer, "")
-	}},
+// settingsOf lists the settings of c (a pointer), in field order: every
+// field with a help tag, its key the yaml tags of its path.
+func settingsOf(c *Config) []setting {
+	var out []setting
+	var walk func(v reflect.Value, prefix string)
+	walk = func(v reflect.Value, prefix string) {
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			key := prefix + strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if help, ok := f.Tag.Lookup("help"); ok {
+				out = append(out, setting{key: key, usage: help, field: v.Field(i)})
+			} else if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Duration]() {
+				walk(v.Field(i), key+".")
+			}
+		}
+	}
+	walk(reflect.ValueOf(c).Elem(), "")
+	return out
+}
+
+// bind makes s a flag of fs.
+func (s setting) bind(fs *flag.FlagSet) {
+	name := flagName(s.key)
+	switch p := s.field.Addr().Interface().(type) {
+	case *string:
+		fs.StringVar(p, name, *p, s.usage)
+	case *int:
+		fs.IntVar(p, name, *p, s.usage)
+	case *bool:
+		fs.BoolVar(p, name, *p, s.usage)
+	case *time.Duration:
+		fs.DurationVar(p, name, *p, s.usage)
+	default:
+		panic(fmt.Sprintf("setting %s: no flag for a %T", s.key, p)) // a programming error, caught by every test
+	}
 }
 
 // flagName is a key's flag: data_dir -> data-dir, tokens.max_lifetime ->
@@ -239,8 +171,8 @@ func configFlags(name string, c *Config, configPath *string, output io.Writer) *
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(output)
 	fs.StringVar(configPath, "config", "", "")
-	for _, s := range settings {
-		s.bind(fs, flagName(s.key), c)
+	for _, s := range settingsOf(c) {
+		s.bind(fs)
 	}
 	return fs
 }
@@ -252,7 +184,7 @@ func printSettings(w io.Writer) {
 	fmt.Fprintf(w, "  --config PATH\n        YAML configuration file (env WARDEN_CONFIG)\n")
 	var path string
 	fs := configFlags("", &def, &path, io.Discard)
-	for _, s := range settings {
+	for _, s := range settingsOf(&def) {
 		f := fs.Lookup(flagName(s.key))
 		fmt.Fprintf(w, "  --%s  (env %s, file key %s, default %q)\n        %s\n", f.Name, envName(s.key), s.key, f.DefValue, s.usage)
 	}
@@ -288,7 +220,7 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 			printExtra(stderr, extra)
 		}
 	}
-	for _, s := range settings {
+	for _, s := range settingsOf(&cfg) {
 		if v := getenv(envName(s.key)); v != "" {
 			if err := fs.Lookup(flagName(s.key)).Value.Set(v); err != nil {
 				return Config{}, fmt.Errorf("environment %s=%q: %v", envName(s.key), v, err)
@@ -362,8 +294,6 @@ func yamlMessage(err error) string {
 // a few hundred bytes, allocated up front.
 const maxDecisionLogBuffer = 1 << 20
 
-var entrypointPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$`)
-
 // validate checks every key, naming the key and the fix in its error.
 func (c Config) validate() error {
 	var errs []string
@@ -377,11 +307,11 @@ func (c Config) validate() error {
 		errs = append(errs, err.Error())
 	}
 	switch c.Policies.Source {
-	case "nats":
+	case policyset.SourceNATS:
 		if c.Policies.Bucket == "" {
 			errs = append(errs, "policies.bucket: must not be empty; the default is "+policyset.DefaultBucket)
 		}
-	case "dir":
+	case policyset.SourceDir:
 		if c.Policies.Dir == "" {
 			errs = append(errs, "policies.dir: source dir needs the directory of the policy set")
 		}
@@ -391,8 +321,8 @@ func (c Config) validate() error {
 	default:
 		errs = append(errs, fmt.Sprintf("policies.source: %q is not nats or dir", c.Policies.Source))
 	}
-	if !entrypointPattern.MatchString(c.Policies.Entrypoint) {
-		errs = append(errs, fmt.Sprintf("policies.entrypoint: %q is not a package path like warden/authz", c.Policies.Entrypoint))
+	if err := decision.CheckEntrypoint(c.Policies.Entrypoint); err != nil {
+		errs = append(errs, "policies.entrypoint: "+err.Error())
 	}
 	if c.Policies.EvalTimeout <= 0 || c.Policies.EvalTimeout > 10*time.Second {
 		errs = append(errs, fmt.Sprintf("policies.eval_timeout: %v must be above 0 and at most 10s, e.g. 50ms", c.Policies.EvalTimeout))

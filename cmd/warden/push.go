@@ -19,7 +19,7 @@ import (
 // every replica runs it.
 func policyPush(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newPolicyFlags("push", "push [--server URL] [--token T] [--message M] [--wait 10s] [dir]", stderr)
-	server := fs.String("server", "http://127.0.0.1:8480", "Warden's base URL")
+	server := fs.String("server", "http://"+defaultConfig().Listen, "Warden's base URL")
 	token := fs.String("token", "", "admin token (default: $WARDEN_ADMIN_TOKEN, or one minted from the development key in --data-dir)")
 	dataDir := fs.String("data-dir", defaultConfig().DataDir, "data directory of a development-mode Warden, whose key can mint an admin token")
 	message := fs.String("message", "", "what changed, kept with the set")

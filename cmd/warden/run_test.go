@@ -227,8 +227,19 @@ func TestVersionAndHelp(t *testing.T) {
 	if err := run(context.Background(), []string{"warden", "serve", "--help"}, env(nil), nil, io.Discard, &help); err != nil {
 		t.Fatalf("serve --help: %v", err)
 	}
-	for _, s := range settings {
-		for _, want := range []string{"--" + flagName(s.key), envName(s.key), s.key} {
+	// Every key of the contract (DESIGN §6) and Warden's own, each with
+	// its flag and environment variable: a field without a help tag would
+	// be a key of the file only.
+	for _, key := range []string{
+		"listen", "data_dir", "tokens.leeway", "tokens.max_lifetime", "tokens.max_size",
+		"policies.source", "policies.dir", "policies.bucket", "policies.poll_interval", "policies.allow_network_builtins",
+		"policies.entrypoint", "policies.eval_timeout", "policies.decision_cache",
+		"events.nats_url", "events.credentials_file", "events.nkey_seed_file", "events.tls_ca_file", "events.tls_cert_file",
+		"events.tls_key_file", "events.embedded_listen", "events.embedded_tls_cert_file", "events.embedded_tls_key_file",
+		"events.embedded_allow_plaintext", "events.stream", "events.stream_replicas", "events.grace", "events.on_disconnect",
+		"events.fresh_window", "events.replica_id", "events.min_seq_wait", "decision_log.output", "decision_log.buffer",
+	} {
+		for _, want := range []string{"--" + flagName(key) + " ", envName(key), "file key " + key + ","} {
 			if !strings.Contains(help.String(), want) {
 				t.Errorf("serve --help does not document %q", want)
 			}

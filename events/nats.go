@@ -22,9 +22,10 @@ type EmbeddedOptions struct {
 	// default, opens no port at all: Warden itself connects in process, and
 	// nothing else can reach the server.
 	Listen string
-	// Logger receives the server's log. Default: discarded, and the server
-	// does not log at all (Warden's packages log only through the logger
-	// their caller passes).
+	// Logger receives the server's log: its notices at debug, its warnings
+	// and errors at their level. Default: discarded, and the server does
+	// not log at all (Warden's packages log only through the logger their
+	// caller passes).
 	Logger *slog.Logger
 	// StartTimeout bounds how long the server may take to be ready,
 	// including JetStream recovering its store. Default 30s.
@@ -279,10 +280,13 @@ func connect(urls string, opts ConnectOptions, extra ...nats.Option) (*nats.Conn
 	return nc, nil
 }
 
-// serverLogger sends nats-server's log to slog.
+// serverLogger sends nats-server's log to slog. The server's notices (a
+// banner of some 25 lines at start, each client that connects) are debug
+// information for Warden, whose own log says what matters at info; the
+// server's warnings and errors keep their level.
 type serverLogger struct{ log *slog.Logger }
 
-func (l serverLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l serverLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
 func (l serverLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
 func (l serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"reflect"
@@ -35,6 +36,19 @@ type Config struct {
 	Policies    PoliciesConfig    `yaml:"policies"`
 	Events      EventsConfig      `yaml:"events"`
 	DecisionLog DecisionLogConfig `yaml:"decision_log"`
+	Log         LogConfig         `yaml:"log"`
+}
+
+// LogConfig says what Warden's own log (standard error) shows.
+type LogConfig struct {
+	Level string `yaml:"level" help:"the least severe entries logged: debug (with the embedded NATS server's notices), info, warn or error"`
+}
+
+// level is Level as slog's.
+func (c LogConfig) level() (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(c.Level))
+	return l, err
 }
 
 // DecisionLogConfig says where the decision log is written. The log's
@@ -108,6 +122,7 @@ func defaultConfig() Config {
 		DecisionLog: DecisionLogConfig{
 			Buffer: decisionlog.DefaultBuffer,
 		},
+		Log: LogConfig{Level: "info"},
 	}
 }
 
@@ -320,6 +335,9 @@ func (c Config) validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Sprintf("policies.source: %q is not nats or dir", c.Policies.Source))
+	}
+	if _, err := c.Log.level(); err != nil {
+		errs = append(errs, fmt.Sprintf("log.level: %q is not debug, info, warn or error", c.Log.Level))
 	}
 	if err := decision.CheckEntrypoint(c.Policies.Entrypoint); err != nil {
 		errs = append(errs, "policies.entrypoint: "+err.Error())

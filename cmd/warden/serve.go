@@ -33,7 +33,20 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	level, _ := cfg.Log.level() // validated
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	// The listener comes first, before anything slow starts (NATS, the
+	// stream's replay, compiling the policies): an address in use fails in
+	// milliseconds. Connections wait in the backlog until Serve.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("listen: %s is in use by another process; choose another address with listen (--listen, WARDEN_LISTEN): %w", cfg.Listen, err)
+		}
+		return fmt.Errorf("listen on %s (listen, --listen, WARDEN_LISTEN): %w", cfg.Listen, err)
+	}
+	defer ln.Close() // Serve closes it too; this is for the failures before
 
 	var dev *devIssuer
 	if len(cfg.Tokens.Issuers) == 0 {
@@ -93,10 +106,6 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	webOpts := web.Options{
 		Events:      feed.web(cfg.Events.MinSeqWait),
 		Policies:    pm,

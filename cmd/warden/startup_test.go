@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBusyPort: warden serve on an address already in use fails at once,
+// saying which address and which setting to change, before it starts NATS
+// or compiles anything.
+func TestBusyPort(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	start := time.Now()
+	err = run(context.Background(), []string{"warden", "serve", "--listen", busy.Addr().String(), "--data-dir", dataDir},
+		env(nil), strings.NewReader(""), io.Discard, io.Discard)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), busy.Addr().String()+" is in use") || !strings.Contains(err.Error(), "--listen") {
+		t.Errorf("serve on a busy port = %v, want it named as in use, with the setting to change", err)
+	}
+	if took > 2*time.Second {
+		t.Errorf("took %v to fail", took)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "nats")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the embedded NATS server was started before the port was checked (%v)", err)
+	}
+}
+
+// TestQuietStartup: the embedded NATS server's notices (its banner) stay out
+// of the default log and appear with log.level debug.
+func TestQuietStartup(t *testing.T) {
+	const banner = "Starting nats-server"
+	_, quiet, stop := startWarden(t, t.TempDir())
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(quiet.String(), banner) {
+		t.Errorf("the default log shows the NATS banner:\n%s", quiet.String())
+	}
+	if n := strings.Count(quiet.String(), "\n"); n > 40 {
+		t.Errorf("the default startup log has %d lines:\n%s", n, quiet.String())
+	}
+	_, verbose, stop := startWarden(t, t.TempDir(), "--log-level", "debug")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(verbose.String(), banner) {
+		t.Errorf("log.level debug does not show the NATS banner:\n%s", verbose.String())
+	}
+}

@@ -3,6 +3,7 @@ package claims
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -111,13 +112,18 @@ func malformed(description string, causeFormat string, args ...any) *Error {
 }
 
 // clip shortens attacker-controlled text before it goes into a cause, so a
-// log line stays a line of reasonable length.
+// log line stays a line of reasonable length. It cuts on a whole UTF-8
+// sequence: half a character would make the log line invalid UTF-8.
 func clip(s string) string {
 	const max = 64
 	if len(s) <= max {
 		return s
 	}
-	return s[:max] + "…"
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // classify turns whatever golang-jwt's Parser returned into exactly one

@@ -18,10 +18,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
@@ -299,4 +301,17 @@ func newTestVerifier(tb testing.TB, opts ...Option) (*Verifier, *jwksServer) {
 		tb.Fatalf("NewVerifier: %v", err)
 	}
 	return v, srv
+}
+
+// TestClipKeepsUTF8: a cause quoting attacker text is cut on a whole
+// character, so the log line stays valid UTF-8.
+func TestClipKeepsUTF8(t *testing.T) {
+	long := strings.Repeat("é", 40) // 80 bytes
+	got := clip(long)
+	if !utf8.ValidString(got) || !strings.HasSuffix(got, "…") || len(got) > 64+len("…") {
+		t.Errorf("clip = %q (%d bytes)", got, len(got))
+	}
+	if clip("short") != "short" {
+		t.Error("clip changed a short string")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -27,18 +28,8 @@ var natsURLLine = regexp.MustCompile(`msg="embedded NATS accepts connections" .*
 // the client to refresh where it should, and accept tokens issued after.
 func TestEventsAcrossReplicas(t *testing.T) {
 	dataDir := t.TempDir() // one development issuer for all three
-	first, firstLog, _ := startWarden(t, dataDir, "--events-embedded-listen", "127.0.0.1:0", "--events-replica-id", "r1")
-	m := natsURLLine.FindStringSubmatch(firstLog.String())
-	if m == nil {
-		t.Fatalf("no NATS URL in the log:\n%s", firstLog)
-	}
-	natsURL := m[1]
-	second, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", natsURL, "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r2", "--data-dir", dataDir)
-	third, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", natsURL, "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r3", "--data-dir", dataDir)
-	replicas := []string{first, second, third}
-	for _, r := range replicas {
-		waitReady(t, r)
-	}
+	replicas := startReplicas(t, dataDir, 3)
+	first, second, third := replicas[0], replicas[1], replicas[2]
 
 	alice := mint(t, dataDir, "--sub", "alice@example.com", "--roles", "manager")
 	bob := mint(t, dataDir, "--sub", "bob", "--roles", "manager")
@@ -218,4 +209,27 @@ func TestExternalPublisherJS(t *testing.T) {
 // NATS server of the replica whose data directory is dataDir.
 func replicaSeed(dataDir string) string {
 	return filepath.Join(dataDir, "nats-auth", events.ReplicaUser+".nk")
+}
+
+// startReplicas starts n replicas (r1, r2, ...) sharing one JetStream: the
+// first runs the embedded server, open on a loopback port, with its data in
+// dataDir; the others join it with its replica key, and share its
+// development issuer. It returns their base URLs once all are ready.
+func startReplicas(t testing.TB, dataDir string, n int) []string {
+	t.Helper()
+	first, firstLog, _ := startWarden(t, dataDir, "--events-embedded-listen", "127.0.0.1:0", "--events-replica-id", "r1")
+	m := natsURLLine.FindStringSubmatch(firstLog.String())
+	if m == nil {
+		t.Fatalf("no NATS URL in the log:\n%s", firstLog)
+	}
+	urls := []string{first}
+	for i := 2; i <= n; i++ {
+		url, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", m[1], "--events-nkey-seed-file", replicaSeed(dataDir),
+			"--events-replica-id", fmt.Sprint("r", i), "--data-dir", dataDir)
+		urls = append(urls, url)
+	}
+	for _, u := range urls {
+		waitReady(t, u)
+	}
+	return urls
 }

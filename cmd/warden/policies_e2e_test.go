@@ -22,14 +22,8 @@ import (
 // user is denied.
 func TestPolicyRollout(t *testing.T) {
 	dataDir := t.TempDir()
-	first, firstLog, _ := startWarden(t, dataDir, "--events-embedded-listen", "127.0.0.1:0", "--events-replica-id", "r1")
-	natsURL := natsURLLine.FindStringSubmatch(firstLog.String())[1]
-	second, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", natsURL, "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r2", "--data-dir", dataDir)
-	third, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", natsURL, "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r3", "--data-dir", dataDir)
-	replicas := []string{first, second, third}
-	for _, r := range replicas {
-		waitReady(t, r)
-	}
+	replicas := startReplicas(t, dataDir, 3)
+	first, second, third := replicas[0], replicas[1], replicas[2]
 	admin := mint(t, dataDir, "--sub", "sec-eng", "--roles", "warden-admin")
 	staff := mint(t, dataDir, "--sub", "bob", "--roles", "staff")
 	shipped := askDecision(t, first, staff, "orders:approve").PolicyRevision

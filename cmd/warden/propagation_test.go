@@ -21,14 +21,7 @@ import (
 // It reports p50, p99 and max in milliseconds.
 func BenchmarkPropagation(b *testing.B) {
 	dataDir := b.TempDir()
-	first, firstLog, _ := startWarden(b, dataDir, "--events-embedded-listen", "127.0.0.1:0", "--events-replica-id", "r1")
-	natsURL := natsURLLine.FindStringSubmatch(firstLog.String())[1]
-	second, _, _ := startWarden(b, b.TempDir(), "--events-nats-url", natsURL, "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r2", "--data-dir", dataDir)
-	third, _, _ := startWarden(b, b.TempDir(), "--events-nats-url", natsURL, "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r3", "--data-dir", dataDir)
-	replicas := []string{first, second, third}
-	for _, r := range replicas {
-		waitReady(b, r)
-	}
+	replicas := startReplicas(b, dataDir, 3)
 
 	dev, _, err := loadDevIssuer(dataDir)
 	if err != nil {
@@ -53,7 +46,7 @@ func BenchmarkPropagation(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		body := fmt.Sprintf(`{"type":"roles_changed","subject":"user-%d"}`, i)
-		req, _ := http.NewRequest("POST", first+"/v1/events", bytes.NewReader([]byte(body)))
+		req, _ := http.NewRequest("POST", replicas[0]+"/v1/events", bytes.NewReader([]byte(body)))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+admin)
 		resp, err := client.Do(req)

@@ -18,14 +18,8 @@ import (
 // decisions.
 func TestUIDemoteAcrossReplicas(t *testing.T) {
 	dataDir := t.TempDir() // one development issuer for both replicas
-	first, firstLog, _ := startWarden(t, dataDir, "--events-embedded-listen", "127.0.0.1:0", "--events-replica-id", "r1")
-	m := natsURLLine.FindStringSubmatch(firstLog.String())
-	if m == nil {
-		t.Fatalf("no NATS URL in the log:\n%s", firstLog)
-	}
-	second, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", m[1], "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r2", "--data-dir", dataDir)
-	waitReady(t, first)
-	waitReady(t, second)
+	replicas := startReplicas(t, dataDir, 2)
+	first, second := replicas[0], replicas[1]
 	// The browser goes first at cleanup (last in, first out): the servers
 	// wait for its open decision stream when they shut down.
 	ctx := uitest.NewBrowser(t)

@@ -72,6 +72,28 @@ func Revision(files map[string][]byte) string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
+// WalkPolicyFiles calls fn with the name of every policy file under root in
+// fsys, in lexical order, leaving out what the engine's loader leaves out:
+// hidden files and directories (names starting with ".": .git, an editor's
+// swap files) and files of no policy kind.
+func WalkPolicyFiles(fsys fs.FS, root string, fn func(name string) error) error {
+	return fs.WalkDir(fsys, root, func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if name != root && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || KindOf(name) == "" {
+			return nil
+		}
+		return fn(name)
+	})
+}
+
 // skipFile is the loader filter: it keeps hidden files and directories (an
 // editor's swap files, .git) and non-policy files out of the set, so they
 // neither break loading nor change the revision.

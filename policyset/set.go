@@ -84,19 +84,7 @@ func (r readOnlyFS) Open(name string) (fs.File, error) { return r.m.Open(name) }
 // DefaultMaxFiles and without the size limit (Put checks that).
 func FromFS(fsys fs.FS, root string) (Set, error) {
 	files := map[string][]byte{}
-	err := fs.WalkDir(fsys, root, func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if name != root && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() || decision.KindOf(name) == "" {
-			return nil
-		}
+	err := decision.WalkPolicyFiles(fsys, root, func(name string) error {
 		data, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return err

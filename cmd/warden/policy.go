@@ -492,18 +492,9 @@ func regoFiles(paths []string) ([]string, error) {
 			files = append(files, root)
 			continue
 		}
-		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if path != root && strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if !d.IsDir() && strings.HasSuffix(path, ".rego") {
-				files = append(files, path)
+		err = decision.WalkPolicyFiles(os.DirFS(root), ".", func(name string) error {
+			if decision.KindOf(name) != decision.KindData {
+				files = append(files, filepath.Join(root, filepath.FromSlash(name)))
 			}
 			return nil
 		})

@@ -178,13 +178,13 @@ func (m *Manager) seed(ctx context.Context) (Set, error) {
 		m.proposed = cand // no other goroutine runs yet
 	}
 	set.Author, set.Message = m.opts.SeedAuthor, m.opts.SeedMessage
-	stored, err := m.src.Put(ctx, set, 0)
-	if errors.Is(err, ErrConflict) {
-		m.log.Info("policyset: the empty source was seeded by another replica meanwhile")
-		return m.src.Current(ctx)
-	}
+	stored, created, err := Seed(ctx, m.src, set)
 	if err != nil {
 		return Set{}, err
+	}
+	if !created {
+		m.log.Info("policyset: the empty source was seeded by another replica meanwhile", "revision", stored.Revision, "kv_revision", stored.KVRevision)
+		return stored, nil
 	}
 	m.log.Info("policyset: seeded the empty source", "revision", stored.Revision, "kv_revision", stored.KVRevision, "files", len(stored.Files))
 	return stored, nil

@@ -123,13 +123,19 @@ func newPolicyReplicaWith(t testing.TB, srv *events.Embedded, opts StoreOptions,
 	return &policyReplica{store: store, engine: engine, m: m}
 }
 
-func threeReplicas(t testing.TB, srv *events.Embedded) []*policyReplica {
+// threeReplicas starts three replicas on srv, seeded with the shipped
+// policies, and waits until all run them; it returns the replicas, the
+// shipped files and their revision.
+func threeReplicas(t testing.TB, srv *events.Embedded) ([]*policyReplica, map[string][]byte, string) {
 	t.Helper()
 	rs := make([]*policyReplica, 3)
 	for i := range rs {
 		rs[i] = newPolicyReplica(t, srv, StoreOptions{}, policies.FS(), policies.FS())
 	}
-	return rs
+	shipped := shippedFiles(t)
+	rev := decision.Revision(shipped)
+	waitConverged(t, rev, rs...)
+	return rs, shipped, rev
 }
 
 // waitConverged waits until every replica runs revision rev, taken from its
@@ -161,10 +167,8 @@ func auditorReads(ctx context.Context, e *decision.Engine) decision.Decision {
 // all converge on the stored set, and all activate a proposed one.
 func TestPolicyManagerConverge(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	rs := threeReplicas(t, srv)
+	rs, shipped, _ := threeReplicas(t, srv)
 	ctx := tctx(t)
-	shipped := shippedFiles(t)
-	waitConverged(t, decision.Revision(shipped), rs...)
 	if h, err := rs[0].store.History(ctx); err != nil || len(h) != 1 {
 		t.Fatalf("history after seeding: %d sets, %v; want 1", len(h), err)
 	}
@@ -198,11 +202,8 @@ func TestPolicyManagerConverge(t *testing.T) {
 // every replica keeps its revision.
 func TestPolicyManagerProposeRefused(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	rs := threeReplicas(t, srv)
+	rs, shipped, rev := threeReplicas(t, srv)
 	ctx := tctx(t)
-	shipped := shippedFiles(t)
-	rev := decision.Revision(shipped)
-	waitConverged(t, rev, rs...)
 	cur, err := rs[0].m.Current(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -264,11 +265,8 @@ func TestPolicyManagerProposeRefused(t *testing.T) {
 // revision keeps answering, and a later good put clears the refusal.
 func TestPolicyManagerRefusesStoredSet(t *testing.T) {
 	srv := startServer(t, t.TempDir())
-	rs := threeReplicas(t, srv)
+	rs, shipped, rev := threeReplicas(t, srv)
 	ctx := tctx(t)
-	shipped := shippedFiles(t)
-	rev := decision.Revision(shipped)
-	waitConverged(t, rev, rs...)
 	cur, err := rs[0].store.Current(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -420,7 +418,7 @@ func TestPolicyManagerFallsBack(t *testing.T) {
 	ctx := tctx(t)
 	shipped := shippedFiles(t)
 	goodFiles := variant(shipped, 1, true)
-	good, _, err := admin.Seed(ctx, Set{Files: goodFiles})
+	good, _, err := Seed(ctx, admin, Set{Files: goodFiles})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,7 +442,7 @@ func TestPolicyManagerFallsBack(t *testing.T) {
 
 	t.Run("to nothing", func(t *testing.T) {
 		other := newPolicyStore(t, dial(t, srv), StoreOptions{Bucket: "OTHER_POLICIES"})
-		if _, _, err := other.Seed(ctx, Set{Files: with(shipped, "extra_test.rego", failingTest)}); err != nil {
+		if _, _, err := Seed(ctx, other, Set{Files: with(shipped, "extra_test.rego", failingTest)}); err != nil {
 			t.Fatal(err)
 		}
 		r := newPolicyReplica(t, srv, StoreOptions{Bucket: "OTHER_POLICIES"}, policies.FS(), policies.FS())
@@ -564,10 +562,8 @@ func TestPolicyManagerDecisionsDuringChanges(t *testing.T) {
 //	go test -run '^$' -bench PolicyPushToActive -benchtime 50x ./events/
 func BenchmarkPolicyPushToActive(b *testing.B) {
 	srv := startServer(b, b.TempDir())
-	rs := threeReplicas(b, srv)
+	rs, shipped, _ := threeReplicas(b, srv)
 	ctx := context.Background()
-	shipped := shippedFiles(b)
-	waitConverged(b, decision.Revision(shipped), rs...)
 	cur, err := rs[0].m.Current(ctx)
 	if err != nil {
 		b.Fatal(err)

@@ -70,3 +70,18 @@ type Engine interface {
 }
 
 var _ Engine = (*decision.Engine)(nil)
+
+// Seed stores set in src only if src holds no set, which is how the first
+// replica to start fills an empty bucket from policies.dir or the shipped
+// policies. When several replicas seed at once exactly one wins (Put with
+// expected 0 is a create); the others get the winner's set back. created
+// says whether this call stored set. Errors are Put's (ErrReadOnly, one
+// wrapping ErrInvalid) and Current's.
+func Seed(ctx context.Context, src Source, set Set) (stored Set, created bool, err error) {
+	stored, err = src.Put(ctx, set, 0)
+	if errors.Is(err, ErrConflict) {
+		stored, err = src.Current(ctx)
+		return stored, false, err
+	}
+	return stored, err == nil, err
+}

@@ -215,31 +215,6 @@ func (s *Store) Current(ctx context.Context) (Set, error) {
 	return set, nil
 }
 
-// Seed stores set only if the bucket holds none, which is how the first
-// replica to start fills an empty bucket from policies.dir or the shipped
-// policies. When several replicas seed at once exactly one wins; the others
-// get the winner's set back. created says whether this call stored set.
-// Errors wrap ErrInvalid for a set that cannot be stored, or when
-// the bucket holds a value that is not a valid set (see Current).
-func (s *Store) Seed(ctx context.Context, set Set) (stored Set, created bool, err error) {
-	data, set, err := s.encode(set)
-	if err != nil {
-		return Set{}, false, err
-	}
-	rev, err := s.kv.Create(ctx, setKey, data)
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		cur, err := s.Current(ctx)
-		if err != nil {
-			return Set{}, false, err
-		}
-		return cur, false, nil
-	}
-	if err != nil {
-		return Set{}, false, fmt.Errorf("policyset: policy store: seed: %w", err)
-	}
-	set.KVRevision = rev
-	return set, true, nil
-}
 
 // Put stores set as the new version if the stored set is still the one at
 // KV revision expected (its Set.KVRevision), or, with expected 0, if

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/events"
 )
 
 // tctx is a context that ends with the test, or after 20s.
@@ -106,6 +107,21 @@ func watch(t testing.TB, s *Store, r *recorder) *Watcher {
 	}
 	t.Cleanup(w.Stop)
 	return w
+}
+
+// watchers starts n watches of srv's bucket, each on a store and
+// connection of its own as replicas have, and waits until each has
+// delivered the set at KV revision rev.
+func watchers(t testing.TB, srv *events.Embedded, n int, rev uint64) ([]*recorder, []*Watcher) {
+	t.Helper()
+	recs := make([]*recorder, n)
+	ws := make([]*Watcher, n)
+	for i := range ws {
+		recs[i] = &recorder{}
+		ws[i] = watch(t, newPolicyStore(t, dial(t, srv), StoreOptions{}), recs[i])
+	}
+	waitDelivered(t, rev, ws...)
+	return recs, ws
 }
 
 // waitDelivered waits until every watch has delivered the set at KV
@@ -323,7 +339,7 @@ func TestPolicyStoreSeedOnce(t *testing.T) {
 	for i, s := range stores {
 		wg.Go(func() {
 			start.Wait()
-			set, created, err := s.Seed(tctx(t), policySet(i))
+			set, created, err := Seed(tctx(t), s, policySet(i))
 			results[i] = result{set, created, err}
 		})
 	}
@@ -352,7 +368,7 @@ func TestPolicyStoreSeedOnce(t *testing.T) {
 		}
 	}
 	// Seeding again leaves the bucket alone.
-	again, created, err := stores[0].Seed(tctx(t), policySet(99))
+	again, created, err := Seed(tctx(t), stores[0], policySet(99))
 	if err != nil || created || again.KVRevision != won.KVRevision {
 		t.Errorf("second seed = %d, %v, %v; want the first set kept", again.KVRevision, created, err)
 	}
@@ -423,7 +439,7 @@ func TestPolicyStoreRefuses(t *testing.T) {
 		if _, err := s.Put(ctx, c.set, 0); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: Put error %v, want ErrInvalid saying %q", name, err, c.want)
 		}
-		if _, _, err := s.Seed(ctx, c.set); !errors.Is(err, ErrInvalid) {
+		if _, _, err := Seed(ctx, s, c.set); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: Seed error %v, want ErrInvalid", name, err)
 		}
 	}
@@ -530,7 +546,7 @@ func TestPolicyStoreDeleted(t *testing.T) {
 	if _, err := s.Current(ctx); !errors.Is(err, ErrNoSet) {
 		t.Errorf("Current after delete: %v, want ErrNoSet", err)
 	}
-	seeded, created, err := s.Seed(ctx, policySet(2))
+	seeded, created, err := Seed(ctx, s, policySet(2))
 	if err != nil || !created {
 		t.Fatalf("Seed after delete: %v, %v", created, err)
 	}

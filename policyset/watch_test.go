@@ -20,18 +20,12 @@ func TestPolicyWatchThreeReplicas(t *testing.T) {
 	srv := startServer(t, t.TempDir())
 	admin := newPolicyStore(t, dial(t, srv), StoreOptions{})
 	ctx := tctx(t)
-	first, _, err := admin.Seed(ctx, policySet(0))
+	first, _, err := Seed(ctx, admin, policySet(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	recs := make([]*recorder, 3)
-	ws := make([]*Watcher, 3)
-	for i := range ws {
-		recs[i] = &recorder{}
-		ws[i] = watch(t, newPolicyStore(t, dial(t, srv), StoreOptions{}), recs[i])
-	}
-	waitDelivered(t, first.KVRevision, ws...)
+	recs, ws := watchers(t, srv, 3, first.KVRevision)
 
 	last := first
 	for i := 1; i <= 10; i++ {
@@ -79,12 +73,7 @@ func TestPolicyWatchSkipsMalformed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var recs [3]recorder
-	var ws []*Watcher
-	for i := range recs {
-		ws = append(ws, watch(t, newPolicyStore(t, dial(t, srv), StoreOptions{}), &recs[i]))
-	}
-	waitDelivered(t, good.KVRevision, ws...)
+	recs, ws := watchers(t, srv, 3, good.KVRevision)
 
 	kv := rawBucket(t, nc, DefaultBucket)
 	data, _, err := encodeSet(policySet(2), DefaultMaxFiles)
@@ -202,12 +191,7 @@ func TestPolicyWatchSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var recs [3]recorder
-	var ws []*Watcher
-	for i := range recs {
-		ws = append(ws, watch(t, newPolicyStore(t, dial(t, srv), StoreOptions{}), &recs[i]))
-	}
-	waitDelivered(t, first.KVRevision, ws...)
+	recs, ws := watchers(t, srv, 3, first.KVRevision)
 
 	srv.Shutdown()
 	startServerAt(t, dir, strings.TrimPrefix(url, "nats://"))

@@ -215,7 +215,6 @@ func (s *Store) Current(ctx context.Context) (Set, error) {
 	return set, nil
 }
 
-
 // Put stores set as the new version if the stored set is still the one at
 // KV revision expected (its Set.KVRevision), or, with expected 0, if
 // the bucket holds no set. This is optimistic concurrency: two admins

@@ -322,10 +322,7 @@ func TestNATSUnreachableAtStart(t *testing.T) {
 // and a new replica replays every event.
 func TestServerRestartLosesNothing(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := StartEmbedded(dir, EmbeddedOptions{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := startServer(t, dir) // shut down by the test, and again at cleanup (a no-op)
 	url := srv.ClientURL()
 	addr := strings.TrimPrefix(url, "nats://")
 	nc := dial(t, srv)
@@ -390,10 +387,7 @@ func TestServerRestartLosesNothing(t *testing.T) {
 // period, then their recovery.
 func TestOutagePolicies(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := StartEmbedded(dir, EmbeddedOptions{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := startServer(t, dir) // shut down by the test, and again at cleanup (a no-op)
 	url := srv.ClientURL()
 	nc := dial(t, srv)
 	ensureStream(t, nc)

@@ -358,7 +358,7 @@ func policyCheck(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var opts decision.CheckOptions
 	var outFormat string
 	fs := newPolicyFlags("check", "[flags] [dir]", stderr)
-	fs.StringVar(&opts.Entrypoint, "entrypoint", "warden/authz", "package path of the decision document (policies.entrypoint)")
+	fs.StringVar(&opts.Entrypoint, "entrypoint", decision.DefaultEntrypoint, "package path of the decision document (policies.entrypoint)")
 	fs.BoolVar(&opts.AllowNetworkBuiltins, "allow-network-builtins", false, "allow http.send, net.lookup_ip_addr and opa.runtime, as Warden would with network built-ins allowed")
 	fs.StringVar(&outFormat, "format", "text", "output format: text, or json for CI pipelines")
 	set, err := parsePolicyArgs(fs, args, &outFormat)

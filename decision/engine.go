@@ -327,7 +327,7 @@ func evalOffloaded(d *deadline, job evalJob) evalOutcome {
 
 // abandonGrace is how long past the deadline eval waits for an evaluation
 // to notice it, before answering without it.
-const abandonGrace = 5 * time.Millisecond
+const abandonGrace = 20 * time.Millisecond
 
 // evalError says why an evaluation under d failed: the engine's timeout,
 // the caller's context, or the policy itself.

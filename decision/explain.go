@@ -120,10 +120,11 @@ func (e *Engine) Explain(ctx context.Context, in Input, draft fs.FS) (*Explanati
 		revision string
 		query    rego.PreparedEvalQuery
 		tests    *TestReport
+		offload  bool // as eval decides it for the set
 	)
 	if draft == nil {
 		set := e.set.Load()
-		revision, query = set.revision, set.authz
+		revision, query, offload = set.revision, set.authz, set.offload
 	} else {
 		ls, compiler, err := e.checker.compileSet(ctx, draft)
 		if err != nil {
@@ -135,7 +136,7 @@ func (e *Engine) Explain(ctx context.Context, in Input, draft fs.FS) (*Explanati
 		if query, err = prepare(ctx, compiler, ls.store, decisionQuery(e.checker.entry)); err != nil {
 			return nil, fmt.Errorf("prepare the draft's decision query at %v: %w", e.checker.entry, err)
 		}
-		revision = ls.revision
+		revision, offload = ls.revision, calls(compiler, waitsOnNetwork)
 	}
 
 	ex := &Explanation{Decision: Decision{Revision: revision}, Rules: []RuleResult{}, Tests: tests}
@@ -163,7 +164,7 @@ func (e *Engine) Explain(ctx context.Context, in Input, draft fs.FS) (*Explanati
 	}
 
 	tr := &explainTracer{pkg: e.checker.entry, seen: map[ruleValue]bool{}, values: map[*ast.Rule]int{}}
-	r, err := e.eval(ctx, query, input, tr, true) // rare, and a draft may call anything
+	r, err := e.eval(ctx, query, input, tr, offload)
 	if err == nil {
 		var v verdict
 		if v, err = readDecision(r); err == nil {

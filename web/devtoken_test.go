@@ -196,3 +196,44 @@ func TestDevToken(t *testing.T) {
 		})
 	}
 }
+
+// TestDNSRebinding replays the attack: a page at rebind.evil.example, its
+// name rebound to 127.0.0.1, asks the development-mode server for an admin
+// token from the developer's browser. The request is local, same-origin and
+// carries no proxy header, so only its Host gives it away: it is refused on
+// every route, the UI included, and this machine's names still work.
+func TestDNSRebinding(t *testing.T) {
+	f := newFixture(t)
+	minted := f.token(t, "dev-admin", "warden-admin")
+	f.serve(t, nil, decisionlog.Options{}, Options{
+		DevAdminToken: func() (string, error) { return minted, nil },
+		Hosts:         []string{"localhost", "127.0.0.1", "::1"},
+	})
+	for _, tt := range []struct {
+		host, method, path string
+		want               int
+	}{
+		{"rebind.evil.example:8480", "POST", "/v1/dev/admin-token", 403},
+		{"rebind.evil.example", "GET", "/ui/", 403},
+		{"rebind.evil.example:8480", "GET", "/healthz", 403},
+		{"127.0.0.1.evil.example:8480", "POST", "/v1/dev/admin-token", 403},
+		{"localhost:8480", "POST", "/v1/dev/admin-token", 200},
+		{"LOCALHOST:8480", "GET", "/healthz", 200},
+		{"127.0.0.1:8480", "GET", "/ui/", 200},
+		{"[::1]:8480", "POST", "/v1/dev/admin-token", 200},
+	} {
+		req := httptest.NewRequest(tt.method, "http://"+tt.host+tt.path, strings.NewReader("{}"))
+		req.Host = tt.host
+		req.RemoteAddr = "127.0.0.1:40000"
+		req.Header.Set("Origin", "http://"+tt.host)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		rec := httptest.NewRecorder()
+		f.handler.ServeHTTP(rec, req)
+		if rec.Code != tt.want {
+			t.Errorf("%s %s with Host %s = %d, want %d: %s", tt.method, tt.path, tt.host, rec.Code, tt.want, rec.Body)
+		}
+		if tt.want == 403 && (strings.Contains(rec.Body.String(), minted) || !strings.Contains(rec.Body.String(), "DNS-rebinding")) {
+			t.Errorf("Host %s: %s", tt.host, rec.Body)
+		}
+	}
+}

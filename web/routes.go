@@ -15,6 +15,9 @@ func (s *server) routes() http.Handler {
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	r.Use(s.recoverPanics, s.logRequests)
+	if len(s.opts.Hosts) > 0 {
+		r.Use(s.checkHost)
+	}
 
 	r.GET("/healthz", s.handleHealthz())
 	r.GET("/readyz", s.handleReadyz())

@@ -11,8 +11,11 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -96,6 +99,13 @@ type Options struct {
 	// machine (loopback) and the UI's sign-in page offers it; nil, as in
 	// production, and the route does not exist.
 	DevAdminToken func() (string, error)
+	// Hosts, when set, are the only host names (of the Host header, any
+	// port) the server answers; a request for another name gets 403 on
+	// every route. Development mode sets it to this machine's names, so
+	// that a web page whose DNS name is rebound to 127.0.0.1 cannot reach
+	// the development admin token or the UI through the developer's
+	// browser: its requests carry its own name.
+	Hosts []string
 	// DevToken mints a short-lived development token for any subject, with
 	// the given roles and extra claims, in development mode. With it, POST
 	// /v1/dev/token hands one to an admin on this machine (loopback), for
@@ -207,6 +217,26 @@ func (s *server) logRequests(c *gin.Context) {
 		"status", c.Writer.Status(),
 		"duration", time.Since(start),
 	)
+}
+
+// checkHost refuses, on every route, a request for a host name that is not
+// in Options.Hosts (when set). It compares names: "localhost:8480" and
+// "[::1]:9000" are the hosts localhost and ::1.
+func (s *server) checkHost(c *gin.Context) {
+	host := c.Request.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	for _, allowed := range s.opts.Hosts {
+		if strings.EqualFold(host, allowed) {
+			c.Next()
+			return
+		}
+	}
+	s.writeError(c, errorf(codeForbidden, fmt.Sprintf(
+		"this development-mode Warden answers only requests for %s, not for host %q (a DNS-rebinding page would use its own name); open it as http://localhost or http://127.0.0.1",
+		strings.Join(s.opts.Hosts, ", "), c.Request.Host)))
 }
 
 // recoverPanics turns a panic in a handler into a logged 500 with the error

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -114,6 +115,13 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		DecisionLog: decisionLog,
 	}
 	if dev != nil {
+		// Only this machine's names: a page rebound to 127.0.0.1 by DNS
+		// carries its own name in Host.
+		listenHost, _, _ := net.SplitHostPort(cfg.Listen)
+		webOpts.Hosts = []string{"localhost", "127.0.0.1", "::1"}
+		if listenHost != "" && !slices.Contains(webOpts.Hosts, listenHost) {
+			webOpts.Hosts = append(webOpts.Hosts, listenHost)
+		}
 		// The UI's one-click sign-in and its policy playground's tokens,
 		// for development mode only.
 		ttl := min(15*time.Minute, cfg.Tokens.MaxLifetime)

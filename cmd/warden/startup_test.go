@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,5 +58,23 @@ func TestQuietStartup(t *testing.T) {
 	}
 	if !strings.Contains(verbose.String(), banner) {
 		t.Errorf("log.level debug does not show the NATS banner:\n%s", verbose.String())
+	}
+}
+
+// TestDevModeRefusesForeignHosts: warden serve in development mode answers
+// only requests for this machine's names (DNS rebinding).
+func TestDevModeRefusesForeignHosts(t *testing.T) {
+	base, _, _ := startWarden(t, t.TempDir())
+	for host, want := range map[string]int{"rebind.evil.example": 403, "localhost": 200} {
+		req, _ := http.NewRequest("POST", base+"/v1/dev/admin-token", strings.NewReader("{}"))
+		req.Host = host + ":" + strings.Split(base, ":")[2]
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %s, want %d", req.Host, resp.Status, want)
+		}
 	}
 }

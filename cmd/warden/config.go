@@ -37,6 +37,12 @@ type Config struct {
 	Events      EventsConfig      `yaml:"events"`
 	DecisionLog DecisionLogConfig `yaml:"decision_log"`
 	Log         LogConfig         `yaml:"log"`
+	Dev         DevConfig         `yaml:"dev"`
+}
+
+// DevConfig applies to development mode only (no tokens.issuers).
+type DevConfig struct {
+	AllowRemote bool `yaml:"allow_remote" help:"development mode only: let listen be an address beyond loopback, on purpose (the development issuer's tokens are then accepted from the network, and the UI answers any host name)"`
 }
 
 // LogConfig says what Warden's own log (standard error) shows.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"slices"
@@ -37,6 +38,14 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	level, _ := cfg.Log.level() // validated
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	devMode := len(cfg.Tokens.Issuers) == 0
+	if devMode && !loopbackAddr(cfg.Listen) {
+		if !cfg.Dev.AllowRemote {
+			return fmt.Errorf("listen: development mode (no tokens.issuers) answers on loopback only, and %s reaches beyond this machine; configure tokens.issuers, or set dev.allow_remote (--dev-allow-remote) to expose a development Warden on purpose", cfg.Listen)
+		}
+		logger.Warn("development mode on an address beyond loopback (dev.allow_remote): anyone who reaches it is judged against the development issuer", "listen", cfg.Listen)
+	}
+
 	// The listener comes first, before anything slow starts (NATS, the
 	// stream's replay, compiling the policies): an address in use fails in
 	// milliseconds. Connections wait in the backlog until Serve.
@@ -50,7 +59,7 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	defer ln.Close() // Serve closes it too; this is for the failures before
 
 	var dev *devIssuer
-	if len(cfg.Tokens.Issuers) == 0 {
+	if devMode {
 		if dev, _, err = loadDevIssuer(cfg.DataDir); err != nil {
 			return err
 		}
@@ -116,11 +125,14 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	}
 	if dev != nil {
 		// Only this machine's names: a page rebound to 127.0.0.1 by DNS
-		// carries its own name in Host.
-		listenHost, _, _ := net.SplitHostPort(cfg.Listen)
-		webOpts.Hosts = []string{"localhost", "127.0.0.1", "::1"}
-		if listenHost != "" && !slices.Contains(webOpts.Hosts, listenHost) {
-			webOpts.Hosts = append(webOpts.Hosts, listenHost)
+		// carries its own name in Host. An exposed development Warden
+		// (dev.allow_remote) answers the names it is reached by.
+		if !cfg.Dev.AllowRemote {
+			listenHost, _, _ := net.SplitHostPort(cfg.Listen)
+			webOpts.Hosts = []string{"localhost", "127.0.0.1", "::1"}
+			if !slices.Contains(webOpts.Hosts, listenHost) {
+				webOpts.Hosts = append(webOpts.Hosts, listenHost)
+			}
 		}
 		// The UI's one-click sign-in and its policy playground's tokens,
 		// for development mode only.
@@ -150,9 +162,7 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	addr := ln.Addr().String()
 	logger.Info("warden serving", "addr", addr, "policy_revision", engine.Revision(), "replica", feed.replicaID, "version", versionString())
 	if dev != nil {
-		if err := printDevBanner(stderr, prog, addr, cfg, dev); err != nil {
-			return err
-		}
+		printDevBanner(stderr, prog, addr, cfg)
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -248,13 +258,27 @@ func startPolicies(ctx context.Context, cfg Config, feed *feed, engine *decision
 // policy bucket at start.
 const policySetupTimeout = 30 * time.Second
 
+// loopbackAddr says whether the listen address addr (host:port) reaches
+// only this machine: localhost or a loopback IP. An empty host or 0.0.0.0
+// listens on every interface.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
 // printDevBanner says loudly that Warden trusts a development issuer, and
 // how to use it.
-func printDevBanner(w io.Writer, prog, addr string, cfg Config, dev *devIssuer) error {
-	admin, err := dev.mint("dev-admin", []string{"warden-admin"}, cfg.Tokens.MaxLifetime, nil, time.Now())
-	if err != nil {
-		return err
-	}
+//
+// It prints no token itself: a log is kept, copied and shipped, and an
+// admin token in it would outlive the terminal. It says how to mint one.
+func printDevBanner(w io.Writer, prog, addr string, cfg Config) {
 	dataFlag := ""
 	if cfg.DataDir != defaultConfig().DataDir {
 		dataFlag = " --data-dir " + cfg.DataDir
@@ -276,9 +300,9 @@ func printDevBanner(w io.Writer, prog, addr string, cfg Config, dev *devIssuer) 
   Admin UI (one-click development sign-in):
     http://%s/ui/
 
-  Admin token (valid %v):
-    %s
+  An admin token for the API (warden event and warden policy push mint
+  their own):
+    ADMIN=$(%s token%s --sub admin --roles warden-admin --ttl 15m)
 
-`, devIssuerName, devAudience, cfg.DataDir, prog, dataFlag, addr, addr, cfg.Tokens.MaxLifetime, admin)
-	return nil
+`, devIssuerName, devAudience, cfg.DataDir, prog, dataFlag, addr, addr, prog, dataFlag)
 }

@@ -78,3 +78,23 @@ func TestDevModeRefusesForeignHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestDevModeStaysLocal: development mode refuses a listen address beyond
+// loopback unless dev.allow_remote says so, and its banner prints a command
+// to mint an admin token, not a token.
+func TestDevModeStaysLocal(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0"} {
+		err := run(context.Background(), []string{"warden", "serve", "--listen", addr, "--data-dir", t.TempDir()},
+			env(nil), strings.NewReader(""), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "loopback only") || !strings.Contains(err.Error(), "dev.allow_remote") {
+			t.Errorf("development mode on %s = %v, want refused", addr, err)
+		}
+	}
+	_, log, _ := startWarden(t, t.TempDir())
+	if !strings.Contains(log.String(), "--roles warden-admin --ttl 15m") {
+		t.Errorf("the banner does not say how to mint an admin token:\n%s", log)
+	}
+	if strings.Contains(log.String(), "eyJ") {
+		t.Errorf("the banner prints a token:\n%s", log)
+	}
+}

@@ -204,40 +204,48 @@ func (e *Engine) DecisionCacheStats() (hits, misses uint64) {
 	return 0, 0
 }
 
-// Admit reports whether the holder of c may call the admin API route in
-// action ("<METHOD> <route pattern>"), by the policy data.warden.admin.allow.
-// Only a result of exactly true admits. A revoked token is not admitted
-// either: demoting an admin must take effect as fast as any other change.
-// The error is non-nil when the policy could not be evaluated.
-func (e *Engine) Admit(ctx context.Context, c *claims.Claims, action string) (bool, error) {
+// Admit decides whether the holder of c may make the admin API request
+// action ("<METHOD> <route pattern>") on resource (what the request
+// touches, e.g. {"type":"policy_file","id":"admin.rego",
+// "package":"warden.admin"}; nil for none), by the policy
+// data.warden.admin.allow, which sees them as input.action and
+// input.resource. It returns ReasonAllowed only for a result of exactly
+// true; ReasonPolicyDenied otherwise. A revoked token is not admitted
+// either, and gets its revocation reason (token_revoked, token_stale,
+// subject_disabled): demoting an admin must take effect as fast as any
+// other change, and say why. The error is non-nil when the policy could
+// not be evaluated.
+func (e *Engine) Admit(ctx context.Context, c *claims.Claims, action string, resource map[string]any) (Reason, error) {
 	if c == nil {
-		return false, errNoClaims
+		return ReasonPolicyError, errNoClaims
 	}
 	if reason, revoked := e.revoked(c); revoked {
 		e.log.Info("admin token refused", "subject", c.Subject, "action", action, "reason", reason)
-		return false, nil
+		return reason, nil
 	}
 	set := e.set.Load()
-	input, err := buildInput(&Input{Claims: c, Action: action})
+	input, err := buildInput(&Input{Claims: c, Action: action, Resource: resource})
 	if err != nil {
-		return false, fmt.Errorf("admin policy input: %w", err)
+		return ReasonPolicyError, fmt.Errorf("admin policy input: %w", err)
 	}
 	r, err := e.eval(ctx, set.admin, input, nil, set.offload)
 	if errors.Is(err, errUndefined) {
-		return false, nil
+		return ReasonPolicyDenied, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("admin policy (revision %s): %w", set.revision, err)
+		return failureReason(err), fmt.Errorf("admin policy (revision %s): %w", set.revision, err)
 	}
 	if len(r.Expressions) != 1 {
-		return false, fmt.Errorf("admin policy (revision %s): %d expressions, want 1", set.revision, len(r.Expressions))
+		return ReasonPolicyError, fmt.Errorf("admin policy (revision %s): %d expressions, want 1", set.revision, len(r.Expressions))
 	}
 	t, ok := r.Expressions[0].Value.(*ast.Term)
 	if !ok {
-		return false, fmt.Errorf("admin policy (revision %s): result is %T", set.revision, r.Expressions[0].Value)
+		return ReasonPolicyError, fmt.Errorf("admin policy (revision %s): result is %T", set.revision, r.Expressions[0].Value)
 	}
-	b, ok := t.Value.(ast.Boolean)
-	return ok && bool(b), nil
+	if b, ok := t.Value.(ast.Boolean); ok && bool(b) {
+		return ReasonAllowed, nil
+	}
+	return ReasonPolicyDenied, nil
 }
 
 // revoked asks the revocation ledger about c. A ledger answering "allowed"

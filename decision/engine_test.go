@@ -280,17 +280,17 @@ func TestAdmit(t *testing.T) {
 		name   string
 		claims *claims.Claims
 		action string
-		want   bool
+		want   decision.Reason
 	}{
-		{"warden-admin", token("root", []any{"staff", "warden-admin"}), "POST /v1/events", true},
-		{"manager", token("alice", []any{"manager"}), "POST /v1/events", false},
-		{"no roles", token("alice", nil), "GET /v1/status", false},
-		{"roles an object", withClaim(token("alice", nil), "roles", map[string]any{"r": "warden-admin"}), "GET /v1/status", false},
-		{"roles a string", withClaim(token("alice", nil), "roles", "warden-admin"), "GET /v1/status", false},
+		{"warden-admin", token("root", []any{"staff", "warden-admin"}), "POST /v1/events", decision.ReasonAllowed},
+		{"manager", token("alice", []any{"manager"}), "POST /v1/events", decision.ReasonPolicyDenied},
+		{"no roles", token("alice", nil), "GET /v1/status", decision.ReasonPolicyDenied},
+		{"roles an object", withClaim(token("alice", nil), "roles", map[string]any{"r": "warden-admin"}), "GET /v1/status", decision.ReasonPolicyDenied},
+		{"roles a string", withClaim(token("alice", nil), "roles", "warden-admin"), "GET /v1/status", decision.ReasonPolicyDenied},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := e.Admit(context.Background(), tt.claims, tt.action)
+			got, err := e.Admit(context.Background(), tt.claims, tt.action, nil)
 			if err != nil || got != tt.want {
 				t.Errorf("Admit = %v, %v; want %v, nil", got, err, tt.want)
 			}
@@ -299,14 +299,14 @@ func TestAdmit(t *testing.T) {
 
 	t.Run("revoked admin", func(t *testing.T) {
 		e := shippedEngine(t, decision.Options{Revocations: &ledger{reason: decision.ReasonTokenStale}})
-		got, err := e.Admit(context.Background(), token("root", []any{"warden-admin"}), "GET /v1/status")
-		if err != nil || got {
-			t.Errorf("Admit = %v, %v; want false, nil", got, err)
+		got, err := e.Admit(context.Background(), token("root", []any{"warden-admin"}), "GET /v1/status", nil)
+		if err != nil || got != decision.ReasonTokenStale {
+			t.Errorf("Admit = %v, %v; want the revocation reason token_stale", got, err)
 		}
 	})
 
 	t.Run("no claims", func(t *testing.T) {
-		if got, err := e.Admit(context.Background(), nil, "GET /v1/status"); err == nil || got {
+		if got, err := e.Admit(context.Background(), nil, "GET /v1/status", nil); err == nil || got == decision.ReasonAllowed {
 			t.Errorf("Admit(nil) = %v, %v; want false and an error", got, err)
 		}
 	})
@@ -333,8 +333,8 @@ func TestAdmit(t *testing.T) {
 		{"conflict", "allow := true\nallow := false if input.action", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := admin(tt.policy).Admit(context.Background(), token("root", []any{"warden-admin"}), "GET /v1/status")
-			if got || (err != nil) != tt.wantErr {
+			got, err := admin(tt.policy).Admit(context.Background(), token("root", []any{"warden-admin"}), "GET /v1/status", nil)
+			if got == decision.ReasonAllowed || (err != nil) != tt.wantErr {
 				t.Errorf("Admit = %v, %v; want false and error %v", got, err, tt.wantErr)
 			}
 		})
@@ -346,7 +346,7 @@ func TestAdmit(t *testing.T) {
 		if err != nil {
 			t.Fatalf("NewEngine: %v", err)
 		}
-		if got, err := e.Admit(context.Background(), token("root", []any{"warden-admin"}), "GET /v1/status"); got || err != nil {
+		if got, err := e.Admit(context.Background(), token("root", []any{"warden-admin"}), "GET /v1/status", nil); got != decision.ReasonPolicyDenied || err != nil {
 			t.Errorf("Admit = %v, %v; want false, nil", got, err)
 		}
 	})

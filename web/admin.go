@@ -1,11 +1,13 @@
 package web
 
 import (
+	"context"
 	"errors"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/wardenauthz/warden/claims"
+	"github.com/wardenauthz/warden/decision"
 )
 
 // adminKey is where requireAdmin leaves the admin's verified claims for the
@@ -31,17 +33,31 @@ func (s *server) requireAdmin(c *gin.Context) {
 		return
 	}
 	action := c.Request.Method + " " + c.FullPath()
-	ok, err := s.engine.Admit(ctx, cl, action)
-	if err != nil {
-		s.writeError(c, errors.Join(errors.New("admin policy failed"), err))
-		return
-	}
-	if !ok {
-		s.writeError(c, errorf(codeForbidden, "the admin policy does not allow "+cl.Subject+" to "+action))
+	if err := s.admit(ctx, cl, action, nil); err != nil {
+		s.writeError(c, err)
 		return
 	}
 	c.Set(adminKey, cl)
 	c.Next()
+}
+
+// admit asks the admin policy whether cl may make the request action on
+// resource, and returns nil or the error to answer: 403 naming the action
+// when the policy says no, 403 with the revocation reason when the admin's
+// token is no longer honoured (demoted, logged out, disabled), an internal
+// error when the policy failed.
+func (s *server) admit(ctx context.Context, cl *claims.Claims, action string, resource map[string]any) error {
+	reason, err := s.engine.Admit(ctx, cl, action, resource)
+	switch {
+	case err != nil:
+		return errors.Join(errors.New("admin policy failed"), err)
+	case reason == decision.ReasonAllowed:
+		return nil
+	case reason == decision.ReasonPolicyDenied:
+		return errorf(codeForbidden, "the admin policy does not allow "+cl.Subject+" to "+action)
+	default:
+		return errorf(codeForbidden, "the admin token of "+cl.Subject+" is no longer honoured ("+string(reason)+"): its permissions changed since it was issued; sign in again")
+	}
 }
 
 // admin returns the claims requireAdmin verified.

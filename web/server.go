@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -36,7 +37,7 @@ type Verifier interface {
 // Engine decides over verified claims with the active policy set.
 type Engine interface {
 	Decide(ctx context.Context, in decision.Input) decision.Decision
-	Admit(ctx context.Context, c *claims.Claims, action string) (bool, error)
+	Admit(ctx context.Context, c *claims.Claims, action string, resource map[string]any) (decision.Reason, error)
 	Revision() string
 	DecisionCacheStats() (hits, misses uint64)
 }
@@ -128,6 +129,8 @@ type server struct {
 	decisionLog *decisionlog.Log // nil: decisions are not logged
 	tickets     *ticketStore     // stream tickets; with decisionLog
 	streams     chan struct{}    // a slot per open stream; with decisionLog
+	streamsMu   sync.Mutex
+	streamsBy   map[string]int // open streams per admin (issuer and subject)
 }
 
 // Defaults of Options and Events.
@@ -191,6 +194,7 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 		s.decisionLog = opts.DecisionLog
 		s.tickets = newTicketStore(opts.Now)
 		s.streams = make(chan struct{}, opts.MaxStreams)
+		s.streamsBy = map[string]int{}
 		s.metrics.registerDecisionLog(opts.Registerer, s.decisionLog, s.streams)
 	}
 	return s.routes()

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/wardenauthz/warden/claims"
+	"github.com/wardenauthz/warden/decision"
 	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
@@ -36,13 +37,8 @@ const defaultRecentLimit = 100
 func (s *server) handleStreamTicket() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		cl := admin(c)
-		ok, err := s.engine.Admit(c.Request.Context(), cl, streamAction)
-		if err != nil {
-			s.writeError(c, errors.Join(errors.New("admin policy failed"), err))
-			return
-		}
-		if !ok {
-			s.writeError(c, errorf(codeForbidden, "the admin policy does not allow "+cl.Subject+" to "+streamAction))
+		if err := s.admit(c.Request.Context(), cl, streamAction, nil); err != nil {
+			s.writeError(c, err)
 			return
 		}
 		ticket, err := s.tickets.issue(cl)
@@ -73,6 +69,16 @@ func (s *server) streamAuth(c *gin.Context) {
 	cl, ok := s.tickets.redeem(ticket)
 	if !ok {
 		s.writeError(c, errorf(codeUnauthorized, "stream ticket is invalid, expired or already used; get a new one with POST /v1/decisions/stream/tickets"))
+		return
+	}
+	// The ticket holds the token it was traded for; the admin may have been
+	// demoted, disabled or logged out since, or the token expired.
+	if !s.opts.Now().Before(cl.ExpiresAt) {
+		s.writeError(c, errorf(codeUnauthorized, "the admin token this ticket was traded for has expired; sign in again"))
+		return
+	}
+	if err := s.admit(c.Request.Context(), cl, streamAction, nil); err != nil {
+		s.writeError(c, err)
 		return
 	}
 	c.Set(adminKey, cl)
@@ -110,13 +116,13 @@ func (s *server) handleStream() gin.HandlerFunc {
 				return
 			}
 		}
-		select {
-		case s.streams <- struct{}{}:
-			defer func() { <-s.streams }()
-		default:
-			s.writeError(c, errorf(codeTooManyStreams, fmt.Sprintf("%d decision streams are open, the most this replica serves; close one or try later", cap(s.streams))))
+		watcher := admin(c)
+		release, err := s.takeStreamSlot(watcher)
+		if err != nil {
+			s.writeError(c, err)
 			return
 		}
+		defer release()
 		sub, backlog := s.decisionLog.Subscribe(filter, after)
 		if sub == nil {
 			s.writeError(c, errorf(codeUnavailable, "the server is shutting down"))
@@ -124,7 +130,6 @@ func (s *server) handleStream() gin.HandlerFunc {
 		}
 		defer s.decisionLog.Unsubscribe(sub)
 
-		watcher := admin(c)
 		s.logger.Info("decision stream opened", "admin", watcher.Subject)
 
 		h := c.Writer.Header()
@@ -167,7 +172,7 @@ func (s *server) handleStream() gin.HandlerFunc {
 				end("token_expired")
 				return
 			case <-heartbeat.C:
-				if ok, err := s.engine.Admit(ctx, watcher, streamAction); !ok {
+				if reason, err := s.engine.Admit(ctx, watcher, streamAction, nil); reason != decision.ReasonAllowed {
 					if ctx.Err() != nil {
 						end("client_gone")
 						return
@@ -238,6 +243,35 @@ func strictQuery(c *gin.Context, known ...string) (url.Values, error) {
 		}
 	}
 	return q, nil
+}
+
+// maxStreamsPerAdmin bounds the decision streams one admin may hold open,
+// so that one admin (a viewer, say) cannot take every slot of the replica.
+const maxStreamsPerAdmin = 4
+
+// takeStreamSlot takes one of the replica's stream slots for admin, and one
+// of admin's own; release gives both back.
+func (s *server) takeStreamSlot(admin *claims.Claims) (release func(), err error) {
+	key := admin.Issuer + "\x00" + admin.Subject
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	if s.streamsBy[key] >= maxStreamsPerAdmin {
+		return nil, errorf(codeTooManyStreams, fmt.Sprintf("%s has %d decision streams open, the most one admin may; close one", admin.Subject, maxStreamsPerAdmin))
+	}
+	select {
+	case s.streams <- struct{}{}:
+	default:
+		return nil, errorf(codeTooManyStreams, fmt.Sprintf("%d decision streams are open, the most this replica serves; close one or try later", cap(s.streams)))
+	}
+	s.streamsBy[key]++
+	return func() {
+		s.streamsMu.Lock()
+		defer s.streamsMu.Unlock()
+		if s.streamsBy[key]--; s.streamsBy[key] == 0 {
+			delete(s.streamsBy, key)
+		}
+		<-s.streams
+	}, nil
 }
 
 // logQuery reads the query of a route that filters the decision log: the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
@@ -486,4 +488,78 @@ func TestStreamLimit(t *testing.T) {
 		}
 		return status == 200
 	})
+}
+
+// TestStreamTicketOfARevokedAdmin: a ticket taken before its admin was
+// disabled opens nothing: admission is asked again when it is redeemed, and
+// the answer says why.
+func TestStreamTicketOfARevokedAdmin(t *testing.T) {
+	f := newEventsFixture(t)
+	ts := httptest.NewServer(f.handler)
+	t.Cleanup(ts.Close)
+	root := f.token(t, "root", "warden-admin")
+	status, got := post(t, ts.URL+"/v1/decisions/stream/tickets", "", "Authorization", "Bearer "+root)
+	if status != 200 {
+		t.Fatalf("POST tickets = %d %v", status, got)
+	}
+	ticket := str(got["ticket"])
+	other := f.token(t, "sec-lead", "warden-admin")
+	if status, got := post(t, ts.URL+"/v1/events?wait=5s", `{"type":"subject_disabled","subject":"root","reason":"left"}`, "Authorization", "Bearer "+other); status != 200 {
+		t.Fatalf("disable root = %d %v", status, got)
+	}
+	c, status, got := openStream(t, ts.URL+"/v1/decisions/stream?ticket="+ticket)
+	if c != nil {
+		c.close()
+	}
+	e, _ := got["error"].(map[string]any)
+	if msg, _ := e["message"].(string); status != 403 || !strings.Contains(msg, "subject_disabled") {
+		t.Errorf("stream with the disabled admin's ticket = %d %v, want 403 naming subject_disabled", status, got)
+	}
+	// The admin API says the same about the token itself.
+	status, got = post(t, ts.URL+"/v1/decisions/stream/tickets", "", "Authorization", "Bearer "+root)
+	if e, _ := got["error"].(map[string]any); status != 403 || !strings.Contains(e["message"].(string), "no longer honoured (subject_disabled)") {
+		t.Errorf("POST tickets with the disabled admin's token = %d %v", status, got)
+	}
+}
+
+// TestStreamLimitsPerAdmin: one admin cannot take every ticket or every
+// stream slot of the replica; another admin still can get them.
+func TestStreamLimitsPerAdmin(t *testing.T) {
+	ts := newTicketStore(time.Now)
+	viewer := &claims.Claims{Subject: "viewer", Issuer: "idp"}
+	for i := range maxTicketsPerAdmin {
+		if _, err := ts.issue(viewer); err != nil {
+			t.Fatalf("ticket %d: %v", i, err)
+		}
+	}
+	if _, err := ts.issue(viewer); !errors.Is(err, errTooManyTickets) {
+		t.Errorf("ticket %d of one admin = %v, want refused", maxTicketsPerAdmin+1, err)
+	}
+	if _, err := ts.issue(&claims.Claims{Subject: "viewer", Issuer: "other-idp"}); err != nil {
+		t.Errorf("another admin's ticket: %v", err)
+	}
+
+	s := &server{streams: make(chan struct{}, 32), streamsBy: map[string]int{}}
+	var releases []func()
+	for i := range maxStreamsPerAdmin {
+		release, err := s.takeStreamSlot(viewer)
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		releases = append(releases, release)
+	}
+	if _, err := s.takeStreamSlot(viewer); err == nil || !strings.Contains(err.Error(), "the most one admin may") {
+		t.Errorf("stream %d of one admin = %v, want refused", maxStreamsPerAdmin+1, err)
+	}
+	release, err := s.takeStreamSlot(&claims.Claims{Subject: "admin", Issuer: "idp"})
+	if err != nil {
+		t.Errorf("another admin's stream: %v", err)
+	}
+	release()
+	for _, r := range releases {
+		r()
+	}
+	if len(s.streams) != 0 || len(s.streamsBy) != 0 {
+		t.Errorf("after release: %d slots taken, %v", len(s.streams), s.streamsBy)
+	}
 }

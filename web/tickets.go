@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -23,6 +24,9 @@ const (
 	// maxTickets bounds the tickets outstanding at once; they live 30
 	// seconds, so this is far more than a few admin UIs need.
 	maxTickets = 256
+	// maxTicketsPerAdmin bounds one admin's outstanding tickets, so that
+	// one admin (a viewer, say) cannot take them all.
+	maxTicketsPerAdmin = 8
 	// ticketBytes is a ticket's randomness: 256 bits.
 	ticketBytes = 32
 )
@@ -65,6 +69,15 @@ func (ts *ticketStore) issue(admin *claims.Claims) (string, error) {
 	if len(ts.tickets) >= maxTickets {
 		return "", errTooManyTickets
 	}
+	mine := 0
+	for _, t := range ts.tickets {
+		if sameAdmin(t.admin, admin) {
+			mine++
+		}
+	}
+	if mine >= maxTicketsPerAdmin {
+		return "", fmt.Errorf("%w: %d for %s", errTooManyTickets, mine, admin.Subject)
+	}
 	ts.tickets = append(ts.tickets, storedTicket{
 		digest:  sha256.Sum256([]byte(ticket)),
 		admin:   admin,
@@ -100,6 +113,11 @@ func (ts *ticketStore) redeem(ticket string) (admin *claims.Claims, ok bool) {
 		return nil, false
 	}
 	return t.admin, true
+}
+
+// sameAdmin says whether a and b are the same admin: subject and issuer.
+func sameAdmin(a, b *claims.Claims) bool {
+	return a.Subject == b.Subject && a.Issuer == b.Issuer
 }
 
 // prune forgets expired tickets. The caller holds ts.mu.

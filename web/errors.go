@@ -28,6 +28,7 @@ const (
 	codePolicyInvalid    = "policy_invalid"
 	codeForbidden        = "forbidden"
 	codeTooManyStreams   = "too_many_streams"
+	codeRateLimited      = "rate_limited"
 	codeInternal         = "internal"
 )
 
@@ -69,6 +70,8 @@ func statusOf(code string) int {
 		return http.StatusServiceUnavailable
 	case codeUnauthorized:
 		return http.StatusUnauthorized
+	case codeRateLimited:
+		return http.StatusTooManyRequests
 	case codeForbidden:
 		return http.StatusForbidden
 	case codeConflict, codeReadOnly:

@@ -39,8 +39,8 @@ func (s *server) routes() http.Handler {
 	if s.opts.DevToken != nil {
 		v1.POST("/dev/token", s.requireAdmin, s.handleDevToken())
 	}
-	v1.POST("/decision", s.handleDecision())
-	v1.POST("/decisions", s.handleDecisions())
+	v1.POST("/decision", s.guardDecisions, s.handleDecision())
+	v1.POST("/decisions", s.guardDecisions, s.handleDecisions())
 	if s.decisionLog != nil {
 		v1.POST("/decisions/stream/tickets", s.requireAdmin, s.handleStreamTicket())
 		v1.GET("/decisions/stream", s.streamAuth, s.handleStream())

@@ -100,6 +100,17 @@ type Options struct {
 	// machine (loopback) and the UI's sign-in page offers it; nil, as in
 	// production, and the route does not exist.
 	DevAdminToken func() (string, error)
+	// DecisionClients, when set, are the callers the decision API answers:
+	// client token -> client name. A decision request must carry one of
+	// the tokens as Warden-Client-Token (401 otherwise). Production
+	// deployments set it (decision_api.client_tokens_file) so that nobody
+	// else can make Warden verify, evaluate and log.
+	DecisionClients map[string]string
+	// DecisionRate limits decision requests per second per client (the
+	// authenticated client, else the connection's address), with bursts of
+	// DecisionBurst; over it, 429 rate_limited. 0: no limit.
+	DecisionRate  float64
+	DecisionBurst int
 	// Hosts, when set, are the only host names (of the Host header, any
 	// port) the server answers; a request for another name gets 403 on
 	// every route. Development mode sets it to this machine's names, so
@@ -129,6 +140,7 @@ type server struct {
 	decisionLog *decisionlog.Log // nil: decisions are not logged
 	tickets     *ticketStore     // stream tickets; with decisionLog
 	streams     chan struct{}    // a slot per open stream; with decisionLog
+	guard       *decisionGuard
 	streamsMu   sync.Mutex
 	streamsBy   map[string]int // open streams per admin (issuer and subject)
 }
@@ -183,6 +195,7 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 		events:    opts.Events,
 		policies:  opts.Policies,
 		drafts:    opts.Drafts,
+		guard:     newDecisionGuard(opts.DecisionClients, opts.DecisionRate, opts.DecisionBurst),
 	}
 	if s.events != nil {
 		s.metrics.registerEvents(opts.Registerer, s.events.Stream)

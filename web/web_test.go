@@ -419,3 +419,47 @@ func TestTokensNeverLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestDecisionCallers: with client tokens configured, a decision request
+// without one of them is refused before anything is verified or logged; a
+// caller over the rate limit gets 429 with Retry-After, and other callers
+// are not held back by it.
+func TestDecisionCallers(t *testing.T) {
+	f := newFixture(t)
+	const gatewayToken = "gw-0123456789abcdef0123456789abcdef"
+	f.serve(t, nil, decisionlog.Options{}, Options{
+		DecisionClients: map[string]string{gatewayToken: "gateway", "svc-0123456789abcdef0123456789abcdef": "orders"},
+		DecisionRate:    1, DecisionBurst: 3,
+	})
+	body := `{"token":"` + f.token(t, "alice", "manager") + `","action":"orders:read"}`
+	for name, header := range map[string][]string{
+		"no client token":    nil,
+		"a wrong token":      {ClientTokenHeader, "gw-0123456789abcdef0123456789abcdeX"},
+		"the user's token":   {"Authorization", "Bearer " + gatewayToken},
+		"a token in another": {"X-Warden-Client-Token", gatewayToken},
+	} {
+		if status, got := f.do(t, "POST", "/v1/decision", "application/json", body, header...); status != 401 || got["error"].(map[string]any)["code"] != "unauthorized" {
+			t.Errorf("%s: %d %v, want 401", name, status, got)
+		}
+	}
+	for i := range 3 {
+		if status, got := f.do(t, "POST", "/v1/decision", "application/json", body, ClientTokenHeader, gatewayToken); status != 200 || got["allow"] != true {
+			t.Fatalf("request %d within the burst: %d %v", i, status, got)
+		}
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("POST", "/v1/decisions", strings.NewReader(`{"checks":[{"action":"a"}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(ClientTokenHeader, gatewayToken)
+	f.handler.ServeHTTP(rec, req)
+	if rec.Code != 429 || !strings.Contains(rec.Body.String(), `"rate_limited"`) || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("over the limit: %d %s %v, want 429 rate_limited with Retry-After", rec.Code, rec.Body, rec.Header())
+	}
+	if status, _ := f.do(t, "POST", "/v1/decision", "application/json", body, ClientTokenHeader, "svc-0123456789abcdef0123456789abcdef"); status != 200 {
+		t.Errorf("another client while the gateway is limited: %d", status)
+	}
+	f.log.Close() // writes what is queued
+	if n := len(f.log.Recent(decisionlog.Filter{}, 100)); n != 4 {
+		t.Errorf("%d decisions logged, want the 4 answered", n)
+	}
+}

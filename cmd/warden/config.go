@@ -36,6 +36,7 @@ type Config struct {
 	Policies    PoliciesConfig    `yaml:"policies"`
 	Events      EventsConfig      `yaml:"events"`
 	DecisionLog DecisionLogConfig `yaml:"decision_log"`
+	DecisionAPI DecisionAPIConfig `yaml:"decision_api"`
 	Log         LogConfig         `yaml:"log"`
 	Dev         DevConfig         `yaml:"dev"`
 }
@@ -43,6 +44,44 @@ type Config struct {
 // DevConfig applies to development mode only (no tokens.issuers).
 type DevConfig struct {
 	AllowRemote bool `yaml:"allow_remote" help:"development mode only: let listen be an address beyond loopback, on purpose (the development issuer's tokens are then accepted from the network, and the UI answers any host name)"`
+}
+
+// DecisionAPIConfig says who may ask decisions, and how often.
+type DecisionAPIConfig struct {
+	ClientTokensFile string  `yaml:"client_tokens_file" help:"file of the callers allowed to ask decisions, one \"name token\" per line (tokens of 32 characters or more); they send Warden-Client-Token (empty: anyone who reaches the port)"`
+	RateLimit        float64 `yaml:"rate_limit" help:"decision requests a second each caller (client, else address) may make; over it 429 (0: no limit)"`
+	RateBurst        int     `yaml:"rate_burst" help:"requests a caller may make at once above rate_limit (0: the rate, at least 1)"`
+}
+
+// readClientTokens reads decision_api.client_tokens_file: "name token" a
+// line, blank lines and "#" comments skipped. Errors name the line.
+func readClientTokens(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("decision_api.client_tokens_file: %w", err)
+	}
+	clients := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, token, ok := strings.Cut(line, " ")
+		token = strings.TrimSpace(token)
+		switch {
+		case !ok || name == "" || token == "":
+			return nil, fmt.Errorf("decision_api.client_tokens_file %s:%d: want \"name token\"", path, i+1)
+		case len(token) < 32:
+			return nil, fmt.Errorf("decision_api.client_tokens_file %s:%d: the token of %s is %d characters; use 32 or more (e.g. openssl rand -hex 32)", path, i+1, name, len(token))
+		case clients[token] != "":
+			return nil, fmt.Errorf("decision_api.client_tokens_file %s:%d: %s has the token of %s", path, i+1, name, clients[token])
+		}
+		clients[token] = name
+	}
+	if len(clients) == 0 {
+		return nil, fmt.Errorf("decision_api.client_tokens_file %s: no client; remove the setting to let anyone ask", path)
+	}
+	return clients, nil
 }
 
 // LogConfig says what Warden's own log (standard error) shows.
@@ -62,6 +101,11 @@ func (c LogConfig) level() (slog.Level, error) {
 type DecisionLogConfig struct {
 	Output string `yaml:"output" help:"where decision-log entries are written as JSON lines: empty (nowhere), stdout, or a file path (appended; created 0600)"`
 	Buffer int    `yaml:"buffer" help:"decision-log entries that may wait for the writer; beyond it they are dropped and counted"`
+	// A file output is rotated: it grows to MaxSizeMB, then is renamed
+	// aside (with a time stamp) and a new one started; MaxFiles of those
+	// are kept. What the log can take on disk is bounded by their product.
+	MaxSizeMB int `yaml:"max_size_mb" help:"a file output is rotated when it reaches this size, in MiB"`
+	MaxFiles  int `yaml:"max_files" help:"rotated files of a file output kept besides the current one (the oldest is deleted)"`
 }
 
 // EventsConfig says where the permission-change stream is and what a
@@ -126,7 +170,9 @@ func defaultConfig() Config {
 			MinSeqWait:     web.DefaultMinSeqWait,
 		},
 		DecisionLog: DecisionLogConfig{
-			Buffer: decisionlog.DefaultBuffer,
+			Buffer:    decisionlog.DefaultBuffer,
+			MaxSizeMB: 100,
+			MaxFiles:  5,
 		},
 		Log: LogConfig{Level: "info"},
 	}
@@ -168,6 +214,8 @@ func (s setting) bind(fs *flag.FlagSet) {
 		fs.StringVar(p, name, *p, s.usage)
 	case *int:
 		fs.IntVar(p, name, *p, s.usage)
+	case *float64:
+		fs.Float64Var(p, name, *p, s.usage)
 	case *bool:
 		fs.BoolVar(p, name, *p, s.usage)
 	case *time.Duration:
@@ -388,6 +436,12 @@ func (c Config) validate() error {
 	}
 	if c.Policies.DecisionCache < 0 {
 		errs = append(errs, fmt.Sprintf("policies.decision_cache: %d must be 0 (off) or a number of entries, e.g. 10000", c.Policies.DecisionCache))
+	}
+	if c.DecisionAPI.RateLimit < 0 || c.DecisionAPI.RateBurst < 0 {
+		errs = append(errs, fmt.Sprintf("decision_api.rate_limit and decision_api.rate_burst: %v and %d must not be negative (0 turns the limit off)", c.DecisionAPI.RateLimit, c.DecisionAPI.RateBurst))
+	}
+	if c.DecisionLog.MaxSizeMB < 1 || c.DecisionLog.MaxFiles < 1 {
+		errs = append(errs, fmt.Sprintf("decision_log.max_size_mb and decision_log.max_files: %d MiB, %d files; each must be at least 1, e.g. 100 and 5", c.DecisionLog.MaxSizeMB, c.DecisionLog.MaxFiles))
 	}
 	if c.DecisionLog.Buffer < 1 || c.DecisionLog.Buffer > maxDecisionLogBuffer {
 		errs = append(errs, fmt.Sprintf("decision_log.buffer: %d must be 1 to %d entries, e.g. %d", c.DecisionLog.Buffer, maxDecisionLogBuffer, decisionlog.DefaultBuffer))

@@ -115,12 +115,12 @@ func TestOpenDecisionLogOutput(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	var stdout bytes.Buffer
 
-	if w, closeOut, err := openDecisionLogOutput("", &stdout); err != nil || w != nil {
+	if w, closeOut, err := openDecisionLogOutput(DecisionLogConfig{MaxSizeMB: 1, MaxFiles: 1}, &stdout); err != nil || w != nil {
 		t.Errorf(`"" = %v, %v; want no output`, w, err)
 	} else {
 		closeOut(logger)
 	}
-	if w, closeOut, err := openDecisionLogOutput("stdout", &stdout); err != nil || w != &stdout {
+	if w, closeOut, err := openDecisionLogOutput(DecisionLogConfig{Output: "stdout", MaxSizeMB: 1, MaxFiles: 1}, &stdout); err != nil || w != &stdout {
 		t.Errorf(`"stdout" = %v, %v; want the process's stdout`, w, err)
 	} else {
 		closeOut(logger)
@@ -130,7 +130,7 @@ func TestOpenDecisionLogOutput(t *testing.T) {
 	if err := os.WriteFile(existing, []byte("{\"old\":1}\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	w, closeOut, err := openDecisionLogOutput(existing, &stdout)
+	w, closeOut, err := openDecisionLogOutput(DecisionLogConfig{Output: existing, MaxSizeMB: 1, MaxFiles: 1}, &stdout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,8 +143,38 @@ func TestOpenDecisionLogOutput(t *testing.T) {
 		t.Errorf("an existing file's mode changed to %v", info.Mode().Perm())
 	}
 
-	if _, _, err := openDecisionLogOutput(filepath.Join(dir, "missing", "x.jsonl"), &stdout); err == nil || !strings.Contains(err.Error(), "decision_log.output") {
+	if _, _, err := openDecisionLogOutput(DecisionLogConfig{Output: filepath.Join(dir, "missing", "x.jsonl"), MaxSizeMB: 1, MaxFiles: 1}, &stdout); err == nil || !strings.Contains(err.Error(), "decision_log.output") {
 		t.Errorf("a path in a missing directory: err = %v, want one naming decision_log.output", err)
+	}
+
+	// A flood is bounded: the file is rotated at max_size_mb and only
+	// max_files rotated files are kept.
+	flooded := filepath.Join(dir, "flood.jsonl")
+	w, closeOut, err = openDecisionLogOutput(DecisionLogConfig{Output: flooded, MaxSizeMB: 1, MaxFiles: 2}, &stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := []byte(strings.Repeat("x", 1023) + "\n")
+	for range 5 * 1024 { // 5 MiB
+		if _, err := w.Write(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeOut(logger)
+	var total int64
+	files, _ := filepath.Glob(filepath.Join(dir, "flood*.jsonl"))
+	for _, f := range files {
+		info, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += info.Size()
+		if info.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", f, info.Mode().Perm())
+		}
+	}
+	if len(files) != 3 || total > 3<<20 {
+		t.Errorf("after 5 MiB: %d files, %d bytes; want the current one and 2 rotated, at most 3 MiB", len(files), total)
 	}
 }
 

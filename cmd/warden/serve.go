@@ -22,6 +22,7 @@ import (
 	"github.com/wardenauthz/warden/policyset"
 	"github.com/wardenauthz/warden/web"
 	"github.com/wardenauthz/warden/web/decisionlog"
+	"gopkg.in/natefinch/lumberjack.v2"
 )
 
 // shutdownTimeout bounds how long in-flight requests may take to finish
@@ -38,6 +39,12 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	level, _ := cfg.Log.level() // validated
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	var clients map[string]string
+	if f := cfg.DecisionAPI.ClientTokensFile; f != "" {
+		if clients, err = readClientTokens(f); err != nil {
+			return err
+		}
+	}
 	devMode := len(cfg.Tokens.Issuers) == 0
 	if devMode && !loopbackAddr(cfg.Listen) {
 		if !cfg.Dev.AllowRemote {
@@ -94,7 +101,7 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		return fmt.Errorf("policies: %w", err)
 	}
 	defer pm.Close()
-	logOut, closeLogOut, err := openDecisionLogOutput(cfg.DecisionLog.Output, stdout)
+	logOut, closeLogOut, err := openDecisionLogOutput(cfg.DecisionLog, stdout)
 	if err != nil {
 		return err
 	}
@@ -117,11 +124,14 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	}
 
 	webOpts := web.Options{
-		Events:      feed.web(cfg.Events.MinSeqWait),
-		Policies:    pm,
-		Drafts:      engine,
-		Readiness:   []web.Readiness{pm},
-		DecisionLog: decisionLog,
+		DecisionClients: clients,
+		DecisionRate:    cfg.DecisionAPI.RateLimit,
+		DecisionBurst:   cfg.DecisionAPI.RateBurst,
+		Events:          feed.web(cfg.Events.MinSeqWait),
+		Policies:        pm,
+		Drafts:          engine,
+		Readiness:       []web.Readiness{pm},
+		DecisionLog:     decisionLog,
 	}
 	if dev != nil {
 		// Only this machine's names: a page rebound to 127.0.0.1 by DNS
@@ -198,21 +208,28 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 // openDecisionLogOutput opens decision_log.output: "" is no output,
 // "stdout" is the process's standard output, anything else a file that
 // entries are appended to, created with mode 0600 (a file named stdout is
-// "./stdout"). The returned function closes what was opened.
-func openDecisionLogOutput(output string, stdout io.Writer) (io.Writer, func(*slog.Logger), error) {
-	switch output {
+// "./stdout") and rotated by size, keeping max_files rotated files
+// (lumberjack): an unauthenticated caller sending many decisions fills at
+// most max_size_mb × (max_files + 1) of disk. The returned function closes
+// what was opened.
+func openDecisionLogOutput(c DecisionLogConfig, stdout io.Writer) (io.Writer, func(*slog.Logger), error) {
+	switch c.Output {
 	case "":
 		return nil, func(*slog.Logger) {}, nil
 	case "stdout":
 		return stdout, func(*slog.Logger) {}, nil
 	}
-	f, err := os.OpenFile(output, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	// Opened here once, so that a path Warden cannot write fails at start
+	// rather than at the first decision; lumberjack appends to it.
+	f, err := os.OpenFile(c.Output, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("decision_log.output: %w", err)
 	}
-	return f, func(logger *slog.Logger) {
-		if err := f.Close(); err != nil {
-			logger.Error("decision log: closing the output failed", "path", output, "err", err)
+	f.Close()
+	out := &lumberjack.Logger{Filename: c.Output, MaxSize: c.MaxSizeMB, MaxBackups: c.MaxFiles, LocalTime: false}
+	return out, func(logger *slog.Logger) {
+		if err := out.Close(); err != nil {
+			logger.Error("decision log: closing the output failed", "path", c.Output, "err", err)
 		}
 	}, nil
 }

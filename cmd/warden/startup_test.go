@@ -98,3 +98,41 @@ func TestDevModeStaysLocal(t *testing.T) {
 		t.Errorf("the banner prints a token:\n%s", log)
 	}
 }
+
+// TestDecisionClientsFile: warden serve with decision_api.client_tokens_file
+// answers decisions only to the callers it lists; a bad file stops it at
+// start, naming the line.
+func TestDecisionClientsFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "clients")
+	if err := os.WriteFile(file, []byte("# callers\ngateway 0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	base, _, _ := startWarden(t, dataDir, "--decision-api-client-tokens-file", file)
+	waitReady(t, base)
+	body := `{"token":"` + mint(t, dataDir, "--sub", "alice", "--roles", "staff") + `","action":"orders:read"}`
+	for token, want := range map[string]int{"": 401, "0123456789abcdef0123456789abcdeX": 401, "0123456789abcdef0123456789abcdef": 200} {
+		req, _ := http.NewRequest("POST", base+"/v1/decision", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Warden-Client-Token", token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("client token %q: %s, want %d", token, resp.Status, want)
+		}
+	}
+
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, []byte("gateway 0123\n"), 0o600)
+	err := run(context.Background(), []string{"warden", "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--decision-api-client-tokens-file", short},
+		env(nil), strings.NewReader(""), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), short+":1") {
+		t.Errorf("a 4-character token = %v, want refused naming the line", err)
+	}
+}

@@ -131,7 +131,7 @@ func TestWalkthrough(t *testing.T) {
 	baseURL, stderr, stop := startWarden(t, dataDir)
 
 	banner := stderr.String()
-	for _, want := range []string{"DEVELOPMENT MODE", "token --data-dir " + dataDir + " --sub alice --roles manager", "/v1/decision", "Admin token"} {
+	for _, want := range []string{"DEVELOPMENT MODE", "token --data-dir " + dataDir + " --sub alice --roles manager", "/v1/decision", "--sub admin --roles warden-admin --ttl 15m"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}

@@ -44,3 +44,35 @@ test_viewer_may_not_change if {
 test_viewer_role_must_be_in_an_array if {
 	not admin.allow with input as req({"sub": "carol", "roles": {"r": "warden-viewer"}}, "GET /v1/status")
 }
+
+change(claims, action, resource) := object.union(req(claims, action), {"resource": resource})
+
+author := {"sub": "dana", "roles": ["warden-policy-author"]}
+
+test_author_may_change_policies if {
+	every action in ["PUT /v1/policies", "PUT /v1/policies/*id", "DELETE /v1/policies/*id", "PATCH /v1/data/*path", "POST /v1/policies/test", "GET /v1/policies"] {
+		admin.allow with input as req(author, action)
+	}
+	admin.allow with input as change(author, "PUT /v1/policies/*id", {"type": "policy_change", "files": ["authz.rego"], "packages": ["warden.authz"], "data_paths": []})
+	admin.allow with input as change(author, "PATCH /v1/data/*path", {"type": "policy_change", "files": ["data.json"], "packages": [], "data_paths": ["warden.roles"]})
+}
+
+test_author_may_not_touch_the_admin_policy if {
+	every resource in [
+		{"type": "policy_change", "files": ["admin.rego"], "packages": ["warden.admin"], "data_paths": []},
+		{"type": "policy_change", "files": ["x.rego"], "packages": ["warden.admin.extra"], "data_paths": []},
+		{"type": "policy_change", "files": ["w.rego"], "packages": ["warden"], "data_paths": []},
+		{"type": "policy_change", "files": ["data.json"], "packages": [], "data_paths": ["warden.admin"]},
+		{"type": "policy_change", "files": ["data.json"], "packages": [], "data_paths": ["*"]},
+	] {
+		not admin.allow with input as change(author, "PUT /v1/policies", resource)
+	}
+}
+
+test_author_may_not_publish_events if {
+	not admin.allow with input as req(author, "POST /v1/events")
+}
+
+test_admin_may_change_the_admin_policy if {
+	admin.allow with input as change({"sub": "root", "roles": ["warden-admin"]}, "PUT /v1/policies/*id", {"type": "policy_change", "files": ["admin.rego"], "packages": ["warden.admin"], "data_paths": []})
+}

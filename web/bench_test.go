@@ -70,7 +70,7 @@ func BenchmarkDecisionHandler(b *testing.B) {
 func BenchmarkLogDecision(b *testing.B) {
 	resp := decisionResponse{
 		DecisionID: newDecisionID(), Allow: true, Reason: "allowed",
-		Subject: "alice", PolicyRevision: "d2aef34c6a5b", Reasons: []string{},
+		Subject: "alice", PolicyRevision: "532ef062539e", Reasons: []string{},
 	}
 	resource := map[string]any{"type": "order", "id": json.Number("42"), "owner": "bob"}
 	for _, bc := range []struct {

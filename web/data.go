@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -114,20 +113,7 @@ func (s *server) changeData(c *gin.Context, path []string, change func(cur any, 
 		s.writeError(c, err)
 		return
 	}
-	expected := set.KVRevision
-	if m := c.GetHeader("If-Match"); m != "" {
-		if _, err := fmt.Sscanf(strings.Trim(m, `"`), "%d", &expected); err != nil {
-			s.writeError(c, errorf(codeInvalidRequest, "If-Match must be the ETag of a GET, e.g. \"12\""))
-			return
-		}
-	}
-	stored, err := s.policies.Propose(ctx, files, expected, admin(c).Subject, "data "+strings.Join(path, "/"))
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.Header("ETag", etag(stored.KVRevision))
-	c.JSON(http.StatusOK, StoredSet{Revision: stored.Revision, KVRevision: stored.KVRevision})
+	s.storeChange(c, set, files, "data "+strings.Join(path, "/"))
 }
 
 // decodeJSONValue reads any JSON value (not only an object) of the given

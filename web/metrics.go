@@ -9,8 +9,9 @@ import (
 
 // metrics are the Prometheus series of the decision path.
 type metrics struct {
-	decisions *prometheus.CounterVec
-	latency   prometheus.Histogram
+	decisions          *prometheus.CounterVec
+	latency            prometheus.Histogram
+	adminPolicyChanges prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, v Verifier, e Engine) *metrics {
@@ -25,8 +26,12 @@ func newMetrics(reg prometheus.Registerer, v Verifier, e Engine) *metrics {
 			// Decisions take microseconds; the default buckets start at 5 ms.
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
 		}),
+		adminPolicyChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "warden_admin_policy_changes_total",
+			Help: "Changes of the admin policy (package warden.admin or its data) stored through this replica: security events.",
+		}),
 	}
-	reg.MustRegister(m.decisions, m.latency,
+	reg.MustRegister(m.decisions, m.latency, m.adminPolicyChanges,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "warden_token_cache_hits_total",
 			Help: "Token verifications answered from the verification cache.",

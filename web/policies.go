@@ -167,20 +167,10 @@ func (s *server) handlePutPolicySet() gin.HandlerFunc {
 // proposes the result, conditional on If-Match when given, else on the set
 // just read.
 func (s *server) changePolicies(c *gin.Context, change func(map[string][]byte) error, message string) {
-	ctx := c.Request.Context()
-	set, err := s.policies.Current(ctx)
+	set, err := s.policies.Current(c.Request.Context())
 	if err != nil && !errors.Is(err, policyset.ErrNoSet) {
 		s.writeError(c, err)
 		return
-	}
-	expected := set.KVRevision
-	if m := c.GetHeader("If-Match"); m != "" {
-		n, err := strconv.ParseUint(strings.Trim(m, `"`), 10, 64)
-		if err != nil {
-			s.writeError(c, errorf(codeInvalidRequest, "If-Match must be the ETag of GET /v1/policies, e.g. \"12\""))
-			return
-		}
-		expected = n
 	}
 	files := maps.Clone(set.Files)
 	if files == nil {
@@ -190,10 +180,47 @@ func (s *server) changePolicies(c *gin.Context, change func(map[string][]byte) e
 		s.writeError(c, err)
 		return
 	}
-	stored, err := s.policies.Propose(ctx, files, expected, admin(c).Subject, message)
+	s.storeChange(c, set, files, message)
+}
+
+// storeChange is the one way the admin API changes the policy set: from
+// before (as read) to files. The admin policy is asked again, now that it
+// can see what the change touches (input.resource, see changeResource), so
+// that it can keep some admins away from some files, the admin policy's
+// own above all. The set is then checked and stored in place of before (or
+// of the revision If-Match names). A change to the admin policy is a
+// security event: logged at warn, counted, and said in the stored set's
+// message, which the UI shows with the revision.
+func (s *server) storeChange(c *gin.Context, before policyset.Set, files map[string][]byte, message string) {
+	expected := before.KVRevision
+	if m := c.GetHeader("If-Match"); m != "" {
+		n, err := strconv.ParseUint(strings.Trim(m, `"`), 10, 64)
+		if err != nil {
+			s.writeError(c, errorf(codeInvalidRequest, "If-Match must be the ETag of a GET, e.g. \"12\""))
+			return
+		}
+		expected = n
+	}
+	ctx := c.Request.Context()
+	who := admin(c)
+	resource := changeResource(before.Files, files)
+	if err := s.admit(ctx, who, c.Request.Method+" "+c.FullPath(), resource); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	adminPolicy := touchesAdminPolicy(resource)
+	if adminPolicy {
+		message += " (changes the admin policy, warden.admin)"
+	}
+	stored, err := s.policies.Propose(ctx, files, expected, who.Subject, message)
 	if err != nil {
 		s.writeError(c, err)
 		return
+	}
+	if adminPolicy {
+		s.metrics.adminPolicyChanges.Inc()
+		s.logger.WarnContext(ctx, "security: the admin policy was changed", "actor", who.Subject, "issuer", who.Issuer,
+			"revision", stored.Revision, "kv_revision", stored.KVRevision, "files", resource["files"])
 	}
 	c.Header("ETag", etag(stored.KVRevision))
 	c.JSON(http.StatusOK, StoredSet{Revision: stored.Revision, KVRevision: stored.KVRevision})

@@ -202,15 +202,7 @@ func BenchmarkReplay(b *testing.B) {
 //
 //	go test -run '^$' -bench BenchmarkPropagation ./events/
 func BenchmarkPropagation(b *testing.B) {
-	srv := startServer(b, b.TempDir())
-	nc := dial(b, srv)
-	ensureStream(b, nc)
-	pub := newPublisher(b, nc)
-	var reps []*Consumer
-	for i := range 3 {
-		reps = append(reps, replica(b, srv, ConsumerOptions{ReplicaID: fmt.Sprint("r", i)}))
-	}
-	waitReady(b, reps...)
+	_, pub, reps := threeFollowing(b)
 
 	samples := max(b.N, 1000)
 	afterAck := make([]time.Duration, 0, samples)

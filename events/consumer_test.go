@@ -19,15 +19,7 @@ import (
 // TestThreeReplicas runs three replicas on one JetStream and checks that an
 // event changes the answer of every one of them.
 func TestThreeReplicas(t *testing.T) {
-	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv)
-	ensureStream(t, nc)
-	pub := newPublisher(t, nc)
-	var reps []*Consumer
-	for i := range 3 {
-		reps = append(reps, replica(t, srv, ConsumerOptions{ReplicaID: fmt.Sprint("r", i)}))
-	}
-	waitReady(t, reps...)
+	_, pub, reps := threeFollowing(t)
 
 	now := time.Now()
 	at := now.Add(-time.Minute).Truncate(time.Second)
@@ -456,11 +448,7 @@ func TestOutagePolicies(t *testing.T) {
 // TestHostileEvents puts messages on the stream that are not valid events:
 // each is skipped and counted, and the events after them still apply.
 func TestHostileEvents(t *testing.T) {
-	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv)
-	ensureStream(t, nc)
-	rep := replica(t, srv, ConsumerOptions{})
-	waitReady(t, rep)
+	_, nc, rep := followed(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -512,11 +500,7 @@ func TestHostileEvents(t *testing.T) {
 }
 
 func TestWaitFor(t *testing.T) {
-	srv := startServer(t, t.TempDir())
-	nc := dial(t, srv)
-	ensureStream(t, nc)
-	rep := replica(t, srv, ConsumerOptions{})
-	waitReady(t, rep)
+	_, nc, rep := followed(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()

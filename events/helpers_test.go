@@ -176,3 +176,30 @@ func withVersion(c *claims.Claims, v int64) *claims.Claims {
 type checker interface {
 	Check(c *claims.Claims, now time.Time) decision.Reason
 }
+
+// followed is a server with the stream and one replica following it, ready.
+func followed(t testing.TB) (*Embedded, *nats.Conn, *Consumer) {
+	t.Helper()
+	srv := startServer(t, t.TempDir())
+	nc := dial(t, srv)
+	ensureStream(t, nc)
+	rep := replica(t, srv, ConsumerOptions{})
+	waitReady(t, rep)
+	return srv, nc, rep
+}
+
+// threeFollowing is a server with the stream, a publisher, and three
+// replicas (r0, r1, r2) following it on their own connections, ready.
+func threeFollowing(t testing.TB) (*Embedded, *Publisher, []*Consumer) {
+	t.Helper()
+	srv := startServer(t, t.TempDir())
+	nc := dial(t, srv)
+	ensureStream(t, nc)
+	pub := newPublisher(t, nc)
+	var reps []*Consumer
+	for i := range 3 {
+		reps = append(reps, replica(t, srv, ConsumerOptions{ReplicaID: fmt.Sprint("r", i)}))
+	}
+	waitReady(t, reps...)
+	return srv, pub, reps
+}

@@ -176,6 +176,33 @@ func TestDecisionLogBatch(t *testing.T) {
 	}
 }
 
+// TestDecisionLogTokenFailureOnce: a batch with a garbage token is logged
+// once for the request, not once per check (an unauthenticated caller sent
+// 100 checks a request and wrote 60,000 entries in 0.4 s), and still
+// counted per check.
+func TestDecisionLogTokenFailureOnce(t *testing.T) {
+	f := newFixture(t)
+	var checks []string
+	for range 3 {
+		checks = append(checks, `{"action":"orders:read"}`)
+	}
+	body := `{"token":"garbage","checks":[` + strings.Join(checks, ",") + `]}`
+	status, got := f.do(t, "POST", "/v1/decisions", "application/json", body)
+	if status != 200 || len(got["results"].([]any)) != 3 {
+		t.Fatalf("status %d %v", status, got)
+	}
+	f.log.Close() // writes what is queued
+	entries := f.log.Recent(decisionlog.Filter{}, 10)
+	if len(entries) != 1 || entries[0].Reason != "token_malformed" {
+		t.Errorf("entries %+v, want one token_malformed entry for the request", entries)
+	}
+	rec := httptest.NewRecorder()
+	f.handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), `warden_decisions_total{reason="token_malformed"} 3`) {
+		t.Error("the metric does not count every check")
+	}
+}
+
 // blockedWriter blocks every Write until release is closed.
 type blockedWriter struct {
 	release chan struct{}

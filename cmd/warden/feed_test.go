@@ -117,7 +117,13 @@ func warden(t *testing.T, dataDir string, args ...string) string {
 
 func waitReady(t testing.TB, baseURL string) {
 	t.Helper()
-	waitFor(t, func() (int, bool) {
+	waitReadyWithin(t, baseURL, 10*time.Second)
+}
+
+// waitReadyWithin is waitReady with its own deadline.
+func waitReadyWithin(t testing.TB, baseURL string, within time.Duration) {
+	t.Helper()
+	waitForWithin(t, within, func() (int, bool) {
 		resp, err := http.Get(baseURL + "/readyz")
 		if err != nil {
 			return 0, false

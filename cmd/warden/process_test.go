@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -27,13 +28,7 @@ func TestProcessesSurviveNATSRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs separate processes")
 	}
-	bin := t.TempDir()
-	for _, b := range [][2]string{{"warden", "."}, {"nats-server", "github.com/nats-io/nats-server/v2"}} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(bin, b[0]), b[1]).CombinedOutput()
-		if err != nil {
-			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
-		}
-	}
+	bin := buildBinaries(t)
 	natsPort := freePort(t)
 	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
 	store := t.TempDir()
@@ -132,6 +127,35 @@ func tryPublish(baseURL, dataDir, body string) (uint64, error) {
 	return out.Seq, err
 }
 
+// binaries holds warden and nats-server (of go.mod's version), built once
+// per test binary for the tests that run separate processes.
+var binaries struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// buildBinaries builds warden and nats-server into a directory shared by
+// the tests of this run, and returns it.
+func buildBinaries(t *testing.T) string {
+	t.Helper()
+	binaries.once.Do(func() {
+		binaries.dir, binaries.err = os.MkdirTemp("", "warden-bin-")
+		for _, b := range [][2]string{{"warden", "."}, {"nats-server", "github.com/nats-io/nats-server/v2"}} {
+			if binaries.err != nil {
+				return
+			}
+			if out, err := exec.Command("go", "build", "-o", filepath.Join(binaries.dir, b[0]), b[1]).CombinedOutput(); err != nil {
+				binaries.err = fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
+			}
+		}
+	})
+	if binaries.err != nil {
+		t.Fatal(binaries.err)
+	}
+	return binaries.dir
+}
+
 // startProcess starts a program, logs its output into the test log when the
 // test fails, and kills it at the end of the test.
 func startProcess(t *testing.T, name string, args ...string) *exec.Cmd {
@@ -179,4 +203,13 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestMain removes the binaries the process tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binaries.dir != "" {
+		os.RemoveAll(binaries.dir)
+	}
+	os.Exit(code)
 }

@@ -94,14 +94,20 @@ func hangup(t *testing.T) {
 // waitFor polls f until it reports done, failing the test after 10 s.
 func waitFor[T any](t testing.TB, f func() (T, bool)) T {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	return waitForWithin(t, 10*time.Second, f)
+}
+
+// waitForWithin is waitFor with its own deadline.
+func waitForWithin[T any](t testing.TB, within time.Duration, f func() (T, bool)) T {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for {
 		v, done := f()
 		if done {
 			return v
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("condition not reached in 10s; last value %+v", v)
+			t.Fatalf("condition not reached in %v; last value %+v", within, v)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -262,9 +262,26 @@ func startPolicies(ctx context.Context, cfg Config, feed *feed, engine *decision
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, policySetupTimeout)
 		defer cancel()
-		store, err := policyset.NewStore(ctx, feed.nc, policyset.StoreOptions{Bucket: cfg.Policies.Bucket, Replicas: cfg.Events.StreamReplicas, Logger: log})
-		if err != nil {
-			return nil, fmt.Errorf("policy bucket %s: is NATS reachable (events.nats_url %q)? With policies.source dir a replica can start without it: %w", cfg.Policies.Bucket, cfg.Events.NATSURL, err)
+		// A JetStream request sent while a cluster elects its leader goes
+		// unanswered until it times out, so each attempt gets a few
+		// seconds and the setup tries again until policySetupTimeout.
+		var store *policyset.Store
+		for {
+			actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+			var err error
+			store, err = policyset.NewStore(actx, feed.nc, policyset.StoreOptions{Bucket: cfg.Policies.Bucket, Replicas: cfg.Events.StreamReplicas, Logger: log})
+			acancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("policy bucket %s: is NATS reachable (events.nats_url %q)? With policies.source dir a replica can start without it: %w", cfg.Policies.Bucket, cfg.Events.NATSURL, err)
+			}
+			log.Warn("cannot set up the policy bucket yet; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 		}
 		src = store
 	}

@@ -244,3 +244,40 @@ func BenchmarkPropagation(b *testing.B) {
 	report("publish-to-deny", afterPublish)
 	b.ReportMetric(float64(samples), "events")
 }
+
+// BenchmarkPublishSync measures what events.embedded_sync costs a publish
+// acknowledged by the embedded server: always (fsync before each
+// acknowledgement) against the default interval.
+//
+//	go test -run '^$' -bench BenchmarkPublishSync -benchtime 2000x ./events/
+func BenchmarkPublishSync(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		opts EmbeddedOptions
+	}{
+		{"interval-2m", EmbeddedOptions{SyncInterval: 2 * time.Minute}},
+		{"always", EmbeddedOptions{SyncAlways: true}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			srv, err := StartEmbedded(b.TempDir(), c.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(srv.Shutdown)
+			nc, err := srv.Connect(ConnectOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(nc.Close)
+			ensureStream(b, nc)
+			pub := newPublisher(b, nc)
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := pub.Publish(ctx, Event{Type: TypeRolesChanged, Subject: fmt.Sprint("user-", i)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

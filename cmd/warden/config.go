@@ -121,6 +121,7 @@ type EventsConfig struct {
 	EmbeddedTLSCertFile    string        `yaml:"embedded_tls_cert_file" help:"certificate for the embedded server's listener (TLS only); required beyond loopback"`
 	EmbeddedTLSKeyFile     string        `yaml:"embedded_tls_key_file" help:"key of embedded_tls_cert_file"`
 	EmbeddedAllowPlaintext bool          `yaml:"embedded_allow_plaintext" help:"let embedded_listen go beyond loopback without TLS (a network encrypted below: VPN, mesh)"`
+	EmbeddedSync           string        `yaml:"embedded_sync" help:"when the embedded server fsyncs stored events: always (before acknowledging each: survives a power loss) or an interval such as 2m (faster; a power loss loses what came since the last sync)"`
 	Stream                 string        `yaml:"stream" help:"JetStream stream of permission-change events"`
 	StreamReplicas         int           `yaml:"stream_replicas" help:"copies of the stream in a NATS cluster (3 in production; 1 for a single server)"`
 	Grace                  time.Duration `yaml:"grace" help:"how long a replica that lost NATS answers from its state before on_disconnect applies"`
@@ -128,6 +129,18 @@ type EventsConfig struct {
 	FreshWindow            time.Duration `yaml:"fresh_window" help:"how recently a token must be issued to pass under fresh_only"`
 	ReplicaID              string        `yaml:"replica_id" help:"this replica's name in heartbeats and /v1/status (empty: host name and a random suffix)"`
 	MinSeqWait             time.Duration `yaml:"min_seq_wait" help:"longest a decision with Warden-Min-Seq waits for this replica to catch up"`
+}
+
+// embeddedSync reads EmbeddedSync: always, or an interval.
+func (c EventsConfig) embeddedSync() (always bool, interval time.Duration, err error) {
+	if c.EmbeddedSync == "always" {
+		return true, 0, nil
+	}
+	interval, err = time.ParseDuration(c.EmbeddedSync)
+	if err == nil && interval <= 0 {
+		err = errors.New("not positive")
+	}
+	return false, interval, err
 }
 
 // PoliciesConfig says where the policy set comes from and how it is queried.
@@ -168,6 +181,7 @@ func defaultConfig() Config {
 			OnDisconnect:   string(events.FreshOnly),
 			FreshWindow:    events.DefaultFreshWindow,
 			MinSeqWait:     web.DefaultMinSeqWait,
+			EmbeddedSync:   "2m",
 		},
 		DecisionLog: DecisionLogConfig{
 			Buffer:    decisionlog.DefaultBuffer,
@@ -427,6 +441,9 @@ func (c Config) validate() error {
 		}
 	} else if c.Events.NkeySeedFile != "" || c.Events.CredentialsFile != "" {
 		errs = append(errs, "events.nkey_seed_file and events.credentials_file: only with events.nats_url; the embedded server's own connection needs none")
+	}
+	if _, _, err := c.Events.embeddedSync(); err != nil {
+		errs = append(errs, fmt.Sprintf("events.embedded_sync: %q is not always or a duration such as 2m", c.Events.EmbeddedSync))
 	}
 	if (c.Events.EmbeddedTLSCertFile == "") != (c.Events.EmbeddedTLSKeyFile == "") {
 		errs = append(errs, "events.embedded_tls_cert_file and events.embedded_tls_key_file: set both, or neither")

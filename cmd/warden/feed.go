@@ -45,10 +45,13 @@ func startFeed(ctx context.Context, cfg Config, logger *slog.Logger) (*feed, err
 	}
 	var err error
 	if cfg.Events.NATSURL == "" {
+		syncAlways, syncInterval, _ := cfg.Events.embeddedSync() // validated
 		f.embedded, err = events.StartEmbedded(cfg.DataDir, events.EmbeddedOptions{
 			Listen:      cfg.Events.EmbeddedListen,
 			TLSCertFile: cfg.Events.EmbeddedTLSCertFile, TLSKeyFile: cfg.Events.EmbeddedTLSKeyFile,
 			AllowPlaintext: cfg.Events.EmbeddedAllowPlaintext,
+			SyncAlways:     syncAlways,
+			SyncInterval:   syncInterval,
 			Logger:         log,
 		})
 		if err != nil {

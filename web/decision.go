@@ -111,9 +111,8 @@ func (s *server) handleDecisions() gin.HandlerFunc {
 // answer is the decision path both decision routes share, once a request
 // is read: it refuses while the replica cannot decide (503 not_ready, so a
 // client or proxy retries another replica; see canDecide), waits for
-// Warden-Min-Seq,
-// verifies the token once, decides each check, and records the latency
-// and the decision log. results[i] answers checks[i].
+// Warden-Min-Seq, verifies the token once, decides each check, and records
+// the latency and the decision log. results[i] answers checks[i].
 //
 // A token that fails verification is logged once for the request (its
 // first check), not once per check: an unauthenticated caller with a

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
 	"github.com/wardenauthz/warden/events"
 	"github.com/wardenauthz/warden/policyset"
 )

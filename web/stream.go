@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
 	"github.com/wardenauthz/warden/web/decisionlog"

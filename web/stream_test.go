@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/web/decisionlog"
 )

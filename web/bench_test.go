@@ -84,7 +84,7 @@ func BenchmarkLogDecision(b *testing.B) {
 			now := time.Now()
 			b.ReportAllocs()
 			for b.Loop() {
-				s.logDecision(&resp, "orders:approve", resource, now, 300*time.Microsecond)
+				s.logDecision(&resp, "orders:approve", resource, "", now, 300*time.Microsecond)
 			}
 		})
 		b.Run(bc.name+"-parallel", func(b *testing.B) {
@@ -95,7 +95,7 @@ func BenchmarkLogDecision(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					s.logDecision(&resp, "orders:approve", resource, now, 300*time.Microsecond)
+					s.logDecision(&resp, "orders:approve", resource, "", now, 300*time.Microsecond)
 				}
 			})
 		})

@@ -139,8 +139,9 @@ func (s *server) answer(c *gin.Context, token string, checks []check, results []
 	if verifyErr != nil {
 		logged = checks[:1]
 	}
+	requestID := c.Writer.Header().Get(requestIDHeader) // echoed by requestID when valid
 	for i := range logged {
-		s.logDecision(&results[i], logged[i].Action, logged[i].Resource, end, latency)
+		s.logDecision(&results[i], logged[i].Action, logged[i].Resource, requestID, end, latency)
 	}
 	return nil
 }
@@ -194,7 +195,7 @@ func (s *server) decide(ctx context.Context, cl *claims.Claims, verifyErr error,
 // logDecision hands the decision log an entry for one answered check. It
 // runs on the request path, so it only fills a struct from strings that
 // already exist and queues it; encoding happens on the log's goroutine.
-func (s *server) logDecision(resp *decisionResponse, action string, resource map[string]any, at time.Time, latency time.Duration) {
+func (s *server) logDecision(resp *decisionResponse, action string, resource map[string]any, requestID string, at time.Time, latency time.Duration) {
 	if s.decisionLog == nil {
 		return
 	}
@@ -209,6 +210,7 @@ func (s *server) logDecision(resp *decisionResponse, action string, resource map
 		Reason:         resp.Reason,
 		PolicyRevision: resp.PolicyRevision,
 		LatencyMicros:  latency.Microseconds(),
+		RequestID:      requestID,
 	})
 }
 

@@ -346,3 +346,29 @@ func TestRecentDecisionsEndpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestID: an X-Request-ID is echoed and written into the decision's
+// log entry; one that cannot go into a log line is neither.
+func TestRequestID(t *testing.T) {
+	f := newFixture(t)
+	body := `{"token":"` + f.token(t, "alice", "manager") + `","action":"orders:read"}`
+	for _, tt := range []struct{ sent, want string }{
+		{"gw-7f3e2b1a", "gw-7f3e2b1a"},
+		{"two words", ""},
+		{strings.Repeat("x", 129), ""},
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/v1/decision", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Request-ID", tt.sent)
+		f.handler.ServeHTTP(rec, req)
+		if rec.Code != 200 || rec.Header().Get("X-Request-ID") != tt.want {
+			t.Errorf("X-Request-ID %q: %d, echoed %q, want %q", tt.sent, rec.Code, rec.Header().Get("X-Request-ID"), tt.want)
+		}
+	}
+	f.log.Close()
+	entries := f.log.Recent(decisionlog.Filter{}, 10)
+	if len(entries) != 3 || entries[2].RequestID != "gw-7f3e2b1a" || entries[1].RequestID != "" {
+		t.Errorf("entries %+v, want the request id on the first only", entries)
+	}
+}

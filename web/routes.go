@@ -14,7 +14,7 @@ func (s *server) routes() http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(s.recoverPanics, s.logRequests)
+	r.Use(s.recoverPanics, s.logRequests, s.requestID)
 	if len(s.opts.Hosts) > 0 {
 		r.Use(s.checkHost)
 	}

@@ -256,6 +256,21 @@ func (s *server) checkHost(c *gin.Context) {
 		strings.Join(s.opts.Hosts, ", "), c.Request.Host)))
 }
 
+// requestIDHeader correlates a request across a gateway, Warden's answer
+// and its decision log.
+const requestIDHeader = "X-Request-ID"
+
+// requestID echoes the caller's X-Request-ID, when it is one Warden can
+// put in a log line (1 to 128 printable ASCII characters, no space); the
+// decision log records it. Warden makes none up: a caller that sends none
+// correlates by decision_id.
+func (s *server) requestID(c *gin.Context) {
+	if id := c.GetHeader(requestIDHeader); id != "" && len(id) <= 128 && strings.IndexFunc(id, func(r rune) bool { return r <= ' ' || r > '~' }) < 0 {
+		c.Header(requestIDHeader, id)
+	}
+	c.Next()
+}
+
 // recoverPanics turns a panic in a handler into a logged 500 with the error
 // shape, so one bad request never takes the process down.
 func (s *server) recoverPanics(c *gin.Context) {

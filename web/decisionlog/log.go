@@ -41,6 +41,9 @@ type Entry struct {
 	// warden_decision_duration_seconds observes it.
 	LatencyMicros int64  `json:"latency_us"`
 	Replica       string `json:"replica"`
+	// RequestID is the caller's X-Request-ID, when it sent one: the thread
+	// from a gateway's access log to this entry.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // logTimeLayout is RFC 3339 with exactly three fractional digits, so that

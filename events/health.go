@@ -211,12 +211,21 @@ func (c *Consumer) poll(ctx context.Context) {
 		// The ordered consumer's own CachedInfo would do, but its Info
 		// holds the lock message delivery needs for a network round trip.
 		var cons jetstream.Consumer
-		if cons, err = c.js.Consumer(pctx, c.opts.Stream, c.oc.CachedInfo().Name); err == nil {
+		cons, err = c.js.Consumer(pctx, c.opts.Stream, c.oc.CachedInfo().Name)
+		switch {
+		case err == nil:
 			c.observe(applied, si, cons.CachedInfo())
+			return
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			// The ordered consumer is being recreated under another name
+			// (its server went away): the stream alone tells the lag.
+			c.observe(applied, si, nil)
 			return
 		}
 	}
-	c.log.Debug("events: cannot read the stream position", "error", err)
+	if c.bad.Allow() {
+		c.log.Warn("events: cannot read the stream position", "error", err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.h.infoErrs++
@@ -227,7 +236,9 @@ func (c *Consumer) poll(ctx context.Context) {
 }
 
 // observe folds one successful poll into the health verdict; applied was
-// loaded before the requests.
+// loaded before the requests. ci is nil when the consumer could not be
+// found (being recreated): the lag is then the stream's last sequence less
+// what was applied.
 func (c *Consumer) observe(applied uint64, si *jetstream.StreamInfo, ci *jetstream.ConsumerInfo) {
 	c.observeRetention(si.Config.MaxAge)
 	last := si.State.LastSeq
@@ -257,9 +268,15 @@ func (c *Consumer) observe(applied uint64, si *jetstream.StreamInfo, ci *jetstre
 	}
 	applied = c.applied.Load()
 	c.streamLast.Store(last)
-	lag := ci.NumPending
-	if ci.Delivered.Stream > applied {
-		lag += ci.Delivered.Stream - applied
+	var lag uint64
+	switch {
+	case ci != nil:
+		lag = ci.NumPending
+		if ci.Delivered.Stream > applied {
+			lag += ci.Delivered.Stream - applied
+		}
+	case last > applied:
+		lag = last - applied
 	}
 	c.lag.Store(lag)
 

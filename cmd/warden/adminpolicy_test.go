@@ -20,16 +20,8 @@ func TestAdminPolicyProtectsItself(t *testing.T) {
 	author := mint(t, dataDir, "--sub", "dana", "--roles", "warden-policy-author")
 	root := mint(t, dataDir, "--sub", "root", "--roles", "warden-admin")
 	put := func(token, file, content string) (int, string) {
-		req, _ := http.NewRequest("PUT", base+"/v1/policies/"+file, strings.NewReader(content))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "text/plain")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
+		status, body, _ := adminDo(t, "PUT", base+"/v1/policies/"+file, token, "text/plain", content)
+		return status, body
 	}
 	escalate := "package warden.admin\n\nallow := true\n"
 	for _, file := range []string{"admin.rego", "sneaky.rego"} {
@@ -45,15 +37,8 @@ func TestAdminPolicyProtectsItself(t *testing.T) {
 	}
 
 	// A warden-admin may, and it is recorded.
-	req, _ := http.NewRequest("GET", base+"/v1/policies/admin.rego", nil)
-	req.Header.Set("Authorization", "Bearer "+root)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminRego, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if status, body := put(root, "admin.rego", string(adminRego)+"\n# reviewed\n"); status != 200 {
+	_, adminRego, _ := adminDo(t, "GET", base+"/v1/policies/admin.rego", root, "", "")
+	if status, body := put(root, "admin.rego", adminRego+"\n# reviewed\n"); status != 200 {
 		t.Fatalf("the admin's change of admin.rego = %d %s", status, body)
 	}
 	if !strings.Contains(log.String(), "security: the admin policy was changed") || !strings.Contains(log.String(), "actor=root") {
@@ -66,7 +51,7 @@ func TestAdminPolicyProtectsItself(t *testing.T) {
 	if !strings.Contains(listed.Message, "changes the admin policy") {
 		t.Errorf("stored message %q does not say it changes the admin policy", listed.Message)
 	}
-	resp, err = http.Get(base + "/metrics")
+	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,36 +98,17 @@ func TestPolicyRollout(t *testing.T) {
 	if list.Source != "nats" || list.Revision != pushed || list.Message != "add auditor" || len(list.Files) != 5 {
 		t.Errorf("GET /v1/policies = %+v", list)
 	}
-	req, _ := http.NewRequest("GET", second+"/v1/policies/data.json", nil)
-	req.Header.Set("Authorization", "Bearer "+admin)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	etag := resp.Header.Get("ETag")
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "auditor") || etag == "" {
-		t.Fatalf("GET /v1/policies/data.json = %d %s (ETag %q)", resp.StatusCode, body, etag)
-	}
-	put := func(ifMatch, content string) *http.Response {
-		req, _ := http.NewRequest("PUT", third+"/v1/policies/data.json", strings.NewReader(content))
-		req.Header.Set("Authorization", "Bearer "+admin)
-		req.Header.Set("Content-Type", "text/plain")
-		req.Header.Set("If-Match", ifMatch)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
+	code, body, header := adminDo(t, "GET", second+"/v1/policies/data.json", admin, "", "")
+	etag := header.Get("ETag")
+	if code != 200 || !strings.Contains(body, "auditor") || etag == "" {
+		t.Fatalf("GET /v1/policies/data.json = %d %s (ETag %q)", code, body, etag)
 	}
 	grant := `{"warden":{"roles":{"manager":["orders:read","orders:approve"],"staff":["orders:read"],"auditor":["orders:read","orders:audit"]}}}`
-	if resp := put(etag, grant); resp.StatusCode != 200 {
-		t.Fatalf("PUT with the current ETag = %d", resp.StatusCode)
+	if status, _, _ := adminDo(t, "PUT", third+"/v1/policies/data.json", admin, "text/plain", grant, "If-Match", etag); status != 200 {
+		t.Fatalf("PUT with the current ETag = %d", status)
 	}
-	if resp := put(etag, grant); resp.StatusCode != http.StatusConflict {
-		t.Errorf("PUT with a stale ETag = %d, want 409", resp.StatusCode)
+	if status, _, _ := adminDo(t, "PUT", third+"/v1/policies/data.json", admin, "text/plain", grant, "If-Match", etag); status != http.StatusConflict {
+		t.Errorf("PUT with a stale ETag = %d, want 409", status)
 	}
 	waitFor(t, func() (decisionResult, bool) {
 		d := askDecision(t, first, auditor, "orders:audit")
@@ -302,6 +283,28 @@ func TestPolicyDirSourceIsReadOnly(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "extra.rego")); err == nil {
 		t.Error("the API wrote into the policy directory")
 	}
+}
+
+// adminDo sends one admin API request with token, and a body of
+// contentType when it is not empty, plus header pairs; it returns the
+// answer's status, body and headers.
+func adminDo(t testing.TB, method, url, token, contentType, body string, header ...string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw), resp.Header
 }
 
 func getJSON(t *testing.T, url, token string, out any) {

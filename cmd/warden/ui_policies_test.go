@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -372,15 +371,7 @@ func readShipped(t *testing.T, name string) string {
 // another admin would.
 func putPolicyFile(t *testing.T, baseURL, token, name, content string) {
 	t.Helper()
-	req, _ := http.NewRequest("PUT", baseURL+"/v1/policies/"+name, strings.NewReader(content))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "text/plain")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("PUT /v1/policies/%s = %d", name, resp.StatusCode)
+	if status, body, _ := adminDo(t, "PUT", baseURL+"/v1/policies/"+name, token, "text/plain", content); status != 200 {
+		t.Fatalf("PUT /v1/policies/%s = %d %s", name, status, body)
 	}
 }

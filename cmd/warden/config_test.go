@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
 )
 
 func writeFile(t *testing.T, name, content string) string {
@@ -117,5 +119,42 @@ func TestConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDeployConfig: the configuration the Kubernetes manifests ship
+// (deploy/kubernetes/warden.yaml) is one warden serve accepts.
+func TestDeployConfig(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/kubernetes/warden.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+		}
+		if err := dec.Decode(&doc); err != nil {
+			break
+		}
+		if doc.Kind == "ConfigMap" {
+			text = doc.Data["warden.yaml"]
+		}
+	}
+	if text == "" {
+		t.Fatal("no warden.yaml in the manifests' ConfigMap")
+	}
+	path := filepath.Join(t.TempDir(), "warden.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig("serve", []string{"--config", path}, env(nil), io.Discard, nil)
+	if err != nil {
+		t.Fatalf("the shipped Kubernetes configuration: %v", err)
+	}
+	if len(cfg.Tokens.Issuers) == 0 || cfg.Events.StreamReplicas != 3 || cfg.DecisionAPI.ClientTokensFile == "" {
+		t.Errorf("config %+v: want an issuer, 3 stream replicas and caller authentication", cfg)
 	}
 }

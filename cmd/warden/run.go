@@ -22,6 +22,8 @@ Usage:
   warden token [flags]       mint a development token (development issuer only)
   warden event <type> [flags] publish a permission-change event through a running Warden
   warden policy <command>    test, check, format or push Rego policies (test, check, fmt, push)
+  warden health [flags]      exit 0 when the Warden of this configuration is ready (/readyz), for
+                             a container's health check
   warden version             print the version
 
 Run "warden <command> --help" for a command's flags.
@@ -46,6 +48,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = publishEvent(ctx, rest, getenv, stdout, stderr)
 	case "policy":
 		err = policyCommand(ctx, rest, getenv, stdout, stderr)
+	case "health":
+		err = health(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "warden", versionString())
 	case "help", "-h", "--help":

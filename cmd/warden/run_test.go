@@ -400,3 +400,24 @@ func TestDecisionClientsFile(t *testing.T) {
 		t.Errorf("a 4-character token = %v, want refused naming the line", err)
 	}
 }
+
+// TestHealth: warden health, the container health check, succeeds against
+// a ready Warden and fails, saying why, when nothing answers.
+func TestHealth(t *testing.T) {
+	base, _, _ := startWarden(t, t.TempDir())
+	waitReady(t, base)
+	var out bytes.Buffer
+	listen := strings.TrimPrefix(base, "http://")
+	if err := run(context.Background(), []string{"warden", "health", "--listen", listen}, env(nil), nil, &out, io.Discard); err != nil || out.String() != "ready\n" {
+		t.Errorf("health of a ready Warden = %v, %q", err, out.String())
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	if err := run(context.Background(), []string{"warden", "health", "--listen", closed}, env(nil), nil, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "/readyz") {
+		t.Errorf("health with nothing listening = %v, want an error naming /readyz", err)
+	}
+}

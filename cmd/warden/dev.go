@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -127,7 +128,32 @@ func (d *devIssuer) writePublicJWK() error {
 	if err != nil {
 		return fmt.Errorf("development key: %w", err)
 	}
-	return os.WriteFile(d.publicPath(), raw, 0o644)
+	if cur, err := os.ReadFile(d.publicPath()); err == nil && bytes.Equal(cur, raw) {
+		return nil
+	}
+	// Written aside and renamed into place: replicas sharing the data
+	// directory start together, and one must never read another's
+	// half-written file.
+	tmp, err := os.CreateTemp(d.dir, devPublicFile+".*")
+	if err != nil {
+		return fmt.Errorf("development key: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename, nothing is there
+	if _, err := tmp.Write(raw); err != nil {
+		tmp.Close()
+		return fmt.Errorf("development key: %w", err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("development key: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("development key: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), d.publicPath()); err != nil {
+		return fmt.Errorf("development key: %w", err)
+	}
+	return nil
 }
 
 // issuerConfig is the verifier configuration that trusts the development

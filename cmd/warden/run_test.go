@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/wardenauthz/warden/claims"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server goroutine to write while
@@ -419,5 +420,35 @@ func TestHealth(t *testing.T) {
 	l.Close()
 	if err := run(context.Background(), []string{"warden", "health", "--listen", closed}, env(nil), nil, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "/readyz") {
 		t.Errorf("health with nothing listening = %v, want an error naming /readyz", err)
+	}
+}
+
+// TestDevIssuerSharedDataDir: replicas sharing one data directory start
+// together; none may read another's half-written public key.
+func TestDevIssuerSharedDataDir(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := loadDevIssuer(dir); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 8 {
+		wg.Go(func() {
+			for range 20 {
+				d, _, err := loadDevIssuer(dir)
+				if err == nil {
+					_, err = claims.NewVerifier(context.Background(), claims.Config{Issuers: []claims.IssuerConfig{d.issuerConfig()}})
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -139,6 +139,7 @@ func (s *server) answer(c *gin.Context, token string, checks []check, results []
 	if verifyErr != nil {
 		logged = checks[:1]
 	}
+	s.traceDecisions(ctx, results)
 	requestID := c.Writer.Header().Get(requestIDHeader) // echoed by requestID when valid
 	for i := range logged {
 		s.logDecision(&results[i], logged[i].Action, logged[i].Resource, requestID, end, latency)

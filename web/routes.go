@@ -18,6 +18,9 @@ func (s *server) routes() http.Handler {
 	if len(s.opts.Hosts) > 0 {
 		r.Use(s.checkHost)
 	}
+	if s.tracer != nil {
+		r.Use(s.traceRequest)
+	}
 
 	r.GET("/healthz", s.handleHealthz())
 	r.GET("/readyz", s.handleReadyz())

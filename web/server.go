@@ -21,6 +21,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
@@ -111,6 +112,11 @@ type Options struct {
 	// DecisionBurst; over it, 429 rate_limited. 0: no limit.
 	DecisionRate  float64
 	DecisionBurst int
+	// TracerProvider, when set, traces every request: a server span per
+	// request (continuing the caller's W3C traceparent) and, on the
+	// decision routes, a span per decision with its id, reason, policy
+	// revision and replica. Nil, the default, adds nothing to a request.
+	TracerProvider trace.TracerProvider
 	// Hosts, when set, are the only host names (of the Host header, any
 	// port) the server answers; a request for another name gets 403 on
 	// every route. Development mode sets it to this machine's names, so
@@ -141,6 +147,7 @@ type server struct {
 	tickets     *ticketStore     // stream tickets; with decisionLog
 	streams     chan struct{}    // a slot per open stream; with decisionLog
 	guard       *decisionGuard
+	tracer      trace.Tracer // nil: no tracing
 	streamsMu   sync.Mutex
 	streamsBy   map[string]int // open streams per admin (issuer and subject)
 }
@@ -196,6 +203,9 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 		policies:  opts.Policies,
 		drafts:    opts.Drafts,
 		guard:     newDecisionGuard(opts.DecisionClients, opts.DecisionRate, opts.DecisionBurst),
+	}
+	if opts.TracerProvider != nil {
+		s.tracer = opts.TracerProvider.Tracer("github.com/wardenauthz/warden/web")
 	}
 	if s.events != nil {
 		s.metrics.registerEvents(opts.Registerer, s.events.Stream)
@@ -258,7 +268,7 @@ func (s *server) checkHost(c *gin.Context) {
 
 // requestIDHeader correlates a request across a gateway, Warden's answer
 // and its decision log.
-const requestIDHeader = "X-Request-ID"
+const requestIDHeader = "X-Request-Id" // canonical: header lookups do not allocate
 
 // requestID echoes the caller's X-Request-ID, when it is one Warden can
 // put in a log line (1 to 128 printable ASCII characters, no space); the

@@ -38,6 +38,7 @@ type Config struct {
 	DecisionLog DecisionLogConfig `yaml:"decision_log"`
 	DecisionAPI DecisionAPIConfig `yaml:"decision_api"`
 	Log         LogConfig         `yaml:"log"`
+	Tracing     TracingConfig     `yaml:"tracing"`
 	Dev         DevConfig         `yaml:"dev"`
 }
 
@@ -82,6 +83,11 @@ func readClientTokens(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("decision_api.client_tokens_file %s: no client; remove the setting to let anyone ask", path)
 	}
 	return clients, nil
+}
+
+// TracingConfig says where traces go.
+type TracingConfig struct {
+	OTLPEndpoint string `yaml:"otlp_endpoint" help:"OTLP/HTTP endpoint that receives traces, e.g. http://otel-collector:4318 (empty: no tracing)"`
 }
 
 // LogConfig says what Warden's own log (standard error) shows.

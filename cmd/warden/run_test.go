@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,6 +21,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/wardenauthz/warden/claims"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server goroutine to write while
@@ -240,7 +244,7 @@ func TestVersionAndHelp(t *testing.T) {
 		"events.nats_url", "events.credentials_file", "events.nkey_seed_file", "events.tls_ca_file", "events.tls_cert_file",
 		"events.tls_key_file", "events.embedded_listen", "events.embedded_tls_cert_file", "events.embedded_tls_key_file",
 		"events.embedded_allow_plaintext", "events.stream", "events.stream_replicas", "events.grace", "events.on_disconnect",
-		"events.fresh_window", "events.replica_id", "events.min_seq_wait", "events.embedded_sync", "decision_log.output", "decision_log.buffer", "decision_log.max_size_mb", "decision_log.max_files", "decision_api.client_tokens_file", "decision_api.rate_limit", "decision_api.rate_burst", "log.level", "dev.allow_remote",
+		"events.fresh_window", "events.replica_id", "events.min_seq_wait", "events.embedded_sync", "decision_log.output", "decision_log.buffer", "decision_log.max_size_mb", "decision_log.max_files", "decision_api.client_tokens_file", "decision_api.rate_limit", "decision_api.rate_burst", "log.level", "dev.allow_remote", "tracing.otlp_endpoint",
 	} {
 		for _, want := range []string{"--" + flagName(key) + " ", envName(key), "file key " + key + ","} {
 			if !strings.Contains(help.String(), want) {
@@ -450,5 +454,57 @@ func TestDevIssuerSharedDataDir(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestTracingExport: with tracing.otlp_endpoint, warden serve exports its
+// spans over OTLP/HTTP, here to a receiver that decodes them as the
+// protocol's own types: the decision's span carries its id.
+func TestTracingExport(t *testing.T) {
+	received := make(chan *collectortrace.ExportTraceServiceRequest, 16)
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r.Body)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			body = zr
+		}
+		raw, _ := io.ReadAll(body)
+		var req collectortrace.ExportTraceServiceRequest
+		if r.URL.Path != "/v1/traces" || proto.Unmarshal(raw, &req) != nil {
+			t.Errorf("the collector got %s %d bytes it cannot read", r.URL.Path, len(raw))
+		}
+		received <- &req
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(nil)
+	}))
+	defer collector.Close()
+
+	dataDir := t.TempDir()
+	base, _, stop := startWarden(t, dataDir, "--tracing-otlp-endpoint", collector.URL)
+	waitReady(t, base)
+	d := askDecision(t, base, mint(t, dataDir, "--sub", "alice", "--roles", "staff"), "orders:read")
+	if err := stop(); err != nil { // shutdown flushes the batch
+		t.Fatal(err)
+	}
+	found := false
+	for len(received) > 0 {
+		for _, rs := range (<-received).ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, s := range ss.Spans {
+					for _, kv := range s.Attributes {
+						if s.Name == "warden.decision" && kv.Key == "warden.decision_id" && kv.Value.GetStringValue() == d.DecisionID {
+							found = true
+						}
+					}
+				}
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no warden.decision span for decision %s reached the collector", d.DecisionID)
 	}
 }

@@ -154,6 +154,20 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 			return dev.mint(sub, roles, ttl, extra, time.Now())
 		}
 	}
+	if cfg.Tracing.OTLPEndpoint != "" {
+		tp, err := startTracing(ctx, cfg.Tracing.OTLPEndpoint, feed.replicaID)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				logger.Warn("tracing: the last spans were not exported", "err", err)
+			}
+		}()
+		webOpts.TracerProvider = tp
+	}
 	srv := &http.Server{
 		Handler:           web.NewServer(logger, verifier, engine, webOpts),
 		ReadHeaderTimeout: 5 * time.Second,

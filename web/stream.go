@@ -161,6 +161,7 @@ func (s *server) handleStream() gin.HandlerFunc {
 				sw.flush()
 			}
 		}
+		failures := 0 // admin policy evaluations in a row that failed
 		for {
 			select {
 			case <-ctx.Done():
@@ -173,16 +174,26 @@ func (s *server) handleStream() gin.HandlerFunc {
 				end("token_expired")
 				return
 			case <-heartbeat.C:
-				if reason, err := s.engine.Admit(ctx, watcher, streamAction, nil); reason != decision.ReasonAllowed {
-					if ctx.Err() != nil {
-						end("client_gone")
+				reason, err := s.engine.Admit(ctx, watcher, streamAction, nil)
+				switch {
+				case ctx.Err() != nil:
+					end("client_gone")
+					return
+				case err != nil:
+					// The policy could not answer (a timeout on a loaded
+					// replica): the admin was admitted and nothing says
+					// otherwise yet. Twice in a row ends the stream.
+					failures++
+					s.logger.ErrorContext(ctx, "decision stream: the admin policy failed", "err", err, "in_a_row", failures)
+					if failures >= 2 {
+						end("access_revoked")
 						return
 					}
-					if err != nil {
-						s.logger.ErrorContext(ctx, "decision stream: the admin policy failed; ending the stream", "err", err)
-					}
+				case reason != decision.ReasonAllowed:
 					end("access_revoked")
 					return
+				default:
+					failures = 0
 				}
 				sw.comment("heartbeat")
 			case r := <-sub.Deliveries():

@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"sync"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/wardenauthz/warden/decision"
 )
 
@@ -139,7 +141,7 @@ func NewManager(ctx context.Context, src Source, engine Engine, opts ManagerOpti
 // start reads the source's set, seeding an empty source, and applies it.
 // The caller holds applyMu.
 func (m *Manager) start(ctx, runCtx context.Context) error {
-	set, err := m.src.Current(ctx)
+	set, err := m.current(ctx)
 	if errors.Is(err, ErrNoSet) && m.opts.Seed != nil {
 		set, err = m.seed(ctx)
 	}
@@ -157,6 +159,27 @@ func (m *Manager) start(ctx, runCtx context.Context) error {
 	// A set that fails its checks is recorded, not an error.
 	_ = m.offer(runCtx, set, err, false)
 	return nil
+}
+
+// current reads the source's set at start. A NATS cluster electing its
+// leaders answers "no responders" or nothing for a moment: such a read is
+// tried again, in attempts of a few seconds, until ctx ends.
+func (m *Manager) current(ctx context.Context) (Set, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		set, err := m.src.Current(actx)
+		cancel()
+		transient := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+		if !transient || ctx.Err() != nil {
+			return set, err
+		}
+		m.log.Warn("policyset: cannot read the source yet; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return set, err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // seed checks the seed and stores it if the source still holds no set; it

@@ -261,45 +261,47 @@ func localPolicies(c PoliciesConfig) fs.FS {
 // startPolicies starts the policy manager on the source of policies.source.
 func startPolicies(ctx context.Context, cfg Config, feed *feed, engine *decision.Engine, logger *slog.Logger) (*policyset.Manager, error) {
 	log := logger.With("component", "policies")
-	var src policyset.Source
+	opts := policyset.ManagerOptions{Seed: localPolicies(cfg.Policies), Logger: log}
 	if cfg.Policies.Source == policyset.SourceDir {
 		dir, err := policyset.NewDir(cfg.Policies.Dir, cfg.Policies.PollInterval)
 		if err != nil {
 			return nil, err
 		}
-		src = dir
-	} else {
-		// The bucket lives on the same NATS as the events; a replica
-		// cannot know which policies to run without it, so an unreachable
-		// NATS is an error here after a while rather than a silent start
-		// on a local set.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, policySetupTimeout)
-		defer cancel()
-		// A JetStream request sent while a cluster elects its leader goes
-		// unanswered until it times out, so each attempt gets a few
-		// seconds and the setup tries again until policySetupTimeout.
-		var store *policyset.Store
-		for {
-			actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-			var err error
-			store, err = policyset.NewStore(actx, feed.nc, policyset.StoreOptions{Bucket: cfg.Policies.Bucket, Replicas: cfg.Events.StreamReplicas, Logger: log})
-			acancel()
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("policy bucket %s: is NATS reachable (events.nats_url %q)? With policies.source dir a replica can start without it: %w", cfg.Policies.Bucket, cfg.Events.NATSURL, err)
-			}
-			log.Warn("cannot set up the policy bucket yet; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-		}
-		src = store
+		return policyset.NewManager(ctx, dir, engine, opts)
 	}
-	return policyset.NewManager(ctx, src, engine, policyset.ManagerOptions{Seed: localPolicies(cfg.Policies), Logger: log})
+	// The bucket lives on the same NATS as the events; a replica cannot
+	// know which policies to run without it, so an unreachable NATS is an
+	// error here after a while rather than a silent start on a local set.
+	// A JetStream request sent while a cluster elects its leaders goes
+	// unanswered (or finds no responder) for a moment, so each attempt
+	// gets a few seconds and the setup tries again until
+	// policySetupTimeout. Every step is safe to repeat.
+	ctx, cancel := context.WithTimeout(ctx, policySetupTimeout)
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+		store, err := policyset.NewStore(actx, feed.nc, policyset.StoreOptions{Bucket: cfg.Policies.Bucket, Replicas: cfg.Events.StreamReplicas, Logger: log})
+		var m *policyset.Manager
+		if err == nil {
+			m, err = policyset.NewManager(actx, store, engine, opts)
+		}
+		acancel()
+		if err == nil {
+			return m, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("policy bucket %s: is NATS reachable (events.nats_url %q)? With policies.source dir a replica can start without it: %w", cfg.Policies.Bucket, cfg.Events.NATSURL, err)
+		}
+		var pe *decision.PolicyError
+		if errors.As(err, &pe) {
+			return nil, err // the seed does not pass its checks: no retry helps
+		}
+		log.Warn("cannot set up the policy bucket yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // policySetupTimeout bounds how long serve waits for NATS to set up the

@@ -205,6 +205,8 @@ func TestClusterFailover(t *testing.T) {
 		waitReadyWithin(t, r.url, 90*time.Second) // the cluster elects its leaders meanwhile
 	}
 	admin, _ := dev.mint("admin", []string{"warden-admin"}, 30*time.Minute, nil, time.Now())
+	// The goroutines below reach the replicas by URL, which a restart keeps.
+	urls := []string{replicas[0].url, replicas[1].url, replicas[2].url}
 
 	// The publisher: a new subject each time, through the replicas in
 	// turn, each publish waiting for every replica (?wait=500ms) so that the
@@ -234,14 +236,14 @@ func TestClusterFailover(t *testing.T) {
 			default:
 			}
 			mu.Lock()
-			r := replicas[i%3]
+			url := urls[i%3]
 			skipped := skip[i%3]
 			mu.Unlock()
 			if skipped {
-				r = replicas[(i+1)%3]
+				url = urls[(i+1)%3]
 			}
 			o := outcome{i: i, sent: time.Now()}
-			status, body := adminPost(r.url+"/v1/events?wait=500ms", admin, fmt.Sprintf(`{"id":"evt-%d","type":"roles_changed","subject":"user-%d"}`, i, i))
+			status, body := adminPost(url+"/v1/events?wait=500ms", admin, fmt.Sprintf(`{"id":"evt-%d","type":"roles_changed","subject":"user-%d"}`, i, i))
 			var ack struct {
 				Seq      uint64 `json:"seq"`
 				Enforced *struct {
@@ -280,7 +282,7 @@ func TestClusterFailover(t *testing.T) {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			for i, r := range replicas {
+			for i, url := range urls {
 				mu.Lock()
 				skipped := skip[i]
 				mu.Unlock()
@@ -288,10 +290,10 @@ func TestClusterFailover(t *testing.T) {
 					continue
 				}
 				body, _ := json.Marshal(map[string]any{"token": token, "action": "orders:read"})
-				resp, err := http.Post(r.url+"/v1/decision", "application/json", bytes.NewReader(body))
+				resp, err := http.Post(url+"/v1/decision", "application/json", bytes.NewReader(body))
 				if err != nil || resp.StatusCode != 200 {
 					mu.Lock()
-					decisionErrs = append(decisionErrs, fmt.Sprintf("%s: %v %v", r.url, err, resp))
+					decisionErrs = append(decisionErrs, fmt.Sprintf("%s: %v %v", url, err, resp))
 					mu.Unlock()
 				}
 				if resp != nil {

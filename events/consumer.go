@@ -15,6 +15,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 )
 
@@ -49,6 +52,10 @@ type ConsumerOptions struct {
 	// SweepInterval is how often expired ledger entries are dropped.
 	// Default 1m.
 	SweepInterval time.Duration
+	// TracerProvider records the apply of each event that arrives with a
+	// trace (traceparent in its headers) as a child of its publish. Nil:
+	// no spans.
+	TracerProvider trace.TracerProvider
 }
 
 // Defaults of ConsumerOptions (events.grace, events.fresh_window).
@@ -120,6 +127,7 @@ type Consumer struct {
 	opts   ConsumerOptions
 	log    *slog.Logger
 	bad    *rate.Limiter // at most 10 warnings a second about bad messages: a flood of them is counted, not logged
+	tracer trace.Tracer
 
 	// Read on the request path, so atomics only.
 	applied       atomic.Uint64 // highest stream sequence applied (or skipped as bad)
@@ -166,12 +174,13 @@ func NewConsumer(nc *nats.Conn, ledger *Ledger, opts ConsumerOptions) (*Consumer
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Consumer{
 		nc: nc, js: js, ledger: ledger, opts: opts,
-		log:   opts.Logger.With("replica", opts.ReplicaID, "stream", opts.Stream),
-		nudge: make(chan struct{}, 1),
-		bad:   rate.NewLimiter(10, 10),
-		stop:  cancel,
-		done:  make(chan struct{}),
-		h:     health{catchingUp: true, why: "replaying the event stream"},
+		log:    opts.Logger.With("replica", opts.ReplicaID, "stream", opts.Stream),
+		nudge:  make(chan struct{}, 1),
+		bad:    rate.NewLimiter(10, 10),
+		tracer: tracer(opts.TracerProvider),
+		stop:   cancel,
+		done:   make(chan struct{}),
+		h:      health{catchingUp: true, why: "replaying the event stream"},
 	}
 	c.degradedSince.Store(time.Now().UnixNano())
 	// Registered before run starts so that no status change is missed.
@@ -305,6 +314,15 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 		return
 	}
 	seq := md.Sequence.Stream
+	var span trace.Span
+	if parent := traceContext.Extract(context.Background(), headerCarrier(msg.Headers())); trace.SpanContextFromContext(parent).IsValid() {
+		_, span = c.tracer.Start(parent, SpanApply, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.destination.name", msg.Subject()),
+			attribute.String("warden.replica", c.opts.ReplicaID),
+			attribute.Int64("warden.event_seq", int64(seq)),
+		))
+	}
 	e, err := Parse(msg.Data())
 	if err == nil && msg.Subject() != e.Type.Subject() {
 		err = fmt.Errorf("%w: a %s event published to %q, want %q", ErrInvalidEvent, e.Type, msg.Subject(), e.Type.Subject())
@@ -321,6 +339,15 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 		if c.bad.Allow() {
 			c.log.Warn("events: skipping a bad event", "seq", seq, "nats_subject", msg.Subject(), "error", err)
 		}
+	}
+	if span != nil {
+		if e.ID != "" {
+			span.SetAttributes(attribute.String("warden.event_id", e.ID), attribute.String("warden.event_type", string(e.Type)))
+		}
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
 	}
 
 	storeMax(&c.applied, seq)

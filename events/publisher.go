@@ -11,6 +11,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wardenauthz/warden/claims"
 )
@@ -30,6 +33,10 @@ type PublisherOptions struct {
 	// event scoped to another issuer can match no token, and is refused.
 	// Empty: any issuer is accepted.
 	Issuers []string
+	// TracerProvider records a span per publish and carries its trace to
+	// every replica's apply in the message headers. Nil: no spans, but a
+	// trace already in the publish's context still travels with the event.
+	TracerProvider trace.TracerProvider
 }
 
 // Publisher publishes events to the stream.
@@ -40,6 +47,7 @@ type Publisher struct {
 	span    time.Duration // MaxLifetime + Leeway
 	leeway  time.Duration
 	issuers []string
+	tracer  trace.Tracer
 }
 
 // Ack is what the stream answered to a publish.
@@ -75,6 +83,7 @@ func NewPublisher(nc *nats.Conn, opts PublisherOptions) (*Publisher, error) {
 	return &Publisher{
 		js: js, stream: opts.Stream, now: opts.Now,
 		span: opts.MaxLifetime + opts.Leeway, leeway: opts.Leeway, issuers: slices.Clone(opts.Issuers),
+		tracer: tracer(opts.TracerProvider),
 	}, nil
 }
 
@@ -87,12 +96,13 @@ func (p *Publisher) Publish(ctx context.Context, e Event) (seq uint64, err error
 // PublishAck fills in what e lacks (v = 1, a random id, at = now), validates
 // it, and publishes it to warden.events.<type> with Nats-Msg-Id = id, so
 // that publishing the same event again within the duplicate window stores
-// it once. It returns once JetStream has stored the event.
+// it once. It returns once JetStream has stored the event. The trace in ctx
+// travels with the event (traceparent in the message headers).
 //
 // Errors wrap ErrInvalidEvent, naming the field, when e is not a valid event
 // or is one that can change nothing (see effectless); other errors come
 // from NATS.
-func (p *Publisher) PublishAck(ctx context.Context, e Event) (Ack, error) {
+func (p *Publisher) PublishAck(ctx context.Context, e Event) (_ Ack, err error) {
 	now := p.now()
 	if e.V == 0 {
 		e.V = Version
@@ -116,7 +126,22 @@ func (p *Publisher) PublishAck(ctx context.Context, e Event) (Ack, error) {
 	if len(data) > MaxEventBytes {
 		return Ack{}, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrInvalidEvent, len(data), MaxEventBytes)
 	}
-	pa, err := p.js.Publish(ctx, e.Type.Subject(), data,
+	msg := nats.NewMsg(e.Type.Subject())
+	msg.Data = data
+	ctx, span := p.tracer.Start(ctx, SpanPublish, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
+		attribute.String("messaging.system", "nats"),
+		attribute.String("messaging.destination.name", msg.Subject),
+		attribute.String("warden.event_id", e.ID),
+		attribute.String("warden.event_type", string(e.Type)),
+	))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
+	traceContext.Inject(ctx, headerCarrier(msg.Header))
+	pa, err := p.js.PublishMsg(ctx, msg,
 		jetstream.WithMsgID(e.ID),
 		// A subject captured by another stream, or by none, would "succeed"
 		// somewhere no replica reads.
@@ -124,6 +149,7 @@ func (p *Publisher) PublishAck(ctx context.Context, e Event) (Ack, error) {
 	if err != nil {
 		return Ack{}, fmt.Errorf("events: publish %s: %w", e.Type, err)
 	}
+	span.SetAttributes(attribute.Int64("warden.event_seq", int64(pa.Sequence)), attribute.Bool("warden.event_duplicate", pa.Duplicate))
 	return Ack{Seq: pa.Sequence, Duplicate: pa.Duplicate, Event: e}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wardenauthz/warden/events"
 	"github.com/wardenauthz/warden/web"
@@ -30,7 +31,8 @@ type feed struct {
 // startFeed connects to NATS (starting the embedded server when no URL is
 // configured), makes sure the stream exists and starts following it. It
 // returns before the replay is done: the consumer's Ready says when.
-func startFeed(ctx context.Context, cfg Config, logger *slog.Logger) (*feed, error) {
+// With tp (nil: no tracing), publishes and applies are traced.
+func startFeed(ctx context.Context, cfg Config, tp trace.TracerProvider, logger *slog.Logger) (*feed, error) {
 	f := &feed{}
 	log := logger.With("component", "events")
 	connOpts := events.ConnectOptions{
@@ -88,19 +90,20 @@ func startFeed(ctx context.Context, cfg Config, logger *slog.Logger) (*feed, err
 
 	f.ledger = events.NewLedger(events.LedgerOptions{MaxLifetime: cfg.Tokens.MaxLifetime, Leeway: cfg.Tokens.Leeway})
 	f.consumer, err = events.NewConsumer(f.nc, f.ledger, events.ConsumerOptions{
-		Stream:       cfg.Events.Stream,
-		ReplicaID:    cfg.Events.ReplicaID,
-		Grace:        cfg.Events.Grace,
-		OnDisconnect: events.DisconnectMode(cfg.Events.OnDisconnect),
-		FreshWindow:  cfg.Events.FreshWindow,
-		Logger:       log,
+		Stream:         cfg.Events.Stream,
+		ReplicaID:      cfg.Events.ReplicaID,
+		Grace:          cfg.Events.Grace,
+		OnDisconnect:   events.DisconnectMode(cfg.Events.OnDisconnect),
+		FreshWindow:    cfg.Events.FreshWindow,
+		Logger:         log,
+		TracerProvider: tp,
 	})
 	if err != nil {
 		f.close()
 		return nil, err
 	}
 	f.replicaID = f.consumer.ReplicaID()
-	if f.publisher, err = events.NewPublisher(f.nc, events.PublisherOptions{Stream: cfg.Events.Stream}); err != nil {
+	if f.publisher, err = events.NewPublisher(f.nc, events.PublisherOptions{Stream: cfg.Events.Stream, TracerProvider: tp}); err != nil {
 		f.close()
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/wardenauthz/warden/claims"
+	"github.com/wardenauthz/warden/events"
+	"github.com/wardenauthz/warden/web"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -459,9 +463,12 @@ func TestDevIssuerSharedDataDir(t *testing.T) {
 
 // TestTracingExport: with tracing.otlp_endpoint, warden serve exports its
 // spans over OTLP/HTTP, here to a receiver that decodes them as the
-// protocol's own types: the decision's span carries its id.
+// protocol's own types. Two replicas share one stream: the decision's span
+// carries its id, and an event published on r1 under the caller's
+// traceparent shows in that one trace as the publish on r1 and the apply
+// on r1 and on r2.
 func TestTracingExport(t *testing.T) {
-	received := make(chan *collectortrace.ExportTraceServiceRequest, 16)
+	received := make(chan *collectortrace.ExportTraceServiceRequest, 64)
 	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body io.Reader = r.Body
 		if r.Header.Get("Content-Encoding") == "gzip" {
@@ -484,27 +491,77 @@ func TestTracingExport(t *testing.T) {
 	defer collector.Close()
 
 	dataDir := t.TempDir()
-	base, _, stop := startWarden(t, dataDir, "--tracing-otlp-endpoint", collector.URL)
-	waitReady(t, base)
-	d := askDecision(t, base, mint(t, dataDir, "--sub", "alice", "--roles", "staff"), "orders:read")
-	if err := stop(); err != nil { // shutdown flushes the batch
+	r1, r1Log, stop1 := startWarden(t, dataDir, "--tracing-otlp-endpoint", collector.URL,
+		"--events-embedded-listen", "127.0.0.1:0", "--events-replica-id", "r1")
+	waitReady(t, r1)
+	natsURL := natsURLLine.FindStringSubmatch(r1Log.String())[1]
+	r2, _, stop2 := startWarden(t, t.TempDir(), "--tracing-otlp-endpoint", collector.URL, "--data-dir", dataDir,
+		"--events-nats-url", natsURL, "--events-nkey-seed-file", replicaSeed(dataDir), "--events-replica-id", "r2")
+	waitReady(t, r2)
+
+	d := askDecision(t, r1, mint(t, dataDir, "--sub", "alice", "--roles", "staff"), "orders:read")
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req, _ := http.NewRequest("POST", r1+"/v1/events?wait=2s", strings.NewReader(`{"type":"roles_changed","subject":"bob","reason":"demoted"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+mint(t, dataDir, "--sub", "admin", "--roles", "warden-admin"))
+	req.Header.Set("Traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
+	var pub web.PublishResponse
+	json.NewDecoder(resp.Body).Decode(&pub)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || pub.Enforced == nil || pub.Enforced.Applied != 2 {
+		t.Fatalf("publish: %d %+v, want enforced on both replicas", resp.StatusCode, pub)
+	}
+	for _, stop := range []func() error{stop1, stop2} { // shutdown flushes the batch
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Every span: which replica exported it, its name and trace, and the
+	// attributes asked about below.
+	type span struct{ replica, name, trace, decisionID, eventID string }
+	var spans []span
 	for len(received) > 0 {
 		for _, rs := range (<-received).ResourceSpans {
+			replica := ""
+			for _, kv := range rs.Resource.Attributes {
+				if kv.Key == "service.instance.id" {
+					replica = kv.Value.GetStringValue()
+				}
+			}
 			for _, ss := range rs.ScopeSpans {
 				for _, s := range ss.Spans {
+					sp := span{replica: replica, name: s.Name, trace: hex.EncodeToString(s.TraceId)}
 					for _, kv := range s.Attributes {
-						if s.Name == "warden.decision" && kv.Key == "warden.decision_id" && kv.Value.GetStringValue() == d.DecisionID {
-							found = true
+						switch kv.Key {
+						case "warden.decision_id":
+							sp.decisionID = kv.Value.GetStringValue()
+						case "warden.event_id":
+							sp.eventID = kv.Value.GetStringValue()
 						}
 					}
+					spans = append(spans, sp)
 				}
 			}
 		}
 	}
-	if !found {
-		t.Errorf("no warden.decision span for decision %s reached the collector", d.DecisionID)
+	want := []span{
+		{replica: "r1", name: "warden.decision", decisionID: d.DecisionID},
+		{replica: "r1", name: "POST /v1/events", trace: traceID},
+		{replica: "r1", name: events.SpanPublish, trace: traceID, eventID: pub.ID},
+		{replica: "r1", name: events.SpanApply, trace: traceID, eventID: pub.ID},
+		{replica: "r2", name: events.SpanApply, trace: traceID, eventID: pub.ID},
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(spans, func(s span) bool {
+			return s.replica == w.replica && s.name == w.name && (w.trace == "" || s.trace == w.trace) &&
+				s.decisionID == w.decisionID && s.eventID == w.eventID
+		}) {
+			t.Errorf("no span %+v reached the collector; it got %+v", w, spans)
+		}
 	}
 }

@@ -18,10 +18,12 @@ import (
 
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
+	"github.com/wardenauthz/warden/events"
 	"github.com/wardenauthz/warden/policies"
 	"github.com/wardenauthz/warden/policyset"
 	"github.com/wardenauthz/warden/web"
 	"github.com/wardenauthz/warden/web/decisionlog"
+	"go.opentelemetry.io/otel/trace"
 	"gopkg.in/natefinch/lumberjack.v2"
 )
 
@@ -76,7 +78,26 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	if err != nil {
 		return fmt.Errorf("tokens: %w", err)
 	}
-	feed, err := startFeed(ctx, cfg, logger)
+	if cfg.Events.ReplicaID == "" {
+		// Chosen here, not by the consumer, so that traces name it too.
+		cfg.Events.ReplicaID = events.DefaultReplicaID()
+	}
+	var tp trace.TracerProvider // nil: no tracing
+	if cfg.Tracing.OTLPEndpoint != "" {
+		sdk, err := startTracing(ctx, cfg.Tracing.OTLPEndpoint, cfg.Events.ReplicaID)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := sdk.Shutdown(sctx); err != nil {
+				logger.Warn("tracing: the last spans were not exported", "err", err)
+			}
+		}()
+		tp = sdk
+	}
+	feed, err := startFeed(ctx, cfg, tp, logger)
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
@@ -154,20 +175,7 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 			return dev.mint(sub, roles, ttl, extra, time.Now())
 		}
 	}
-	if cfg.Tracing.OTLPEndpoint != "" {
-		tp, err := startTracing(ctx, cfg.Tracing.OTLPEndpoint, feed.replicaID)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := tp.Shutdown(sctx); err != nil {
-				logger.Warn("tracing: the last spans were not exported", "err", err)
-			}
-		}()
-		webOpts.TracerProvider = tp
-	}
+	webOpts.TracerProvider = tp
 	srv := &http.Server{
 		Handler:           web.NewServer(logger, verifier, engine, webOpts),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
@@ -33,6 +35,8 @@ func (s *server) requireAdmin(c *gin.Context) {
 		return
 	}
 	action := c.Request.Method + " " + c.FullPath()
+	// The request's span names who made it, allowed or not.
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("warden.admin", cl.Subject))
 	if err := s.admit(ctx, cl, action, nil); err != nil {
 		s.writeError(c, err)
 		return

@@ -11,7 +11,8 @@ import (
 
 // TestTracing: with a tracer provider, a decision request continues the
 // caller's traceparent, and each decision is a span that names its id,
-// reason and policy revision.
+// reason and policy revision. An admin request's span names the admin,
+// allowed or refused.
 func TestTracing(t *testing.T) {
 	f := newFixture(t)
 	rec := tracetest.NewSpanRecorder()
@@ -49,6 +50,31 @@ func TestTracing(t *testing.T) {
 		if d.Parent().SpanID() != server.SpanContext().SpanID() || attrs["warden.decision_id"] != want["decision_id"] ||
 			attrs["warden.reason"] != want["reason"] || attrs["warden.policy_revision"] != want["policy_revision"] {
 			t.Errorf("decision span %d: %v under %v, want %v", i, attrs, d.Parent().SpanID(), want)
+		}
+	}
+
+	for _, tc := range []struct {
+		sub, role string
+		status    int
+	}{{"root", "warden-admin", 200}, {"bob", "staff", 403}} {
+		status, _ := f.do(t, "GET", "/v1/decisions/recent", "", "", "Authorization", "Bearer "+f.token(t, tc.sub, tc.role))
+		if status != tc.status {
+			t.Fatalf("GET /v1/decisions/recent as %s: %d, want %d", tc.sub, status, tc.status)
+		}
+		spans := rec.Ended()
+		last := spans[len(spans)-1]
+		code := -1
+		admin := ""
+		for _, kv := range last.Attributes() {
+			switch kv.Key {
+			case "warden.admin":
+				admin = kv.Value.AsString()
+			case "http.response.status_code":
+				code = int(kv.Value.AsInt64())
+			}
+		}
+		if last.Name() != "GET /v1/decisions/recent" || admin != tc.sub || code != tc.status {
+			t.Errorf("admin request's span %s: admin %q, status %d; want %s, %d", last.Name(), admin, code, tc.sub, tc.status)
 		}
 	}
 }

@@ -31,8 +31,9 @@ type Fleet struct {
 	opts FleetOptions
 	log  *slog.Logger
 	// bad counts messages on warden.replicas.* refused as beats (malformed,
-	// under another replica's subject, or past MaxReplicas); the tests read
-	// it to know a refused message has arrived.
+	// under another replica's subject, or past MaxReplicas) and beats whose
+	// malformed Load was dropped; the tests read it to know such a message
+	// has arrived.
 	bad atomic.Uint64
 
 	mu       sync.Mutex
@@ -91,6 +92,9 @@ type Replica struct {
 	Denied       uint64  `json:"denied"`
 	DecisionRate float64 `json:"decision_rate"`
 	DenyRate     float64 `json:"deny_rate"`
+	// Load is the replica's recent decisions from its latest beat; nil
+	// when it sent none, or a malformed one.
+	Load *Load `json:"load,omitempty"`
 }
 
 // NewFleet subscribes to warden.replicas.* on nc. Close unsubscribes.
@@ -118,6 +122,10 @@ func (f *Fleet) receive(msg *nats.Msg) {
 	if err := json.Unmarshal(msg.Data, &b); err != nil || b.V != 1 || msg.Subject != ReplicasSubjectPrefix+b.Replica {
 		f.bad.Add(1)
 		return
+	}
+	if b.Load != nil && !b.Load.valid() {
+		f.bad.Add(1)
+		b.Load = nil
 	}
 	now := f.opts.Now()
 	f.mu.Lock()
@@ -164,7 +172,7 @@ func (f *Fleet) Replicas() []Replica {
 			ID: r.beat.Replica, AppliedSeq: r.beat.AppliedSeq, StreamLastSeq: r.beat.StreamLastSeq,
 			PolicyRevision: r.beat.PolicyRevision, Ready: r.beat.Ready, NotReady: r.beat.NotReady,
 			LastSeen: r.seen, Decisions: r.beat.Decisions, Denied: r.beat.Denied,
-			DecisionRate: r.decisionRate, DenyRate: r.denyRate,
+			DecisionRate: r.decisionRate, DenyRate: r.denyRate, Load: r.beat.Load,
 		})
 	}
 	f.mu.Unlock()

@@ -35,6 +35,7 @@ func TestFleet(t *testing.T) {
 			Interval: interval, MinGap: time.Millisecond,
 			PolicyRevision: func() string { return "rev-" + fmt.Sprint(i) },
 			Decisions:      func() (uint64, uint64) { return uint64(10 * i), uint64(i) },
+			Load:           func() *Load { return loadOf(uint64(10 * i)) },
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -56,6 +57,9 @@ func TestFleet(t *testing.T) {
 		if r.ID != fmt.Sprint("replica-", i) || r.AppliedSeq != seq || r.Lag != 0 || r.PolicyRevision != fmt.Sprint("rev-", i) ||
 			r.Decisions != uint64(10*i) || r.Denied != uint64(i) {
 			t.Errorf("replica %d: %+v", i, r)
+		}
+		if r.Load == nil || r.Load.Decisions[1] != uint64(10*i) || r.Load.P99Micros[1] != 900 || !r.Load.Start.Equal(loadOf(0).Start) {
+			t.Errorf("replica %d: load %+v, want its beat's", i, r.Load)
 		}
 	}
 
@@ -82,6 +86,24 @@ func TestFleet(t *testing.T) {
 		t.Errorf("%d replicas after three missed beats, want 0", n)
 	}
 
+	// A beat whose load is malformed (series of different lengths) is
+	// kept without its load.
+	ragged := loadOf(1)
+	ragged.P99Micros = ragged.P99Micros[:1]
+	withBadLoad, _ := json.Marshal(Beat{V: 1, Replica: "replica-z", IntervalMS: 1000, Load: ragged})
+	if err := nc.Publish(ReplicasSubjectPrefix+"replica-z", withBadLoad); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if got := fleet.Replicas(); len(got) != 1 || got[0].ID != "replica-z" || got[0].Load != nil {
+			return fmt.Errorf("replicas %+v, want replica-z without a load", got)
+		}
+		return nil
+	})
+	mu.Lock()
+	clock = clock.Add(time.Hour)
+	mu.Unlock()
+
 	// Malformed beats and beats under another replica's subject are ignored.
 	bad, _ := json.Marshal(Beat{V: 1, Replica: "replica-0", IntervalMS: 1000})
 	for subject, data := range map[string][]byte{
@@ -96,8 +118,8 @@ func TestFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() error {
-		if n := fleet.bad.Load(); n != 2 {
-			return fmt.Errorf("%d bad beats, want 2", n)
+		if n := fleet.bad.Load(); n != 3 {
+			return fmt.Errorf("%d bad beats, want 3 (one of them kept without its load)", n)
 		}
 		return nil
 	})
@@ -150,5 +172,13 @@ func TestFleetRates(t *testing.T) {
 			t.Errorf("%s: decisions %d denied %d rate %v deny rate %v, want %d %d %v %v",
 				st.name, r.Decisions, r.Denied, r.DecisionRate, r.DenyRate, st.decisions, st.denied, st.rate, st.denyRate)
 		}
+	}
+}
+
+// loadOf is a load of two intervals, the second with n decisions.
+func loadOf(n uint64) *Load {
+	return &Load{
+		Start: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC), StepSeconds: 10,
+		Decisions: []uint64{0, n}, Denied: []uint64{0, n / 2}, P50Micros: []int64{0, 100}, P99Micros: []int64{0, 900},
 	}
 }

@@ -42,6 +42,37 @@ type Beat struct {
 	// it started, and the denials among them.
 	Decisions uint64 `json:"decisions"`
 	Denied    uint64 `json:"denied"`
+	// Load is the replica's recent decisions, interval by interval.
+	Load *Load `json:"load,omitempty"`
+}
+
+// Load is a replica's decisions over the recent past (15 minutes in
+// Warden), in intervals of StepSeconds, oldest first, the last one being
+// the current, unfinished interval: how many decisions, how many of them
+// denied, and the median and 99th percentile of their latency in
+// microseconds (0 in an interval without decisions). The four series have
+// one value per interval.
+type Load struct {
+	// Start is when the first interval began; End is when the series was
+	// taken, which ends the last interval early.
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end"`
+	StepSeconds int64     `json:"step_s"`
+	Decisions   []uint64  `json:"decisions"`
+	Denied      []uint64  `json:"denied"`
+	P50Micros   []int64   `json:"p50_us"`
+	P99Micros   []int64   `json:"p99_us"`
+}
+
+// MaxLoadIntervals bounds the intervals of a Load a watcher accepts.
+const MaxLoadIntervals = 1000
+
+// valid says whether l is a series a watcher keeps: one value per
+// interval in each of the four, at most MaxLoadIntervals, a positive step.
+func (l *Load) valid() bool {
+	n := len(l.Decisions)
+	return l.StepSeconds > 0 && n <= MaxLoadIntervals &&
+		len(l.Denied) == n && len(l.P50Micros) == n && len(l.P99Micros) == n
 }
 
 // HeartbeatOptions configures a Heartbeat.
@@ -57,6 +88,8 @@ type HeartbeatOptions struct {
 	// Decisions returns how many decisions the replica has made since it
 	// started, and how many denied. Optional.
 	Decisions func() (decisions, denied uint64)
+	// Load returns the replica's recent decisions. Optional.
+	Load func() *Load
 	// Logger receives publish failures. Default: discarded (Warden's
 	// packages log only through the logger their caller passes).
 	Logger *slog.Logger
@@ -91,6 +124,9 @@ func NewHeartbeat(nc *nats.Conn, c *Consumer, opts HeartbeatOptions) (*Heartbeat
 	}
 	if opts.Decisions == nil {
 		opts.Decisions = func() (uint64, uint64) { return 0, 0 }
+	}
+	if opts.Load == nil {
+		opts.Load = func() *Load { return nil }
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -142,7 +178,7 @@ func (h *Heartbeat) beat(leaving bool) {
 		V: 1, Replica: s.ReplicaID, AppliedSeq: s.AppliedSeq, StreamLastSeq: s.StreamLastSeq,
 		PolicyRevision: h.opts.PolicyRevision(), Ready: s.Ready, NotReady: s.NotReady,
 		IntervalMS: h.opts.Interval.Milliseconds(), Time: time.Now().UTC(), Leaving: leaving,
-		Decisions: decisions, Denied: denied,
+		Decisions: decisions, Denied: denied, Load: h.opts.Load(),
 	}
 	data, err := json.Marshal(b)
 	if err == nil {

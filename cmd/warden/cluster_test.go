@@ -32,21 +32,28 @@ type natsCluster struct {
 	clients []int
 	procs   []*exec.Cmd
 	seed    string // the replicas' user
+	// publisherSeed is the publishers' user: it may publish events and
+	// nothing else, as the embedded server's publisher user.
+	publisherSeed string
 }
 
 func startCluster(t *testing.T, bin string) *natsCluster {
 	t.Helper()
-	kp, err := nkeys.CreateUser()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed, _ := kp.Seed()
-	pub, _ := kp.PublicKey()
 	dir := t.TempDir()
-	c := &natsCluster{t: t, bin: bin, seed: filepath.Join(dir, "replica.nk")}
-	if err := os.WriteFile(c.seed, seed, 0o600); err != nil {
-		t.Fatal(err)
+	c := &natsCluster{t: t, bin: bin, seed: filepath.Join(dir, "replica.nk"), publisherSeed: filepath.Join(dir, "publisher.nk")}
+	newUser := func(seedFile string) string {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed, _ := kp.Seed()
+		pub, _ := kp.PublicKey()
+		if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return pub
 	}
+	replicaUser, publisherUser := newUser(c.seed), newUser(c.publisherSeed)
 	routes := make([]int, 3)
 	for i := range 3 {
 		c.clients = append(c.clients, freePort(t))
@@ -63,14 +70,17 @@ func startCluster(t *testing.T, bin string) *natsCluster {
 		text := fmt.Sprintf(`server_name: n%d
 listen: 127.0.0.1:%d
 jetstream { store_dir: %q }
-authorization { users = [ { nkey: %s } ] }
+authorization { users = [
+  { nkey: %s }
+  { nkey: %s, permissions: { publish: { allow: ["warden.events.>"] }, subscribe: { allow: ["_INBOX.>"] } } }
+] }
 cluster {
   name: warden
   listen: 127.0.0.1:%d
   authorization { user: route, password: route-secret }
   routes = [ %s ]
 }
-`, i, c.clients[i], filepath.Join(dir, fmt.Sprint("store", i)), pub, routes[i], strings.Join(others, ", "))
+`, i, c.clients[i], filepath.Join(dir, fmt.Sprint("store", i)), replicaUser, publisherUser, routes[i], strings.Join(others, ", "))
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -208,6 +218,22 @@ func TestClusterFailover(t *testing.T) {
 	// The goroutines below reach the replicas by URL, which a restart keeps.
 	urls := []string{replicas[0].url, replicas[1].url, replicas[2].url}
 
+	// A publisher in another language, straight to the cluster with the
+	// publishers' key: nats.js, as an identity provider's hook would
+	// (testdata/publisher-js/stream.mjs), one event every 20 ms, each
+	// printed with its acknowledgement or its error.
+	node, jsDir := jsClient(t)
+	var jsOut, jsErr syncBuffer
+	jsPub := exec.Command(node, "stream.mjs", cluster.urls(), "js-user")
+	jsPub.Dir, jsPub.Stdout, jsPub.Stderr = jsDir, &jsOut, &jsErr
+	jsPub.Env = append(os.Environ(), "NKEY_SEED_FILE="+cluster.publisherSeed)
+	if err := jsPub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	jsDone := make(chan error, 1)
+	go func() { jsDone <- jsPub.Wait() }()
+	t.Cleanup(func() { jsPub.Process.Kill() })
+
 	// The publisher: a new subject each time, through the replicas in
 	// turn, each publish waiting for every replica (?wait=500ms) so that the
 	// answer also says how long the event took to be enforced.
@@ -336,6 +362,44 @@ func TestClusterFailover(t *testing.T) {
 	phase("warden replica w2 restarted", 2*time.Second)
 	close(stop)
 	wg.Wait()
+	jsPub.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-jsDone:
+		if err != nil {
+			t.Errorf("stream.mjs: %v\n%s", err, jsErr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Errorf("stream.mjs did not stop within 15 s of SIGTERM\n%s", jsErr.String())
+	}
+
+	// The JavaScript publisher's outcomes: each acknowledged (a stream
+	// sequence) or refused with an error, never neither.
+	type jsLine struct {
+		N           int
+		ID, Subject string
+		Sent, Done  int64 // Unix milliseconds
+		Seq         uint64
+		Error       string
+	}
+	var jsAcked []jsLine
+	jsErrors := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(jsOut.String()), "\n") {
+		var o jsLine
+		if err := json.Unmarshal([]byte(l), &o); err != nil {
+			t.Fatalf("stream.mjs printed %q: %v\n%s", l, err, jsErr.String())
+		}
+		switch {
+		case o.Seq > 0 && o.Error == "":
+			jsAcked = append(jsAcked, o)
+		case o.Seq == 0 && o.Error != "":
+			jsErrors[o.Error]++
+		default:
+			t.Errorf("nats.js publish %d neither acknowledged nor refused with an error: %s", o.N, l)
+		}
+	}
+	if len(jsAcked) < 20 {
+		t.Fatalf("only %d nats.js publishes acknowledged (errors %v)\n%s", len(jsAcked), jsErrors, jsErr.String())
+	}
 
 	// Every acknowledged event is enforced by every replica.
 	var acked []outcome
@@ -366,6 +430,16 @@ func TestClusterFailover(t *testing.T) {
 				t.Fatalf("%s: acknowledged event %d (seq %d) not enforced: %+v", r.url, o.i, o.seq, d)
 			}
 		}
+		for _, o := range jsAcked {
+			tok, _ := dev.mint(o.Subject, []string{"manager"}, 30*time.Minute, nil, time.UnixMilli(o.Sent).Add(-time.Second))
+			d := waitForWithin(t, 30*time.Second, func() (decisionResult, bool) {
+				d := askDecision(t, r.url, tok, "orders:approve")
+				return d, d.Reason == "token_stale"
+			})
+			if d.Allow {
+				t.Fatalf("%s: event %s acknowledged to nats.js (seq %d) not enforced: %+v", r.url, o.ID, o.Seq, d)
+			}
+		}
 	}
 	if len(decisionErrs) > 0 {
 		t.Errorf("%d decisions not answered by replicas that were up, e.g. %s", len(decisionErrs), decisionErrs[0])
@@ -378,7 +452,7 @@ func TestClusterFailover(t *testing.T) {
 			Ready      bool   `json:"ready"`
 		} `json:"replicas"`
 	}
-	last := acked[len(acked)-1].seq
+	last := max(acked[len(acked)-1].seq, jsAcked[len(jsAcked)-1].Seq)
 	waitForWithin(t, 30*time.Second, func() (bool, bool) {
 		getJSON(t, replicas[0].url+"/v1/replicas", admin, &fleet)
 		ok := len(fleet.Replicas) == 3
@@ -403,13 +477,22 @@ func TestClusterFailover(t *testing.T) {
 				prop = append(prop, o.enforceMS)
 			}
 		}
-		t.Logf("%s: %d acknowledged, longest without an acknowledged publish %d ms, enforcement p99 %d ms (%d measured)",
-			name, len(gaps), maxOf(gaps), percentile(prop, 99), len(prop))
+		var jsGaps []int64
+		prev = from
+		for _, o := range jsAcked {
+			if at := time.UnixMilli(o.Done); !at.Before(from) && !at.After(to) {
+				jsGaps = append(jsGaps, at.Sub(prev).Milliseconds())
+				prev = at
+			}
+		}
+		t.Logf("%s: admin API: %d acknowledged, longest without an acknowledged publish %d ms, enforcement p99 %d ms (%d measured); nats.js: %d acknowledged, longest without %d ms",
+			name, len(gaps), maxOf(gaps), percentile(prop, 99), len(prop), len(jsGaps), maxOf(jsGaps))
 	}
 	report("whole run", outcomes[0].at, outcomes[len(outcomes)-1].at)
 	report("node killed and back", nodeDownFrom, nodeDownTo)
 	report("stream leader killed and back", leaderDownFrom, leaderDownTo)
-	t.Logf("%d publishes, %d acknowledged, %d refused with an error", len(outcomes), len(acked), len(outcomes)-len(acked))
+	t.Logf("admin API: %d publishes, %d acknowledged, %d refused with an error", len(outcomes), len(acked), len(outcomes)-len(acked))
+	t.Logf("nats.js: %d publishes, %d acknowledged, refused with an error: %v", len(jsAcked)+sumOf(jsErrors), len(jsAcked), jsErrors)
 }
 
 func adminPost(url, token, body string) (int, []byte) {
@@ -446,4 +529,12 @@ func percentile(xs []int64, p int) int64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+func sumOf(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }

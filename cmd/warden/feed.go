@@ -11,6 +11,7 @@ import (
 
 	"github.com/wardenauthz/warden/events"
 	"github.com/wardenauthz/warden/web"
+	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
 // feed is the running permission-change feed of one replica: the NATS
@@ -135,9 +136,12 @@ func ensureStream(ctx context.Context, nc *nats.Conn, opts events.StreamOptions,
 }
 
 // startHeartbeat announces this replica once the engine and the decision log
-// exist, so that the beats carry its policy revision and decision counts.
-func (f *feed) startHeartbeat(revision func() string, decisions func() (uint64, uint64), logger *slog.Logger) error {
-	hb, err := events.NewHeartbeat(f.nc, f.consumer, events.HeartbeatOptions{PolicyRevision: revision, Decisions: decisions, Logger: logger})
+// exist, so that the beats carry its policy revision, decision counts and
+// recent load.
+func (f *feed) startHeartbeat(revision func() string, log *decisionlog.Log, logger *slog.Logger) error {
+	hb, err := events.NewHeartbeat(f.nc, f.consumer, events.HeartbeatOptions{
+		PolicyRevision: revision, Decisions: log.Counts, Load: log.Load, Logger: logger,
+	})
 	if err != nil {
 		return fmt.Errorf("events: heartbeat: %w", err)
 	}

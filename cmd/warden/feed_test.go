@@ -179,14 +179,7 @@ func decideWithMinSeq(t *testing.T, baseURL, token string, seq uint64) decisionR
 // identity provider hook in another language would, and checks that Warden
 // enforces it. .ci/run installs the client (npm ci in testdata/publisher-js).
 func TestExternalPublisherJS(t *testing.T) {
-	node, err := exec.LookPath("node")
-	dir, _ := filepath.Abs("../../testdata/publisher-js")
-	if _, statErr := os.Stat(filepath.Join(dir, "node_modules", "nats")); err != nil || statErr != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("node or the NATS JavaScript client is missing (node: %v, client: %v); .ci/run must install them", err, statErr)
-		}
-		t.Skip("needs node and `npm ci` in testdata/publisher-js")
-	}
+	node, dir := jsClient(t)
 	dataDir := t.TempDir()
 	baseURL, log, _ := startWarden(t, dataDir, "--events-embedded-listen", "127.0.0.1:0")
 	waitReady(t, baseURL)
@@ -209,6 +202,22 @@ func TestExternalPublisherJS(t *testing.T) {
 	if d.Allow || d.Reason != "token_revoked" || d.Refresh {
 		t.Errorf("token after sessions_revoked from JavaScript = %+v, want token_revoked without refresh", d)
 	}
+}
+
+// jsClient is node and the directory of the JavaScript publishers
+// (testdata/publisher-js). Without them the test fails under CI, whose
+// .ci/run installs them, and is skipped elsewhere.
+func jsClient(t *testing.T) (node, dir string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	dir, _ = filepath.Abs("../../testdata/publisher-js")
+	if _, statErr := os.Stat(filepath.Join(dir, "node_modules", "nats")); err != nil || statErr != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("node or the NATS JavaScript client is missing (node: %v, client: %v); .ci/run must install them", err, statErr)
+		}
+		t.Skip("needs node and `npm ci` in testdata/publisher-js")
+	}
+	return node, dir
 }
 
 // replicaSeed is the nkey seed with which other replicas join the embedded

@@ -140,7 +140,7 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		}
 	}()
 
-	if err := feed.startHeartbeat(engine.Revision, decisionLog.Counts, logger); err != nil {
+	if err := feed.startHeartbeat(engine.Revision, decisionLog, logger); err != nil {
 		return err
 	}
 

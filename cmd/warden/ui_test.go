@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -154,6 +155,28 @@ func TestUIDemoteAcrossReplicas(t *testing.T) {
 		uitest.TextContains(`#replicas tbody tr[data-replica="r2"]`, "denied"),
 		uitest.TextContains("#fleet-rates", "decisions/s"),
 	)
+	// The charts draw each replica's decisions of the last 15 minutes from
+	// the load its heartbeats carry: a line per replica with its decisions
+	// and denials (alice's old token was denied on both), and its latency.
+	var lines []string
+	for _, r := range []string{"r1", "r2"} {
+		for _, chart := range []string{"decisions", "denied", "latency"} {
+			series := chart
+			if chart == "latency" {
+				series = "p99"
+			}
+			lines = append(lines, fmt.Sprintf(`#chart-%s path[data-replica=%q][data-series=%q]:not([data-points="0"])`, chart, r, series))
+		}
+	}
+	actions := []chromedp.Action[chromedp.Void]{uitest.TextContains("#chart-legend", "r2")}
+	for _, sel := range lines {
+		actions = append(actions, chromedp.WaitReady(sel))
+	}
+	actions = append(actions, uitest.TextContains("#chart-denied-summary", "r2: latest"))
+	uitest.Run(t, ctx, "the overview charts each replica's last 15 minutes", actions...)
+	if peak := uitest.Eval[string](t, ctx, `document.getElementById("chart-latency-summary").textContent`); !regexp.MustCompile(`r1 p99: latest \d+(\.\d)? (µs|ms)`).MatchString(peak) {
+		t.Errorf("latency chart summary %q names no p99 for r1", peak)
+	}
 	uitest.Screenshot(t, ctx, "overview")
 
 	// token_revoked needs the token's jti: the page says so before sending.

@@ -23,9 +23,10 @@ trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT INT 
 
 nats_port=${NATS_PORT:-14222}
 warden_port=${WARDEN_PORT:-18481}
-# The replicas' user: an nkey made for this run (warden's own embedded
-# server makes its users the same way).
+# The replicas' user and the publishers' user (events only): nkeys made for
+# this run, as warden's own embedded server makes its users.
 pub=$(go run ./testdata/cluster/nkey "$work/replica.nk")
+publisher=$(go run ./testdata/cluster/nkey "$work/publisher.nk")
 
 urls=()
 for i in 0 1 2; do
@@ -40,7 +41,10 @@ for i in 0 1 2; do
 server_name: n$i
 listen: 127.0.0.1:$((nats_port + i))
 jetstream { store_dir: "$work/store$i" }
-authorization { users = [ { nkey: $pub } ] }
+authorization { users = [
+  { nkey: $pub }
+  { nkey: $publisher, permissions: { publish: { allow: ["warden.events.>"] }, subscribe: { allow: ["_INBOX.>"] } } }
+] }
 cluster {
   name: warden
   listen: 127.0.0.1:$((nats_port + 100 + i))
@@ -74,6 +78,8 @@ Replicas:      http://127.0.0.1:$warden_port .. $((warden_port + 2))  (pids ${pi
 Admin token:   export ADMIN=$admin
 Fleet:         curl -s -H "Authorization: Bearer \$ADMIN" http://127.0.0.1:$warden_port/v1/replicas
 Publish:       $bin/warden event roles_changed --subject alice --server http://127.0.0.1:$warden_port --token \$ADMIN
+From nats.js:  (cd testdata/publisher-js && npm ci && NKEY_SEED_FILE=$work/publisher.nk node stream.mjs $nats_url)
+               publishes an event every 20 ms, one JSON line per acknowledgement or error, until Ctrl-C
 Ctrl-C stops everything.
 INFO
 wait

@@ -120,6 +120,7 @@ type Log struct {
 	head, count   int
 	subs          map[*Subscription]struct{}
 	streamsClosed bool
+	load          load
 }
 
 // New starts a decision log writing JSON lines to out, or to
@@ -278,6 +279,7 @@ func (l *Log) write(e Entry) {
 	l.history[l.head] = e
 	l.head = (l.head + 1) % len(l.history)
 	l.count = min(l.count+1, len(l.history))
+	l.load.add(e.Time, e.Allow, e.LatencyMicros)
 	for sub := range l.subs {
 		if !sub.filter.Match(e) {
 			continue

@@ -1,9 +1,11 @@
 // overview.js: this replica's status (GET /v1/status) and the fleet as the
 // replicas' heartbeats describe it (GET /v1/replicas): position in the event
-// stream, policy revision, decision and deny rates. Refreshed every few
-// seconds while the view is shown.
+// stream, policy revision, decision and deny rates, and charts of each
+// replica's last 15 minutes. Refreshed every few seconds while the view is
+// shown.
 
 import { call, describe } from "./api.js";
+import { lineChart, palette } from "./chart.js";
 import { $, el, row, say } from "./dom.js";
 
 const refreshEvery = 5000;
@@ -29,6 +31,7 @@ async function refresh() {
     const [status, fleet] = await Promise.all([call("GET", "/v1/status"), call("GET", "/v1/replicas")]);
     renderStatus(status);
     renderReplicas(fleet.replicas || []);
+    renderCharts(fleet.replicas || []);
     $("overview-updated").textContent = "Updated " + new Date().toLocaleTimeString();
     say($("notice"), "");
   } catch (e) {
@@ -91,4 +94,79 @@ function perSecond(x) {
 
 function percent(part, whole) {
   return whole > 0 ? Math.round((100 * part) / whole) + "%" : "—";
+}
+
+// A chart's window: the last 15 minutes before the newest series taken.
+const chartWindow = 15 * 60 * 1000;
+
+// renderCharts draws each replica's load (its heartbeat's 10-second
+// intervals) as rates and latencies. The current interval is drawn once it
+// is a second old, as a rate over the part of it that has passed.
+function renderCharts(replicas) {
+  const lines = { decisions: [], denied: [], p50: [], p99: [] };
+  let to = 0;
+  const legend = [];
+  replicas.forEach((r, i) => {
+    const load = r.load;
+    if (!load) return;
+    const color = palette[i % palette.length];
+    legend.push([r.id, color]);
+    const start = Date.parse(load.start);
+    const end = Date.parse(load.end);
+    const step = load.step_s * 1000;
+    to = Math.max(to, end);
+    const series = { decisions: [], denied: [], p50: [], p99: [] };
+    load.decisions.forEach((n, k) => {
+      const from = start + k * step;
+      const seconds = Math.min(step, end - from) / 1000;
+      if (seconds < 1) return;
+      const t = from + seconds * 1000;
+      series.decisions.push([t, n / seconds]);
+      series.denied.push([t, load.denied[k] / seconds]);
+      series.p50.push([t, n > 0 ? load.p50_us[k] : null]);
+      series.p99.push([t, n > 0 ? load.p99_us[k] : null]);
+    });
+    for (const [name, points] of Object.entries(series)) {
+      lines[name].push({ replica: r.id, series: name, color, dashed: name === "p50", points });
+    }
+  });
+  $("chart-legend").replaceChildren(
+    ...legend.map(([id, color]) => {
+      const li = el("li", id, "mono");
+      const swatch = el("span", null, "swatch");
+      swatch.style.background = color;
+      li.prepend(swatch);
+      return li;
+    }),
+  );
+  if (!to) to = Date.now();
+  const from = to - chartWindow;
+  const charts = [
+    ["chart-decisions", lines.decisions, perSecond, "decisions/s"],
+    ["chart-denied", lines.denied, perSecond, "denied/s"],
+    ["chart-latency", [...lines.p99, ...lines.p50], micros, ""],
+  ];
+  for (const [id, chartLines, format, unit] of charts) {
+    // Axis ticks are round numbers: two significant digits show them.
+    const tick = format === micros ? micros : (v) => Number(v.toPrecision(2)).toLocaleString();
+    lineChart($(id), { lines: chartLines, from, to, format: tick });
+    $(id + "-summary").textContent = chartLines.length
+      ? chartLines.map((l) => summary(l, format, unit)).join("; ")
+      : "No replica has reported its load yet.";
+  }
+}
+
+// summary says in words what a line shows: its latest value and its peak.
+function summary(line, format, unit) {
+  const values = line.points.map((p) => p[1]).filter((v) => v !== null);
+  const name = line.replica + (line.series === "p50" || line.series === "p99" ? " " + line.series : "");
+  if (!values.length) return name + ": no decisions";
+  const u = unit ? " " + unit : "";
+  return `${name}: latest ${format(values[values.length - 1])}${u}, peak ${format(Math.max(...values))}${u}`;
+}
+
+// micros formats a latency in microseconds.
+function micros(us) {
+  if (us >= 1000) return (us / 1000).toFixed(us >= 10000 ? 0 : 1) + " ms";
+  return Math.round(us) + " µs";
 }

@@ -2,15 +2,24 @@
 // No container engine or cluster runs where Warden is built and tested, so
 // this test checks the manifests against Kubernetes' own API types (strict
 // decoding: a misspelt field is an error) and the promises the manifests
-// make, and the Dockerfile for its structure; deploy/README in docs/deploy.md.
+// make, and the Dockerfile with BuildKit's own checks and parser; the walk
+// through is docs/deploy.md.
 package deploy
 
 import (
-	"bufio"
+	"bytes"
+	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/buildkit/frontend/dockerfile/dockerfile2llb"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/opencontainers/go-digest"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -101,36 +110,76 @@ func TestManifests(t *testing.T) {
 	}
 }
 
-// TestDockerfile checks the image's structure: a build stage and a
-// distroless final stage, a non-root user, the data directory a volume, a
-// health check through "warden health".
+// TestDockerfile runs BuildKit's checks of the Dockerfile, the ones
+// "docker build --check" runs (its check directive turns on the
+// experimental rules; any warning fails the test), and checks the image's structure with BuildKit's parser: a build
+// stage and a distroless final stage, a non-root user, the data directory
+// a volume, a health check through "warden health". No registry is
+// reachable here: the base images' configurations come from offline, a
+// stand-in that answers an empty linux/amd64 image for any reference.
 func TestDockerfile(t *testing.T) {
-	f, err := os.Open("Dockerfile")
+	data, err := os.ReadFile("Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var from []string
-	has := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	ctx := context.Background()
+	src := llb.Scratch()
+	sm := llb.NewSourceMap(&src, "Dockerfile", "Dockerfile", data)
+	if sm.Definition, err = src.Marshal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lint, err := dockerfile2llb.DockerfileLint(ctx, data, dockerfile2llb.ConvertOpt{
+		SourceMap: sm, MetaResolver: offline{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lint.Error != nil {
+		t.Errorf("Dockerfile: %s", lint.Error.Message)
+	}
+	for _, w := range lint.Warnings {
+		line := int32(0)
+		if len(w.Location.Ranges) > 0 {
+			line = w.Location.Ranges[0].Start.Line
 		}
-		word, rest, _ := strings.Cut(line, " ")
-		if word == "FROM" {
-			from = append(from, rest)
+		t.Errorf("Dockerfile:%d: %s: %s (%s)", line, w.RuleName, w.Detail, w.URL)
+	}
+
+	res, err := parser.Parse(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages, _, err := instructions.Parse(res.AST, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stages) != 2 || stages[0].Name != "build" || !strings.HasPrefix(stages[1].BaseName, "gcr.io/distroless/static") {
+		t.Fatalf("stages %+v, want a build stage and a distroless static final stage", stages)
+	}
+	var user string
+	var volumes, health []string
+	for _, c := range stages[1].Commands {
+		switch c := c.(type) {
+		case *instructions.UserCommand:
+			user = c.User
+		case *instructions.VolumeCommand:
+			volumes = append(volumes, c.Volumes...)
+		case *instructions.HealthCheckCommand:
+			health = c.Health.Test
 		}
-		has[word] = rest
 	}
-	if len(from) != 2 || !strings.HasSuffix(from[0], " AS build") || !strings.Contains(from[1], "distroless/static") {
-		t.Errorf("stages %v, want a build stage and a distroless static final stage", from)
+	if user == "" || strings.HasPrefix(user, "root") || strings.HasPrefix(user, "0") {
+		t.Errorf("USER %q, want a non-root user", user)
 	}
-	if u := has["USER"]; u == "" || strings.HasPrefix(u, "root") || strings.HasPrefix(u, "0") {
-		t.Errorf("USER %q, want a non-root user", u)
+	if !slices.Equal(volumes, []string{"/var/lib/warden"}) || !slices.Equal(health, []string{"CMD", "/warden", "health"}) {
+		t.Errorf("VOLUME %q, HEALTHCHECK %q; want the data directory, and warden health", volumes, health)
 	}
-	if !strings.Contains(has["VOLUME"], "/var/lib/warden") || !strings.Contains(has["HEALTHCHECK"], `"/warden", "health"`) {
-		t.Errorf("VOLUME %q, HEALTHCHECK %q", has["VOLUME"], has["HEALTHCHECK"])
-	}
+}
+
+// offline answers every base image with an empty linux/amd64 image
+// configuration, in place of a registry.
+type offline struct{}
+
+func (offline) ResolveImageConfig(_ context.Context, ref string, _ sourceresolver.Opt) (string, digest.Digest, []byte, error) {
+	return ref, digest.FromString(ref), []byte(`{"architecture":"amd64","os":"linux","config":{}}`), nil
 }

@@ -35,7 +35,11 @@ type interval struct {
 
 // load is a ring of intervals indexed by start time. Log.mu guards it.
 type load struct {
-	ring [loadIntervals]interval
+	// since is the start of the interval the log started in: a series
+	// reaches no further back, so that a young replica's chart does not
+	// show decisions it never had the chance to make as zeros.
+	since int64
+	ring  [loadIntervals]interval
 }
 
 func stepStart(t time.Time) int64 {
@@ -68,20 +72,22 @@ func (l *load) add(t time.Time, allow bool, latencyMicros int64) {
 }
 
 // series is the load of the LoadWindow that ends with the interval holding
-// now, oldest interval first.
+// now, oldest interval first, from the log's start when that is later.
 func (l *load) series(now time.Time) *events.Load {
 	step := int64(LoadStep / time.Second)
-	first := stepStart(now) - int64(loadIntervals-1)*step
+	last := stepStart(now)
+	first := max(last-int64(loadIntervals-1)*step, min(l.since, last))
+	n := int((last-first)/step) + 1
 	out := &events.Load{
 		Start:       time.Unix(first, 0).UTC(),
 		End:         now.UTC(),
 		StepSeconds: step,
-		Decisions:   make([]uint64, loadIntervals),
-		Denied:      make([]uint64, loadIntervals),
-		P50Micros:   make([]int64, loadIntervals),
-		P99Micros:   make([]int64, loadIntervals),
+		Decisions:   make([]uint64, n),
+		Denied:      make([]uint64, n),
+		P50Micros:   make([]int64, n),
+		P99Micros:   make([]int64, n),
 	}
-	for i := range loadIntervals {
+	for i := range n {
 		start := first + int64(i)*step
 		iv := &l.ring[(start/step)%int64(loadIntervals)]
 		if iv.start != start || iv.decisions == 0 {

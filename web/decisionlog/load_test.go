@@ -65,6 +65,21 @@ func TestLoadSeries(t *testing.T) {
 	}
 }
 
+// TestLoadSinceStart: a series reaches back to the interval the log
+// started in, not further, until the window is full.
+func TestLoadSinceStart(t *testing.T) {
+	started := time.Date(2026, 12, 5, 10, 0, 3, 0, time.UTC)
+	l := load{since: stepStart(started)}
+	l.add(started.Add(25*time.Second), false, 40)
+	s := l.series(started.Add(25 * time.Second))
+	if len(s.Decisions) != 3 || !s.Start.Equal(time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)) || s.Decisions[2] != 1 || s.Denied[2] != 1 {
+		t.Errorf("25 s after the start: start %s, decisions %v, denied %v; want 3 intervals from 10:00:00, the last with the denial", s.Start, s.Decisions, s.Denied)
+	}
+	if s := l.series(started.Add(time.Hour)); len(s.Decisions) != loadIntervals {
+		t.Errorf("an hour after the start: %d intervals, want the whole window's %d", len(s.Decisions), loadIntervals)
+	}
+}
+
 // TestLoadFromRecord: Record feeds the series that Load reports.
 func TestLoadFromRecord(t *testing.T) {
 	l := New(nil, Options{})
@@ -73,9 +88,11 @@ func TestLoadFromRecord(t *testing.T) {
 	l.Record(Entry{Time: time.Now(), Allow: true, LatencyMicros: 300})
 	eventually(t, "both decisions in the load", func() bool {
 		s := l.Load()
-		last := len(s.Decisions) - 1
-		// Recorded just before an interval ended, they may be in the one
-		// before the last.
-		return s.Decisions[last]+s.Decisions[last-1] == 2 && s.Denied[last]+s.Denied[last-1] == 1
+		var decisions, denied uint64
+		for i := range s.Decisions {
+			decisions += s.Decisions[i]
+			denied += s.Denied[i]
+		}
+		return decisions == 2 && denied == 1
 	})
 }

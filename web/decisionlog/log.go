@@ -145,6 +145,7 @@ func New(out io.Writer, opts Options) *Log {
 		history: make([]Entry, opts.History),
 		subs:    map[*Subscription]struct{}{},
 	}
+	l.load.since = stepStart(time.Now())
 	if out != nil {
 		l.output = out
 		l.out = bufio.NewWriterSize(out, 64<<10)

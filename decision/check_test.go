@@ -17,7 +17,7 @@ func TestCheckShippedPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Check(shipped, strict): %v", err)
 	}
-	want := []string{"admin.rego", "admin_test.rego", "authz.rego", "authz_test.rego", "data.json"}
+	want := []string{"admin.rego", "admin_test.rego", "authz.rego", "authz_test.rego", "data.json", "http.rego", "http_test.rego"}
 	if !cmp.Equal(cand.Files, want) {
 		t.Errorf("Files = %q, want %q", cand.Files, want)
 	}

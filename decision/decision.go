@@ -30,12 +30,15 @@ const (
 	ReasonRevocationStateStale Reason = "revocation_state_stale"
 )
 
-// Request is the HTTP request a proxy asks about (forward-auth only). Header
-// names are lower-cased; authorization and cookie headers are removed.
+// Request is the HTTP request a proxy asks about (forward-auth only). Path
+// is decoded and normalised; Query is the parsed query string (every value
+// of each parameter, in order). Header names are lower-cased, the values of
+// a repeated header joined with ", "; authorization and cookie headers are
+// removed.
 type Request struct {
 	Method  string
 	Path    string
-	Query   string
+	Query   map[string][]string
 	Host    string
 	Headers map[string]string
 }

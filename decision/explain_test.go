@@ -78,6 +78,7 @@ func TestExplainShippedPolicy(t *testing.T) {
 			in:   decision.Input{Claims: token("alice", []any{"manager"}), Action: "orders:approve", Resource: order},
 			wantRules: []string{
 				"allow = true",
+				`action = "orders:approve"`,
 				`grants = "role manager grants orders:approve"`,
 				`roles = ["manager"]`,
 				`reasons = ["role manager grants orders:approve"]`,
@@ -89,6 +90,7 @@ func TestExplainShippedPolicy(t *testing.T) {
 			in:   decision.Input{Claims: token("carol", []any{"staff"}), Action: "orders:approve", Resource: order},
 			wantRules: []string{
 				"allow = false (default)",
+				`action = "orders:approve"`,
 				`roles = ["staff"]`,
 				`reasons = ["no role grants orders:approve"]`,
 				`denials = "no role grants orders:approve"`,
@@ -100,11 +102,28 @@ func TestExplainShippedPolicy(t *testing.T) {
 			in:   decision.Input{Claims: token("bob", []any{"staff"}), Action: "orders:read", Resource: order},
 			wantRules: []string{
 				"allow = true",
+				`action = "orders:read"`,
+				`resource = {"id":"42","owner":"bob","type":"order"}`,
 				`grants = "role staff grants orders:read"`,
 				`grants = "subject bob owns the resource"`,
 				`roles = ["staff"]`,
 				`reasons = ["role staff grants orders:read","subject bob owns the resource"]`,
 				`headers = {"x-warden-subject":"bob"}`,
+			},
+		},
+		{
+			name: "a request through a proxy, mapped by its route",
+			in: decision.Input{Claims: token("carol", []any{"staff"}), Request: &decision.Request{
+				Method: "GET", Path: "/orders/42", Host: "api.example.com",
+			}},
+			wantRules: []string{
+				"allow = true",
+				`action = "orders:read"`,
+				`resource = {"id":"42","type":"order"}`,
+				`grants = "role staff grants orders:read"`,
+				`roles = ["staff"]`,
+				`reasons = ["role staff grants orders:read"]`,
+				`headers = {"x-warden-subject":"carol"}`,
 			},
 		},
 	}
@@ -132,7 +151,7 @@ func TestExplainShippedPolicy(t *testing.T) {
 				t.Errorf("trace of %d lines, truncated %v; want a short, whole trace", len(ex.Trace), ex.TraceTruncated)
 			}
 			trace := strings.Join(ex.Trace, "\n")
-			for _, want := range []string{"Enter data.warden.authz.allow", "authz.rego:13", `{role: "`} {
+			for _, want := range []string{"Enter data.warden.authz.allow", "authz.rego:18", `{role: "`} {
 				if !strings.Contains(trace, want) {
 					t.Errorf("trace lacks %q:\n%s", want, trace)
 				}
@@ -656,7 +675,7 @@ func TestExplanationJSON(t *testing.T) {
 	if string(got["decision"]) != want {
 		t.Errorf("decision = %s, want %s", got["decision"], want)
 	}
-	if !strings.Contains(string(got["rules"]), `{"rule":"allow","file":"authz.rego","row":11,"col":1,"default":true,"value":false}`) {
+	if !strings.Contains(string(got["rules"]), `{"rule":"allow","file":"authz.rego","row":16,"col":1,"default":true,"value":false}`) {
 		t.Errorf("rules = %s, want the default allow", got["rules"])
 	}
 }
@@ -684,11 +703,12 @@ func ExampleEngine_Explain() {
 	}
 	// Output:
 	// false policy_denied [no role grants orders:approve]
-	// authz.rego:11 allow = false
-	// authz.rego:33 roles = [staff]
-	// authz.rego:39 reasons = [no role grants orders:approve]
-	// authz.rego:41 denials = no role grants orders:approve
-	// authz.rego:50 has_roles_claim = true
+	// authz.rego:16 allow = false
+	// authz.rego:23 action = orders:approve
+	// authz.rego:49 roles = [staff]
+	// authz.rego:55 reasons = [no role grants orders:approve]
+	// authz.rego:57 denials = no role grants orders:approve
+	// authz.rego:71 has_roles_claim = true
 }
 
 // BenchmarkExplain measures explaining the decision BenchmarkDecide makes,

@@ -122,7 +122,7 @@ func requestTerm(r *Request) *ast.Term {
 	return ast.ObjectTerm(
 		[2]*ast.Term{keyMethod, stringTerm(r.Method)},
 		[2]*ast.Term{keyPath, stringTerm(r.Path)},
-		[2]*ast.Term{keyQuery, stringTerm(r.Query)},
+		[2]*ast.Term{keyQuery, queryTerm(r.Query)},
 		[2]*ast.Term{keyHost, stringTerm(r.Host)},
 		[2]*ast.Term{keyHeaders, stringMapTerm(r.Headers)},
 	)
@@ -140,6 +140,19 @@ func objectTerm(m map[string]any) (*ast.Term, error) {
 		items = append(items, [2]*ast.Term{stringTerm(k), t})
 	}
 	return ast.ObjectTerm(items...), nil
+}
+
+// queryTerm is input.request.query: each parameter's values as an array.
+func queryTerm(q map[string][]string) *ast.Term {
+	items := make([][2]*ast.Term, 0, len(q))
+	for k, vs := range q {
+		values := make([]*ast.Term, len(vs))
+		for i, v := range vs {
+			values[i] = stringTerm(v)
+		}
+		items = append(items, [2]*ast.Term{stringTerm(k), ast.ArrayTerm(values...)})
+	}
+	return ast.ObjectTerm(items...)
 }
 
 func stringMapTerm(m map[string]string) *ast.Term {

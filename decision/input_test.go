@@ -105,9 +105,8 @@ func TestInput(t *testing.T) {
 			name: "forward-auth request",
 			in: decision.Input{
 				Claims: token("alice", nil),
-				Action: "GET /orders/42",
 				Request: &decision.Request{
-					Method: "GET", Path: "/orders/42", Query: "full=1", Host: "api.example.com",
+					Method: "GET", Path: "/orders/42", Query: map[string][]string{"full": {"1"}, "tag": {"a", "b"}}, Host: "api.example.com",
 					Headers: map[string]string{"accept": "application/json"},
 				},
 			},
@@ -118,10 +117,10 @@ func TestInput(t *testing.T) {
 					"header": {"alg": "ES256", "kid": "dev-1", "typ": "JWT"}
 				},
 				"subject": "alice",
-				"action": "GET /orders/42",
+				"action": "",
 				"resource": {},
 				"context": {},
-				"request": {"method": "GET", "path": "/orders/42", "query": "full=1",
+				"request": {"method": "GET", "path": "/orders/42", "query": {"full": ["1"], "tag": ["a", "b"]},
 					"host": "api.example.com", "headers": {"accept": "application/json"}}
 			}`,
 		},

@@ -1,30 +1,46 @@
 # METADATA
 # title: Warden default authorization policy
 # description: |
-#   Decides whether the holder of a verified token may perform input.action on
-#   input.resource. Access comes from the token's roles claim (an array of
-#   role names), mapped to permissions by data.warden.roles, and from
-#   ownership: anyone may read an order whose owner is their own subject.
+#   Decides whether the holder of a verified token may perform an action on a
+#   resource. The action and resource are the caller's (input.action,
+#   input.resource), or, for an HTTP request a proxy asks about
+#   (input.request), those its route maps it to in data.warden.routes.
+#   Access comes from the token's roles claim (an array of role names),
+#   mapped to permissions by data.warden.roles, and from ownership: anyone
+#   may read an order whose owner is their own subject.
 package warden.authz
+
+import data.warden.http
 
 # Deny unless something grants access.
 default allow := false
 
 allow if count(grants) > 0
 
+# action and resource are what the request asks: the caller's own, or its
+# route's for a request a proxy asks about. A request no route matches has
+# neither, and nothing grants it.
+action := input.action if not input.request
+
+action := http.match.action if input.request
+
+resource := input.resource if not input.request
+
+resource := http.match.resource if input.request
+
 # grants holds one reason for each way the request is granted. Allowing
 # exactly when there is a reason keeps the two from drifting apart.
-grants contains sprintf("role %s grants %s", [role, input.action]) if {
+grants contains sprintf("role %s grants %s", [role, action]) if {
 	some role in roles
-	input.action in data.warden.roles[role]
+	action in data.warden.roles[role]
 }
 
 # Anyone may read an order they own. An empty subject owns nothing:
 # otherwise a token without "sub" could read resources whose owner is "".
 grants contains sprintf("subject %s owns the resource", [input.subject]) if {
-	input.action == "orders:read"
+	action == "orders:read"
 	input.subject != ""
-	input.resource.owner == input.subject
+	resource.owner == input.subject
 }
 
 # roles is the token's roles claim, only if it is an array: "in" would
@@ -38,7 +54,12 @@ reasons := grants if allow
 
 reasons := denials if not allow
 
-denials contains sprintf("no role grants %s", [input.action]) if is_array(input.token.claims.roles)
+denials contains sprintf("no role grants %s", [action]) if is_array(input.token.claims.roles)
+
+denials contains sprintf("no route matches %s %s", [input.request.method, input.request.path]) if {
+	input.request
+	not http.match
+}
 
 denials contains "token has no roles claim" if not has_roles_claim
 

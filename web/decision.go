@@ -23,6 +23,8 @@ type check struct {
 	Action   string         `json:"action"`
 	Resource map[string]any `json:"resource"`
 	Context  map[string]any `json:"context"`
+	// request is the HTTP request a proxy asks about (proxy routes only).
+	request *decision.Request
 }
 
 // decisionRequest is one check with its token. It repeats check's fields
@@ -50,6 +52,9 @@ type decisionResponse struct {
 	Subject        string          `json:"subject"`
 	PolicyRevision string          `json:"policy_revision"`
 	Refresh        bool            `json:"refresh"`
+	// headers are the policy's headers on allow, which a proxy forwards
+	// upstream; the decision API does not return them.
+	headers map[string]string
 }
 
 type decisionsResponse struct {
@@ -172,6 +177,7 @@ func (s *server) decide(ctx context.Context, cl *claims.Claims, verifyErr error,
 			Action:   ch.Action,
 			Resource: ch.Resource,
 			Context:  ch.Context,
+			Request:  ch.request,
 		})
 	}
 	s.metrics.decisions.WithLabelValues(string(d.Reason)).Inc()
@@ -183,6 +189,7 @@ func (s *server) decide(ctx context.Context, cl *claims.Claims, verifyErr error,
 		Reasons:        d.Reasons,
 		PolicyRevision: d.Revision,
 		Refresh:        d.Refresh,
+		headers:        d.Headers,
 	}
 	if resp.Reasons == nil {
 		resp.Reasons = []string{}

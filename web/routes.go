@@ -42,6 +42,8 @@ func (s *server) routes() http.Handler {
 	if s.opts.DevToken != nil {
 		v1.POST("/dev/token", s.requireAdmin, s.handleDevToken())
 	}
+	v1.Any("/forward-auth", s.handleForwardAuth())
+	r.Any(envoyPrefix+"/*path", s.handleEnvoyHTTP())
 	v1.POST("/decision", s.guardDecisions, s.handleDecision())
 	v1.POST("/decisions", s.guardDecisions, s.handleDecisions())
 	if s.decisionLog != nil {

@@ -58,6 +58,8 @@ var (
 type Options struct {
 	// MaxBodyBytes bounds a request body; larger bodies get 413. Default 64 KiB.
 	MaxBodyBytes int64
+	// Proxy configures the routes proxies ask (forward auth, Envoy).
+	Proxy ProxyOptions
 	// MaxChecks bounds the checks of one POST /v1/decisions. Default 100.
 	MaxChecks int
 	// Registerer receives Warden's metrics; /metrics serves Gatherer.
@@ -184,6 +186,7 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 	if opts.StreamHeartbeat <= 0 {
 		opts.StreamHeartbeat = 15 * time.Second
 	}
+	opts.Proxy.setDefaults()
 	if opts.Events != nil {
 		ev := *opts.Events
 		if ev.MinSeqWait <= 0 {

@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"regexp"
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"gopkg.in/yaml.v3"
 
 	"github.com/wardenauthz/warden/claims"
@@ -37,6 +39,7 @@ type Config struct {
 	Events      EventsConfig      `yaml:"events"`
 	DecisionLog DecisionLogConfig `yaml:"decision_log"`
 	DecisionAPI DecisionAPIConfig `yaml:"decision_api"`
+	Proxy       ProxyConfig       `yaml:"proxy"`
 	Log         LogConfig         `yaml:"log"`
 	Tracing     TracingConfig     `yaml:"tracing"`
 	Dev         DevConfig         `yaml:"dev"`
@@ -45,6 +48,50 @@ type Config struct {
 // DevConfig applies to development mode only (no tokens.issuers).
 type DevConfig struct {
 	AllowRemote bool `yaml:"allow_remote" help:"development mode only: let listen be an address beyond loopback, on purpose (the development issuer's tokens are then accepted from the network, and the UI answers any host name)"`
+}
+
+// ProxyConfig is the enforcement surface for proxies: forward auth
+// (nginx, Traefik, Caddy), Envoy's HTTP and gRPC ext_authz services
+// (docs/proxies.md).
+type ProxyConfig struct {
+	TrustedProxies      string `yaml:"trusted_proxies" help:"addresses and networks, comma-separated (e.g. 10.0.0.0/8,192.168.1.5), of the proxies allowed to ask /v1/forward-auth, /v1/envoy and the gRPC service; only they are believed about the original request"`
+	TokenHeader         string `yaml:"token_header" help:"header of the original request that holds the token, as \"Bearer <token>\""`
+	TokenCookie         string `yaml:"token_cookie" help:"cookie of the original request that holds the bare token when token_header holds none (empty: none)"`
+	GRPCListen          string `yaml:"grpc_listen" help:"address of Envoy's gRPC ext_authz service, e.g. 127.0.0.1:9191 (empty: off)"`
+	RemoveAuthorization bool   `yaml:"remove_authorization" help:"Envoy gRPC only: drop token_header from the request Envoy sends upstream on allow"`
+}
+
+// trustedProxies parses TrustedProxies: networks, or addresses (one host
+// each).
+func (c ProxyConfig) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(c.TrustedProxies, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil {
+			return nil, fmt.Errorf("proxy.trusted_proxies: %q is neither an address nor a network (e.g. 10.0.0.0/8)", item)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	if len(out) == 0 {
+		return nil, errors.New("proxy.trusted_proxies: empty; name your proxies' addresses (default " + joinPrefixes(web.DefaultTrustedProxies) + ")")
+	}
+	return out, nil
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // DecisionAPIConfig says who may ask decisions, and how often.
@@ -193,6 +240,10 @@ func defaultConfig() Config {
 			Buffer:    decisionlog.DefaultBuffer,
 			MaxSizeMB: 100,
 			MaxFiles:  5,
+		},
+		Proxy: ProxyConfig{
+			TrustedProxies: joinPrefixes(web.DefaultTrustedProxies),
+			TokenHeader:    web.DefaultTokenHeader,
 		},
 		Log: LogConfig{Level: "info"},
 	}
@@ -409,6 +460,17 @@ func (c Config) validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Sprintf("policies.source: %q is not nats or dir", c.Policies.Source))
+	}
+	if _, err := c.Proxy.trustedProxies(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if !httpguts.ValidHeaderFieldName(c.Proxy.TokenHeader) {
+		errs = append(errs, fmt.Sprintf("proxy.token_header: %q is not a header name, e.g. authorization", c.Proxy.TokenHeader))
+	}
+	if c.Proxy.GRPCListen != "" {
+		if _, _, err := net.SplitHostPort(c.Proxy.GRPCListen); err != nil {
+			errs = append(errs, fmt.Sprintf("proxy.grpc_listen: %q is not host:port, e.g. 127.0.0.1:9191", c.Proxy.GRPCListen))
+		}
 	}
 	if _, err := c.Log.level(); err != nil {
 		errs = append(errs, fmt.Sprintf("log.level: %q is not debug, info, warn or error", c.Log.Level))

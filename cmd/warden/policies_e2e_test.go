@@ -95,7 +95,7 @@ func TestPolicyRollout(t *testing.T) {
 		Files    []struct{ ID string }
 	}
 	getJSON(t, first+"/v1/policies", admin, &list)
-	if list.Source != "nats" || list.Revision != pushed || list.Message != "add auditor" || len(list.Files) != 5 {
+	if list.Source != "nats" || list.Revision != pushed || list.Message != "add auditor" || len(list.Files) != 7 {
 		t.Errorf("GET /v1/policies = %+v", list)
 	}
 	code, body, header := adminDo(t, "GET", second+"/v1/policies/data.json", admin, "", "")

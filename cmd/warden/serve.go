@@ -144,7 +144,12 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		return err
 	}
 
+	trusted, _ := cfg.Proxy.trustedProxies() // validated
 	webOpts := web.Options{
+		Proxy: web.ProxyOptions{
+			TrustedProxies: trusted, TokenHeader: cfg.Proxy.TokenHeader, TokenCookie: cfg.Proxy.TokenCookie,
+			RemoveAuthorization: cfg.Proxy.RemoveAuthorization,
+		},
 		DecisionClients: clients,
 		DecisionRate:    cfg.DecisionAPI.RateLimit,
 		DecisionBurst:   cfg.DecisionAPI.RateBurst,

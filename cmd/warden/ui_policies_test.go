@@ -63,8 +63,8 @@ func TestUIPolicies(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#pol-files .pol-file[data-file="authz.rego"]`)),
 		uitest.TextContains("#pol-file-title", "authz.rego"),
 	)
-	if n := uitest.Eval[int](t, ctx, `document.querySelectorAll("#pol-files .pol-file").length`); n != 5 {
-		t.Errorf("%d files listed, want the shipped set's 5", n)
+	if n := uitest.Eval[int](t, ctx, `document.querySelectorAll("#pol-files .pol-file").length`); n != 7 {
+		t.Errorf("%d files listed, want the shipped set's 7", n)
 	}
 	shippedAuthz := readShipped(t, "authz.rego")
 	if got := uitest.Eval[string](t, ctx, `document.getElementById("pol-text").value`); got != shippedAuthz {
@@ -74,27 +74,27 @@ func TestUIPolicies(t *testing.T) {
 		t.Errorf("gutter has %d line numbers for %d lines", got, strings.Count(shippedAuthz, "\n")+1)
 	}
 
-	// Break line 13 and validate: the problem is listed at its file, line
+	// Break line 18 and validate: the problem is listed at its file, line
 	// and column, and marked in the gutter on that line.
-	const line13 = "allow if count(grants) > 0"
-	if lines := strings.Split(shippedAuthz, "\n"); lines[12] != line13 {
-		t.Fatalf("authz.rego line 13 is %q, want %q", lines[12], line13)
+	const line18 = "allow if count(grants) > 0"
+	if lines := strings.Split(shippedAuthz, "\n"); lines[17] != line18 {
+		t.Fatalf("authz.rego line 18 is %q, want %q", lines[17], line18)
 	}
-	broken := strings.Replace(shippedAuthz, line13, "allow if count(grants) > > 0", 1)
-	uitest.Run(t, ctx, "break line 13 and validate",
+	broken := strings.Replace(shippedAuthz, line18, "allow if count(grants) > > 0", 1)
+	uitest.Run(t, ctx, "break line 18 and validate",
 		uitest.SetInput("#pol-text", broken),
 		chromedp.Click(chromedp.ID("pol-validate")),
-		uitest.TextContains("#pol-problems", "authz.rego:13:26"),
+		uitest.TextContains("#pol-problems", "authz.rego:18:26"),
 		uitest.TextContains("#pol-problems", "rego_parse_error"),
 		uitest.TextContains("#pol-check-state", "does not compile"),
 		uitest.TextContains(`#pol-files .pol-file[data-file="authz.rego"]`, "1 problem"),
 	)
-	if marked := uitest.Eval[string](t, ctx, `[...document.querySelectorAll("#pol-gutter span.problem")].map(s => s.textContent).join(",")`); marked != "13" {
-		t.Errorf("gutter marks lines %q as problems, want 13", marked)
+	if marked := uitest.Eval[string](t, ctx, `[...document.querySelectorAll("#pol-gutter span.problem")].map(s => s.textContent).join(",")`); marked != "18" {
+		t.Errorf("gutter marks lines %q as problems, want 18", marked)
 	}
 	uitest.Run(t, ctx, "the problem's location moves the caret there",
 		chromedp.Click(chromedp.CSS(`#pol-problems button.loc`)),
-		uitest.TextContains("#pol-caret", "Line 13, column 26"),
+		uitest.TextContains("#pol-caret", "Line 18, column 26"),
 	)
 	if id := uitest.Eval[string](t, ctx, `document.activeElement.id`); id != "pol-text" {
 		t.Errorf("focus after following the problem is on %q, want the editor", id)
@@ -149,7 +149,7 @@ func TestUIPolicies(t *testing.T) {
 		uitest.TextContains("#pol-file-title", "data.json"),
 		uitest.SetInput("#pol-text", strings.Replace(shippedData, `"staff": ["orders:read"]`, `"staff": ["orders:read", "orders:approve"]`, 1)),
 		chromedp.Click(chromedp.ID("pol-validate")),
-		uitest.TextContains("#pol-check-state", "1 of 28 tests failed"),
+		uitest.TextContains("#pol-check-state", "1 of 38 tests failed"),
 		uitest.TextContains("#pol-tests", "test_staff_may_not_approve"),
 		uitest.TextContains("#pol-problems", "authz_test.rego:26:2"),
 		chromedp.Click(chromedp.ID("pol-revert")),
@@ -318,7 +318,7 @@ func TestUIPoliciesReadOnly(t *testing.T) {
 	}
 	uitest.Run(t, ctx, "the tests still run",
 		chromedp.Click(chromedp.ID("pol-validate")),
-		uitest.TextContains("#pol-check-state", "28 of 28 tests passed"),
+		uitest.TextContains("#pol-check-state", "38 of 38 tests passed"),
 		chromedp.Click(chromedp.ID("pol-tab-changes")),
 		uitest.TextContains("#pol-activate-why", "directory"),
 	)

@@ -19,9 +19,11 @@ import (
 	"sync"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
@@ -60,6 +62,10 @@ type Options struct {
 	MaxBodyBytes int64
 	// Proxy configures the routes proxies ask (forward auth, Envoy).
 	Proxy ProxyOptions
+	// GRPCServer, when set, gets Envoy's ext_authz service
+	// (envoy.service.auth.v3.Authorization), deciding as the proxy routes
+	// do. The caller serves it on its own listener (proxy.grpc_listen).
+	GRPCServer grpc.ServiceRegistrar
 	// MaxChecks bounds the checks of one POST /v1/decisions. Default 100.
 	MaxChecks int
 	// Registerer receives Warden's metrics; /metrics serves Gatherer.
@@ -216,6 +222,9 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 	if s.policies != nil {
 		s.metrics.registerPolicies(opts.Registerer, s.policies)
 	}
+	if opts.GRPCServer != nil {
+		authv3.RegisterAuthorizationServer(opts.GRPCServer, extAuthz{s: s})
+	}
 	if opts.DecisionLog != nil {
 		s.decisionLog = opts.DecisionLog
 		s.tickets = newTicketStore(opts.Now)
@@ -278,10 +287,19 @@ const requestIDHeader = "X-Request-Id" // canonical: header lookups do not alloc
 // decision log records it. Warden makes none up: a caller that sends none
 // correlates by decision_id.
 func (s *server) requestID(c *gin.Context) {
-	if id := c.GetHeader(requestIDHeader); id != "" && len(id) <= 128 && strings.IndexFunc(id, func(r rune) bool { return r <= ' ' || r > '~' }) < 0 {
+	if id := validRequestID(c.GetHeader(requestIDHeader)); id != "" {
 		c.Header(requestIDHeader, id)
 	}
 	c.Next()
+}
+
+// validRequestID is id when it is a request id Warden echoes and logs (up
+// to 128 printable ASCII characters without spaces), else "".
+func validRequestID(id string) string {
+	if len(id) > 128 || strings.IndexFunc(id, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+		return ""
+	}
+	return id
 }
 
 // recoverPanics turns a panic in a handler into a logged 500 with the error

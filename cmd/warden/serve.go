@@ -24,6 +24,7 @@ import (
 	"github.com/wardenauthz/warden/web"
 	"github.com/wardenauthz/warden/web/decisionlog"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 	"gopkg.in/natefinch/lumberjack.v2"
 )
 
@@ -66,6 +67,13 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		return fmt.Errorf("listen on %s (listen, --listen, WARDEN_LISTEN): %w", cfg.Listen, err)
 	}
 	defer ln.Close() // Serve closes it too; this is for the failures before
+	var grpcLn net.Listener
+	if cfg.Proxy.GRPCListen != "" {
+		if grpcLn, err = net.Listen("tcp", cfg.Proxy.GRPCListen); err != nil {
+			return fmt.Errorf("proxy.grpc_listen on %s (--proxy-grpc-listen): %w", cfg.Proxy.GRPCListen, err)
+		}
+		defer grpcLn.Close()
+	}
 
 	var dev *devIssuer
 	if devMode {
@@ -145,6 +153,10 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	}
 
 	trusted, _ := cfg.Proxy.trustedProxies() // validated
+	var grpcServer *grpc.Server
+	if grpcLn != nil {
+		grpcServer = grpc.NewServer()
+	}
 	webOpts := web.Options{
 		Proxy: web.ProxyOptions{
 			TrustedProxies: trusted, TokenHeader: cfg.Proxy.TokenHeader, TokenCookie: cfg.Proxy.TokenCookie,
@@ -158,6 +170,9 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		Drafts:          engine,
 		Readiness:       []web.Readiness{pm},
 		DecisionLog:     decisionLog,
+	}
+	if grpcServer != nil {
+		webOpts.GRPCServer = grpcServer
 	}
 	if dev != nil {
 		// Only this machine's names: a page rebound to 127.0.0.1 by DNS
@@ -195,6 +210,15 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	srv.RegisterOnShutdown(decisionLog.CloseStreams)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if grpcServer != nil {
+		go func() {
+			if err := grpcServer.Serve(grpcLn); err != nil {
+				serveErr <- fmt.Errorf("proxy.grpc_listen: %w", err)
+			}
+		}()
+		defer grpcServer.Stop()
+		logger.Info("envoy ext_authz gRPC service listening", "addr", grpcLn.Addr().String())
+	}
 
 	addr := ln.Addr().String()
 	logger.Info("warden serving", "addr", addr, "policy_revision", engine.Revision(), "replica", feed.replicaID, "version", versionString())
@@ -221,6 +245,9 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 			logger.Info("shutting down; letting in-flight requests finish", "timeout", shutdownTimeout)
 			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 			defer cancel()
+			if grpcServer != nil {
+				stopGracefully(sctx, grpcServer)
+			}
 			if err := srv.Shutdown(sctx); err != nil {
 				return fmt.Errorf("shutdown: %w", err)
 			}
@@ -368,4 +395,16 @@ func printDevBanner(w io.Writer, prog, addr string, cfg Config) {
     ADMIN=$(%s token%s --sub admin --roles warden-admin --ttl 15m)
 
 `, devIssuerName, devAudience, cfg.DataDir, prog, dataFlag, addr, addr, prog, dataFlag)
+}
+
+// stopGracefully lets the gRPC server's calls in flight finish until ctx
+// ends, then stops it.
+func stopGracefully(ctx context.Context, g *grpc.Server) {
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.Stop()
+	}
 }

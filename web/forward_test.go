@@ -271,3 +271,37 @@ func TestForwardAuthStaleToken(t *testing.T) {
 		t.Errorf("a token issued after the change: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestEnvoyHTTPService: Envoy's HTTP ext_authz service sends the original
+// request itself under path_prefix /v1/envoy: its method, path, query and
+// Host decide; only a 200 lets it through.
+func TestEnvoyHTTPService(t *testing.T) {
+	f := newFixture(t)
+	staff := f.token(t, "bob", "staff")
+	for _, tt := range []struct {
+		method, target string
+		status         int
+		subject        string
+	}{
+		{"GET", "/v1/envoy/orders/42?full=1", 200, "bob"},
+		{"HEAD", "/v1/envoy/orders/42", 403, ""}, // no route for HEAD in the shipped table
+		{"POST", "/v1/envoy/orders/42/approve", 403, ""},
+		{"GET", "/v1/envoy/orders%2F42", 403, ""},
+		{"GET", "/v1/envoy/orders/42/../../admin", 403, ""},
+		{"DELETE", "/v1/envoy/orders/42", 403, ""},
+	} {
+		req := httptest.NewRequest(tt.method, tt.target, nil)
+		req.RemoteAddr = loopbackPeer
+		req.Host = "api.example.com"
+		req.Header.Set("Authorization", "Bearer "+staff)
+		rec := httptest.NewRecorder()
+		f.handler.ServeHTTP(rec, req)
+		if rec.Code != tt.status || rec.Header().Get("X-Warden-Subject") != tt.subject {
+			t.Errorf("%s %s: %d (subject %q) %s, want %d", tt.method, tt.target, rec.Code, rec.Header().Get("X-Warden-Subject"), rec.Body, tt.status)
+		}
+	}
+	// Without a token: 401 with the challenge.
+	if rec := f.proxyAsk(t, "GET", "/v1/envoy/orders/42", loopbackPeer); rec.Code != 401 || rec.Header().Get("WWW-Authenticate") != `Bearer realm="warden"` {
+		t.Errorf("no token: %d %q", rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
+}

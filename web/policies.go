@@ -267,6 +267,17 @@ type explainRequest struct {
 	Resource map[string]any    `json:"resource"`
 	Context  map[string]any    `json:"context"`
 	Files    map[string]string `json:"files"` // a draft set; absent: the active set
+	// Request explains the decision on an HTTP request a proxy asks about,
+	// instead of an action: input.request as the proxy routes build it.
+	Request *explainHTTPRequest `json:"request"`
+}
+
+// explainHTTPRequest is the original request a proxy would describe.
+type explainHTTPRequest struct {
+	Method  string            `json:"method"`
+	URI     string            `json:"uri"` // path and query, as sent
+	Host    string            `json:"host"`
+	Headers map[string]string `json:"headers"`
 }
 
 // handleExplain answers POST /v1/explain: a decision as POST /v1/decision
@@ -279,7 +290,22 @@ func (s *server) handleExplain() gin.HandlerFunc {
 			s.writeError(c, err)
 			return
 		}
-		if err := requireAction(req.Action); err != nil {
+		var proxied *decision.Request
+		if r := req.Request; r != nil {
+			if req.Action != "" {
+				s.writeError(c, errorf(codeInvalidRequest, "send an action or a request, not both: a request's action comes from its route"))
+				return
+			}
+			h := http.Header{}
+			for name, value := range r.Headers {
+				h.Set(name, value)
+			}
+			var err error
+			if proxied, err = newProxyRequest(r.Method, r.URI, r.Host, h, s.opts.Proxy.TokenHeader); err != nil {
+				s.writeError(c, errorf(codeInvalidRequest, "request: "+err.Error()))
+				return
+			}
+		} else if err := requireAction(req.Action); err != nil {
 			s.writeError(c, err)
 			return
 		}
@@ -294,7 +320,7 @@ func (s *server) handleExplain() gin.HandlerFunc {
 		if req.Files != nil {
 			draft = draftFS(req.Files)
 		}
-		ex, err := s.drafts.Explain(ctx, decision.Input{Claims: cl, Action: req.Action, Resource: req.Resource, Context: req.Context}, draft)
+		ex, err := s.drafts.Explain(ctx, decision.Input{Claims: cl, Action: req.Action, Resource: req.Resource, Context: req.Context, Request: proxied}, draft)
 		if err != nil {
 			s.writeError(c, err)
 			return

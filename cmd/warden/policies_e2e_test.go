@@ -164,6 +164,27 @@ func TestPolicyRollout(t *testing.T) {
 	if ex.Decision.Allow || ex.Decision.Reason != "policy_denied" || len(ex.Trace) == 0 || len(ex.Rules) == 0 {
 		t.Errorf("explain = %+v", ex)
 	}
+	// The same question as a proxy asks it: the input shows the request,
+	// normalised. The set pushed above has no route table, so no route
+	// maps it to an action.
+	var exReq struct {
+		Decision struct {
+			Allow   bool     `json:"allow"`
+			Reasons []string `json:"reasons"`
+		} `json:"decision"`
+		Input struct {
+			Request struct {
+				Method string              `json:"method"`
+				Path   string              `json:"path"`
+				Query  map[string][]string `json:"query"`
+			} `json:"request"`
+		} `json:"input"`
+	}
+	postJSON(t, first+"/v1/explain", admin, `{"token":"`+staff+`","request":{"method":"POST","uri":"/orders/./42/approve?via=ui","host":"api.example.com"}}`, &exReq)
+	if r := exReq.Input.Request; exReq.Decision.Allow || len(exReq.Decision.Reasons) != 1 || exReq.Decision.Reasons[0] != "no route matches POST /orders/42/approve" ||
+		r.Method != "POST" || r.Path != "/orders/42/approve" || r.Query["via"][0] != "ui" {
+		t.Errorf("explain of a proxied request = %+v", exReq)
+	}
 
 	// Tests of the stored set, and of a draft that breaks one, with coverage.
 	var report struct {

@@ -17,32 +17,30 @@ package warden.http
 
 # match is the first matching route, with its resource filled in.
 match := object.union(route, {"resource": filled}) if {
-	i := min(matching)
-	route := data.warden.routes[i]
-	params := path_params(route.path, input.request.path)
+	route := data.warden.routes[min(matching)]
+	params := {name: segments[j] |
+		some j, seg in split(route.path, "/")
+		name := param_name(seg)
+	}
 	filled := {k: fill(v, params) | some k, v in object.get(route, "resource", {})}
 }
 
-# matching holds the indexes of the routes that match the request.
+# segments are the request path's, split once.
+segments := split(input.request.path, "/")
+
+# matching holds the indexes of the routes that match the request: the
+# method, the number of segments, every literal segment, and a non-empty
+# value for every "{name}" segment.
 matching contains i if {
 	some i, route in data.warden.routes
 	route.method in {input.request.method, "*"}
-	path_params(route.path, input.request.path)
-}
-
-# path_params are the "{name}" segments of template bound to the segments of
-# path, when path matches template; undefined otherwise.
-path_params(template, path) := {name: value |
-	some i, seg in ts
-	name := param_name(seg)
-	value := ps[i]
-} if {
-	ts := split(template, "/")
-	ps := split(path, "/")
-	count(ts) == count(ps)
-	every i, seg in ts {
-		segment_matches(seg, ps[i])
-	}
+	template := split(route.path, "/")
+	count(template) == count(segments)
+	mismatches := [j |
+		some j, seg in template
+		not segment_matches(seg, segments[j])
+	]
+	count(mismatches) == 0
 }
 
 segment_matches(seg, value) if {
@@ -50,10 +48,7 @@ segment_matches(seg, value) if {
 	value != ""
 }
 
-segment_matches(seg, value) if {
-	not param_name(seg)
-	seg == value
-}
+segment_matches(seg, value) if seg == value
 
 param_name(seg) := substring(seg, 1, count(seg) - 2) if {
 	startswith(seg, "{")

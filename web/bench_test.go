@@ -1,8 +1,11 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"io"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -10,6 +13,8 @@ import (
 
 	"github.com/wardenauthz/warden/decision"
 	"github.com/wardenauthz/warden/web/decisionlog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // BenchmarkDecisionHandler measures POST /v1/decision through the real
@@ -98,6 +103,80 @@ func BenchmarkLogDecision(b *testing.B) {
 					s.logDecision(&resp, "orders:approve", resource, "", now, 300*time.Microsecond)
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkProxyRoutes decides the same question (alice, a manager,
+// approving order 42) through the decision API, the forward-auth route and
+// Envoy's gRPC service (a real gRPC connection over loopback), in one run,
+// so the proxies' overhead over /v1/decision shows side by side:
+//
+//	go test -run '^$' -bench ProxyRoutes -benchtime 20000x ./web/
+func BenchmarkProxyRoutes(b *testing.B) {
+	for _, cache := range []int{0, 1000} {
+		f := newFixtureWith(b, decision.Options{DecisionCacheSize: cache})
+		g := grpc.NewServer()
+		f.serve(b, nil, decisionlog.Options{}, Options{GRPCServer: g})
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		go g.Serve(lis)
+		b.Cleanup(g.Stop)
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		client := authv3.NewAuthorizationClient(conn)
+		token := f.token(b, "alice", "manager")
+		name := map[int]string{0: "evaluated", 1000: "cached"}[cache]
+
+		b.Run(name+"/decision-api", func(b *testing.B) {
+			body := `{"token":"` + token + `","action":"orders:approve","resource":{"type":"order","id":"42"}}`
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest("POST", "/v1/decision", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				rec := httptest.NewRecorder()
+				f.handler.ServeHTTP(rec, req)
+				if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"allow":true`) {
+					b.Fatalf("unexpected answer %d %s", rec.Code, rec.Body)
+				}
+			}
+		})
+		b.Run(name+"/forward-auth", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest("GET", "/v1/forward-auth", nil)
+				req.RemoteAddr = "127.0.0.1:40000"
+				req.Header.Set("X-Forwarded-Method", "POST")
+				req.Header.Set("X-Forwarded-Uri", "/orders/42/approve")
+				req.Header.Set("X-Forwarded-Host", "api.example.com")
+				req.Header.Set("Authorization", "Bearer "+token)
+				rec := httptest.NewRecorder()
+				f.handler.ServeHTTP(rec, req)
+				if rec.Code != 200 {
+					b.Fatalf("unexpected answer %d %s", rec.Code, rec.Body)
+				}
+			}
+		})
+		b.Run(name+"/envoy-grpc", func(b *testing.B) {
+			req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+				Http: &authv3.AttributeContext_HttpRequest{
+					Method: "POST", Path: "/orders/42/approve", Host: "api.example.com",
+					Headers: map[string]string{"authorization": "Bearer " + token, ":path": "/orders/42/approve"},
+				},
+			}}}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := client.Check(ctx, req)
+				if err != nil || resp.GetOkResponse() == nil {
+					b.Fatalf("unexpected answer %v %v", resp, err)
+				}
+			}
 		})
 	}
 }

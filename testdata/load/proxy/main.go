@@ -34,6 +34,7 @@ func main() {
 	token := flag.String("token", os.Getenv("TOKEN"), "a token allowed to approve order 42")
 	conc := flag.Int("c", 16, "concurrent callers")
 	dur := flag.Duration("d", 10*time.Second, "duration of each phase")
+	only := flag.String("phases", "decision,forward,grpc", "phases to run, in this order: decision, forward, grpc")
 	flag.Parse()
 	if *token == "" {
 		fmt.Fprintln(os.Stderr, "proxy: -token (or TOKEN) is required")
@@ -57,10 +58,10 @@ func main() {
 	}}}
 
 	phases := []struct {
-		name string
-		ask  func(context.Context) bool
+		key, name string
+		ask       func(context.Context) bool
 	}{
-		{"decision API", func(context.Context) bool {
+		{"decision", "decision API", func(context.Context) bool {
 			resp, err := client.Post(*base+"/v1/decision", "application/json", strings.NewReader(body))
 			if err != nil {
 				return false
@@ -69,7 +70,7 @@ func main() {
 			resp.Body.Close()
 			return resp.StatusCode == 200 && strings.Contains(string(b), `"allow":true`)
 		}},
-		{"forward auth", func(context.Context) bool {
+		{"forward", "forward auth", func(context.Context) bool {
 			req, _ := http.NewRequest("GET", *base+"/v1/forward-auth", nil)
 			req.Header.Set("X-Forwarded-Method", "POST")
 			req.Header.Set("X-Forwarded-Uri", "/orders/42/approve")
@@ -83,13 +84,16 @@ func main() {
 			resp.Body.Close()
 			return resp.StatusCode == 200
 		}},
-		{"envoy gRPC", func(ctx context.Context) bool {
+		{"grpc", "envoy gRPC", func(ctx context.Context) bool {
 			resp, err := envoy.Check(ctx, check)
 			return err == nil && codes.Code(resp.GetStatus().GetCode()) == codes.OK
 		}},
 	}
 	var baseline float64
 	for _, p := range phases {
+		if !slices.Contains(strings.Split(*only, ","), p.key) {
+			continue
+		}
 		rate, p50, p99, bad := run(p.ask, *conc, *dur)
 		over := ""
 		if baseline == 0 {

@@ -160,7 +160,16 @@ func buildBinaries(t *testing.T) string {
 // test fails, and kills it at the end of the test.
 func startProcess(t *testing.T, name string, args ...string) *exec.Cmd {
 	t.Helper()
+	return startProcessEnv(t, nil, name, args...)
+}
+
+// startProcessEnv is startProcess with env added to the environment.
+func startProcessEnv(t *testing.T, env []string, name string, args ...string) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(name, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var mu sync.Mutex
 	var log bytes.Buffer
 	pr, pw := io.Pipe()

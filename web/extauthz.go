@@ -80,10 +80,11 @@ func (a extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 	}
 
 	resp := v.resp
-	metadata, _ := structpb.NewStruct(map[string]any{ // strings and a bool cannot fail
-		"decision_id": resp.DecisionID, "allow": resp.Allow, "reason": string(resp.Reason),
-		"subject": resp.Subject, "policy_revision": resp.PolicyRevision,
-	})
+	metadata := &structpb.Struct{Fields: map[string]*structpb.Value{
+		"decision_id": structpb.NewStringValue(resp.DecisionID), "allow": structpb.NewBoolValue(resp.Allow),
+		"reason": structpb.NewStringValue(string(resp.Reason)), "subject": structpb.NewStringValue(resp.Subject),
+		"policy_revision": structpb.NewStringValue(resp.PolicyRevision),
+	}}
 	if resp.Allow {
 		ok := &authv3.OkHttpResponse{Headers: []*corev3.HeaderValueOption{setHeader(decisionIDHeader, resp.DecisionID)}}
 		for _, name := range slices.Sorted(maps.Keys(resp.headers)) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc"
 
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
@@ -18,7 +19,11 @@ import (
 
 // newEventsFixture is the fixture with a real permission-change feed: an
 // embedded NATS server with JetStream in a temporary directory.
-func newEventsFixture(t *testing.T) *fixture {
+func newEventsFixture(t *testing.T) *fixture { return newEventsFixtureWith(t, nil) }
+
+// newEventsFixtureWith is newEventsFixture, its server also registering
+// Envoy's gRPC service on g when g is not nil.
+func newEventsFixtureWith(t *testing.T, g *grpc.Server) *fixture {
 	t.Helper()
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -68,9 +73,13 @@ func newEventsFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.handler = NewServer(slog.New(slog.DiscardHandler), v, engine, Options{Events: &Events{
+	opts := Options{Events: &Events{
 		Publisher: pub, Stream: consumer, Ledger: ledger, Fleet: fleet, ReplicaID: "test", MinSeqWait: time.Second,
-	}, DecisionLog: f.log, StreamHeartbeat: 20 * time.Millisecond})
+	}, DecisionLog: f.log, StreamHeartbeat: 20 * time.Millisecond}
+	if g != nil {
+		opts.GRPCServer = g
+	}
+	f.handler = NewServer(slog.New(slog.DiscardHandler), v, engine, opts)
 	deadline := time.Now().Add(10 * time.Second)
 	for consumer.Ready() != nil {
 		if time.Now().After(deadline) {

@@ -182,3 +182,47 @@ func TestEnvoyGRPCUntrusted(t *testing.T) {
 		t.Errorf("err %v, want PERMISSION_DENIED naming the trusted proxies", err)
 	}
 }
+
+// TestEnvoyGRPCStaleToken: after a permission change, the subject's older
+// token is UNAUTHENTICATED with a 401 whose challenge and JSON body tell the
+// client to refresh it.
+func TestEnvoyGRPCStaleToken(t *testing.T) {
+	g := grpc.NewServer()
+	f := newEventsFixtureWith(t, g)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := authv3.NewAuthorizationClient(conn)
+
+	now := time.Now()
+	old := f.sign(t, jwt.MapClaims{"iss": testIssuer, "aud": testAudience, "sub": "bob", "roles": []string{"staff"},
+		"iat": now.Add(-5 * time.Second).Unix(), "exp": now.Add(10 * time.Minute).Unix()})
+	if resp, err := client.Check(context.Background(), checkRequest(t, "check-get-order.json", old)); err != nil || resp.GetOkResponse() == nil {
+		t.Fatalf("before the change: %v %v", resp, err)
+	}
+	status, body := f.do(t, "POST", "/v1/events?wait=2s", "application/json", `{"type":"roles_changed","subject":"bob","reason":"demoted"}`,
+		"Authorization", "Bearer "+f.token(t, "root", "warden-admin"))
+	if status != 200 {
+		t.Fatalf("publish: %d %v", status, body)
+	}
+	resp, err := client.Check(context.Background(), checkRequest(t, "check-get-order.json", old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied := resp.GetDeniedResponse()
+	var d decisionResponse
+	json.Unmarshal([]byte(denied.GetBody()), &d)
+	challenge := headerValues(denied.GetHeaders())["www-authenticate"]
+	if codes.Code(resp.GetStatus().GetCode()) != codes.Unauthenticated || denied.GetStatus().GetCode() != 401 || !d.Refresh || d.Reason != "token_stale" ||
+		challenge != `Bearer realm="warden", error="invalid_token", error_description="token_stale: permissions changed; refresh the token and retry"` {
+		t.Errorf("old token after the change: %v; body %+v, challenge %q", resp, d, challenge)
+	}
+}

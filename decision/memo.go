@@ -27,6 +27,11 @@ const DefaultDecisionCacheSize = 10000
 type memo struct {
 	verdicts     *lru.Cache[memoKey, verdict]
 	hits, misses atomic.Uint64
+	// ignoreHeaders leaves input.request.headers out of the key: the set
+	// never reads them (readsInput), and behind a proxy they differ on
+	// every request (x-request-id, x-forwarded-for), so keeping them would
+	// make every forward-auth decision a miss.
+	ignoreHeaders bool
 }
 
 // memoKey identifies a policy input. The claims are identified by pointer:
@@ -39,7 +44,7 @@ type memoKey struct {
 	rest   string // action, resource, context and request, canonical
 }
 
-func newMemo(size int) *memo {
+func newMemo(size int, ignoreHeaders bool) *memo {
 	if size <= 0 {
 		return nil
 	}
@@ -47,7 +52,7 @@ func newMemo(size int) *memo {
 	if err != nil {
 		return nil // only for size <= 0, excluded above
 	}
-	return &memo{verdicts: c}
+	return &memo{verdicts: c, ignoreHeaders: ignoreHeaders}
 }
 
 // key builds the memo key of in. encoding/json writes map keys in sorted
@@ -55,7 +60,13 @@ func newMemo(size int) *memo {
 func (m *memo) key(in *Input) (memoKey, bool) {
 	var b strings.Builder
 	b.WriteString(in.Action)
-	for _, v := range []any{in.Resource, in.Context, in.Request} {
+	var request any = in.Request
+	if in.Request != nil && m.ignoreHeaders {
+		r := *in.Request
+		r.Headers = nil
+		request = r
+	}
+	for _, v := range []any{in.Resource, in.Context, request} {
 		b.WriteByte(0)
 		raw, err := json.Marshal(v)
 		if err != nil {
@@ -117,6 +128,46 @@ func calls(c *ast.Compiler, match func(name string) bool) bool {
 				found = true
 			}
 			return false
+		})
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
+// readsInput reports whether a module of the compiled set, tests aside,
+// could read the input document at path (e.g. "request", "headers"): a
+// reference to it or below it, to one of its ancestors as a whole (input,
+// input.request: walked, passed to a function, assigned), or through a key
+// known only at evaluation (input[k], input.request[k]). Imports are
+// resolved by the compiler, so an imported alias is seen as its reference.
+func readsInput(c *ast.Compiler, path ...string) bool {
+	for name, mod := range c.Modules {
+		if KindOf(name) == KindTest {
+			continue
+		}
+		found := false
+		ast.WalkRefs(mod, func(r ast.Ref) bool {
+			if found || !r.HasPrefix(ast.InputRootRef) {
+				return found
+			}
+			for i, want := range path {
+				if len(r) <= i+1 {
+					found = true // an ancestor as a whole
+					return true
+				}
+				s, ok := r[i+1].Value.(ast.String)
+				if !ok {
+					found = true // a key computed at evaluation
+					return true
+				}
+				if string(s) != want {
+					return false // another part of the input
+				}
+			}
+			found = true
+			return true
 		})
 		if found {
 			return true

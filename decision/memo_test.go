@@ -124,3 +124,71 @@ func TestDecisionCacheOffByDefault(t *testing.T) {
 		t.Errorf("zero Options cached decisions: %d hits, %d misses", h, m)
 	}
 }
+
+// TestDecisionCacheIgnoresUnreadHeaders: behind a proxy every request has
+// its own headers (x-request-id, x-forwarded-for). A set that never reads
+// input.request.headers shares one cache entry across them; a set that
+// reads them, or could (the whole request, a computed key), does not.
+func TestDecisionCacheIgnoresUnreadHeaders(t *testing.T) {
+	ctx := context.Background()
+	admin := "package warden.admin\ndefault allow := false\n"
+	request := func(id string) *decision.Request {
+		return &decision.Request{Method: "GET", Path: "/orders/42", Host: "api.example.com",
+			Headers: map[string]string{"x-request-id": id, "x-tenant": "t" + id}}
+	}
+	for _, tt := range []struct {
+		name   string
+		rego   string
+		hits   uint64
+		allows [2]bool
+	}{
+		{"never read", "package warden.authz\nallow if input.request.path == \"/orders/42\"\n", 1, [2]bool{true, true}},
+		{"a header read", "package warden.authz\nallow if input.request.headers[\"x-tenant\"] == \"t1\"\n", 0, [2]bool{true, false}},
+		{"the request whole", "package warden.authz\nallow if count(json.marshal(input.request)) > 0\n", 0, [2]bool{true, true}},
+		{"a computed key", "package warden.authz\nallow if {\n\tsome k\n\tinput.request[k][\"x-tenant\"] == \"t1\"\n}\n", 0, [2]bool{true, false}},
+		{"through an import", "package warden.authz\nimport input.request.headers as h\nallow if h[\"x-tenant\"] == \"t1\"\n", 0, [2]bool{true, false}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := testOptions(t)
+			opts.DecisionCacheSize = 100
+			e, err := decision.NewEngine(ctx, fstest.MapFS{
+				"authz.rego":      {Data: []byte(tt.rego)},
+				"authz_test.rego": {Data: []byte("package warden.authz_test\nimport data.warden.authz\ntest_x if count([1 | authz.allow with input as {\"request\": {\"headers\": {}}}]) >= 0\n")},
+				"admin.rego":      {Data: []byte(admin)},
+			}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			alice := token("alice", nil)
+			for i, id := range []string{"1", "2"} {
+				if d := e.Decide(ctx, decision.Input{Claims: alice, Request: request(id)}); d.Allow != tt.allows[i] {
+					t.Errorf("request %d: allow %v, want %v", i+1, d.Allow, tt.allows[i])
+				}
+			}
+			if h, m := e.DecisionCacheStats(); h != tt.hits || h+m != 2 {
+				t.Errorf("cache stats %d hits, %d misses; want %d hits", h, m, tt.hits)
+			}
+		})
+	}
+}
+
+// TestShippedSetCachesProxiedRequests: the shipped policy never reads
+// input.request.headers, so requests that differ only in headers share a
+// cache entry.
+func TestShippedSetCachesProxiedRequests(t *testing.T) {
+	opts := testOptions(t)
+	opts.DecisionCacheSize = 100
+	e := shippedEngine(t, opts)
+	alice := token("alice", []any{"manager"})
+	for _, id := range []string{"r1", "r2", "r3"} {
+		d := e.Decide(context.Background(), decision.Input{Claims: alice, Request: &decision.Request{
+			Method: "POST", Path: "/orders/42/approve", Host: "api.example.com", Headers: map[string]string{"x-request-id": id},
+		}})
+		if !d.Allow {
+			t.Fatalf("%s: %+v", id, d)
+		}
+	}
+	if h, m := e.DecisionCacheStats(); h != 2 || m != 1 {
+		t.Errorf("cache stats %d hits, %d misses; want 2 and 1", h, m)
+	}
+}

@@ -20,13 +20,13 @@ allow if count(grants) > 0
 # action and resource are what the request asks: the caller's own, or its
 # route's for a request a proxy asks about. A request no route matches has
 # neither, and nothing grants it.
-action := input.action if not input.request
+action := input.action if not http.proxied
 
-action := http.match.action if input.request
+action := http.match.action if http.proxied
 
-resource := input.resource if not input.request
+resource := input.resource if not http.proxied
 
-resource := http.match.resource if input.request
+resource := http.match.resource if http.proxied
 
 # grants holds one reason for each way the request is granted. Allowing
 # exactly when there is a reason keeps the two from drifting apart.
@@ -57,7 +57,7 @@ reasons := denials if not allow
 denials contains sprintf("no role grants %s", [action]) if is_array(input.token.claims.roles)
 
 denials contains sprintf("no route matches %s %s", [input.request.method, input.request.path]) if {
-	input.request
+	http.proxied
 	not http.match
 }
 

@@ -15,6 +15,11 @@
 #   route that matches, in table order, wins.
 package warden.http
 
+# proxied: the input is a request a proxy asks about. (It names the
+# request's method rather than the request whole, so that the decision cache
+# can tell that the policy never reads the request's headers.)
+proxied if input.request.method
+
 # match is the first matching route, with its resource filled in.
 match := object.union(route, {"resource": filled}) if {
 	route := data.warden.routes[min(matching)]

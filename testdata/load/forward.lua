@@ -1,11 +1,22 @@
 -- wrk script: ask forward auth (GET /v1/forward-auth) as nginx does for
 -- POST /orders/42/approve with the token in $TOKEN, counting answers that
--- are not 200, so a fast error is never mistaken for speed.
+-- are not 200, so a fast error is never mistaken for speed. With
+-- REQUEST_IDS=1 each request carries its own X-Request-Id, as behind a real
+-- proxy (Envoy, or nginx with proxy_set_header X-Request-Id $request_id).
 wrk.method = "GET"
 wrk.headers["X-Original-Method"] = "POST"
 wrk.headers["X-Original-Uri"] = "/orders/42/approve"
 wrk.headers["X-Original-Host"] = "api.example.com"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+
+if os.getenv("REQUEST_IDS") == "1" then
+  local n = 0
+  function request()
+    n = n + 1
+    wrk.headers["X-Request-Id"] = "req-" .. n
+    return wrk.format()
+  end
+end
 
 local threads = {}
 function setup(thread)

@@ -134,3 +134,14 @@ test_no_route_table_denies if {
 	not authz.allow with input as proxied(manager, "GET", "/orders/42")
 		with data.warden.routes as []
 }
+
+test_path_is_literal_apart_from_parameters if {
+	odd := [{"method": "GET", "path": "/files/*/{name}", "action": "files:read", "resource": {"name": "{name}"}}]
+	m := http.match with input as proxied(manager, "GET", "/files/*/a.txt")
+		with data.warden.routes as odd
+	m.resource == {"name": "a.txt"}
+	not http.match with input as proxied(manager, "GET", "/files/x/a.txt")
+		with data.warden.routes as odd
+	not http.match with input as proxied(manager, "GET", "/files/*/")
+		with data.warden.routes as odd
+}

@@ -74,7 +74,7 @@ func TestPolicyTestCommand(t *testing.T) {
 			want: []string{
 				"authz_test.rego:\ndata.warden.authz_test.test_manager_may_approve: PASS (",
 				"admin_test.rego:\ndata.warden.admin_test.test_warden_admin_allowed: PASS (",
-				"\nPASS: 38/38\n",
+				"\nPASS: 39/39\n",
 			},
 			notWant: []string{"FAIL", "COVERAGE"},
 		},
@@ -263,7 +263,7 @@ func TestPolicyCheckCommand(t *testing.T) {
 		wantErr string
 		want    []string
 	}{
-		{name: "shipped policies", args: []string{"check"}, want: []string{"shipped policies: ok: revision ", ", 7 files, 38 tests passed\n"}},
+		{name: "shipped policies", args: []string{"check"}, want: []string{"shipped policies: ok: revision ", ", 7 files, 39 tests passed\n"}},
 		{
 			name:    "strict mode",
 			args:    []string{"check", lint},
@@ -333,7 +333,7 @@ func TestPolicyCheckCommand(t *testing.T) {
 			Revision string         `json:"revision"`
 			Tests    map[string]int `json:"tests"`
 		}
-		if jerr := json.Unmarshal([]byte(stdout), &ok); jerr != nil || err != nil || !ok.OK || ok.Revision == "" || ok.Tests["pass"] != 38 {
+		if jerr := json.Unmarshal([]byte(stdout), &ok); jerr != nil || err != nil || !ok.OK || ok.Revision == "" || ok.Tests["pass"] != 39 {
 			t.Errorf("shipped: err %v, doc %+v (%v)\n%s", err, ok, jerr, stdout)
 		}
 	})

@@ -27,11 +27,25 @@ const DefaultDecisionCacheSize = 10000
 type memo struct {
 	verdicts     *lru.Cache[memoKey, verdict]
 	hits, misses atomic.Uint64
-	// ignoreHeaders leaves input.request.headers out of the key: the set
-	// never reads them (readsInput), and behind a proxy they differ on
-	// every request (x-request-id, x-forwarded-for), so keeping them would
-	// make every forward-auth decision a miss.
-	ignoreHeaders bool
+	// unread are the parts of input.request the set never reads
+	// (readsInput), left out of the key: behind a proxy the headers
+	// differ on every request (x-request-id, x-forwarded-for) and the
+	// query often does, so keeping them would make most proxied decisions
+	// misses.
+	unread unreadRequest
+}
+
+// unreadRequest says which parts of input.request a set never reads.
+type unreadRequest struct{ headers, query, host bool }
+
+// unreadParts finds the parts of input.request that no module of the
+// compiled set could read.
+func unreadParts(c *ast.Compiler) unreadRequest {
+	return unreadRequest{
+		headers: !readsInput(c, "request", "headers"),
+		query:   !readsInput(c, "request", "query"),
+		host:    !readsInput(c, "request", "host"),
+	}
 }
 
 // memoKey identifies a policy input. The claims are identified by pointer:
@@ -44,7 +58,7 @@ type memoKey struct {
 	rest   string // action, resource, context and request, canonical
 }
 
-func newMemo(size int, ignoreHeaders bool) *memo {
+func newMemo(size int, unread unreadRequest) *memo {
 	if size <= 0 {
 		return nil
 	}
@@ -52,7 +66,7 @@ func newMemo(size int, ignoreHeaders bool) *memo {
 	if err != nil {
 		return nil // only for size <= 0, excluded above
 	}
-	return &memo{verdicts: c, ignoreHeaders: ignoreHeaders}
+	return &memo{verdicts: c, unread: unread}
 }
 
 // key builds the memo key of in. encoding/json writes map keys in sorted
@@ -61,9 +75,17 @@ func (m *memo) key(in *Input) (memoKey, bool) {
 	var b strings.Builder
 	b.WriteString(in.Action)
 	var request any = in.Request
-	if in.Request != nil && m.ignoreHeaders {
+	if in.Request != nil && m.unread != (unreadRequest{}) {
 		r := *in.Request
-		r.Headers = nil
+		if m.unread.headers {
+			r.Headers = nil
+		}
+		if m.unread.query {
+			r.Query = nil
+		}
+		if m.unread.host {
+			r.Host = ""
+		}
 		request = r
 	}
 	for _, v := range []any{in.Resource, in.Context, request} {

@@ -133,7 +133,7 @@ func TestDecisionCacheIgnoresUnreadHeaders(t *testing.T) {
 	ctx := context.Background()
 	admin := "package warden.admin\ndefault allow := false\n"
 	request := func(id string) *decision.Request {
-		return &decision.Request{Method: "GET", Path: "/orders/42", Host: "api.example.com",
+		return &decision.Request{Method: "GET", Path: "/orders/42", Host: "h" + id, Query: map[string][]string{"page": {id}},
 			Headers: map[string]string{"x-request-id": id, "x-tenant": "t" + id}}
 	}
 	for _, tt := range []struct {
@@ -147,6 +147,8 @@ func TestDecisionCacheIgnoresUnreadHeaders(t *testing.T) {
 		{"the request whole", "package warden.authz\nallow if count(json.marshal(input.request)) > 0\n", 0, [2]bool{true, true}},
 		{"a computed key", "package warden.authz\nallow if {\n\tsome k\n\tinput.request[k][\"x-tenant\"] == \"t1\"\n}\n", 0, [2]bool{true, false}},
 		{"through an import", "package warden.authz\nimport input.request.headers as h\nallow if h[\"x-tenant\"] == \"t1\"\n", 0, [2]bool{true, false}},
+		{"the query read", "package warden.authz\nallow if input.request.query.page[0] == \"1\"\n", 0, [2]bool{true, false}},
+		{"the host read", "package warden.authz\nallow if input.request.host == \"h1\"\n", 0, [2]bool{true, false}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			opts := testOptions(t)
@@ -173,8 +175,8 @@ func TestDecisionCacheIgnoresUnreadHeaders(t *testing.T) {
 }
 
 // TestShippedSetCachesProxiedRequests: the shipped policy never reads
-// input.request.headers, so requests that differ only in headers share a
-// cache entry.
+// input.request's headers, query or host, so requests that differ only in
+// those share a cache entry.
 func TestShippedSetCachesProxiedRequests(t *testing.T) {
 	opts := testOptions(t)
 	opts.DecisionCacheSize = 100
@@ -182,7 +184,8 @@ func TestShippedSetCachesProxiedRequests(t *testing.T) {
 	alice := token("alice", []any{"manager"})
 	for _, id := range []string{"r1", "r2", "r3"} {
 		d := e.Decide(context.Background(), decision.Input{Claims: alice, Request: &decision.Request{
-			Method: "POST", Path: "/orders/42/approve", Host: "api.example.com", Headers: map[string]string{"x-request-id": id},
+			Method: "POST", Path: "/orders/42/approve", Host: id + ".example.com",
+			Query: map[string][]string{"page": {id}}, Headers: map[string]string{"x-request-id": id},
 		}})
 		if !d.Allow {
 			t.Fatalf("%s: %+v", id, d)

@@ -97,7 +97,7 @@ func prepareSet(ctx context.Context, ls *loadedSet, compiler *ast.Compiler, entr
 		return nil, fmt.Errorf("prepare %v: %w", adminAllow, err)
 	}
 	if !calls(compiler, nondeterministic) {
-		set.memo = newMemo(memoSize, !readsInput(compiler, "request", "headers"))
+		set.memo = newMemo(memoSize, unreadParts(compiler))
 	}
 	set.offload = calls(compiler, waitsOnNetwork)
 	return set, nil

@@ -10,11 +10,16 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // Real proxies in front of a real Warden and a small upstream, configured
@@ -47,13 +52,16 @@ type upstream struct {
 	seen []seenRequest
 }
 
-type seenRequest struct{ method, uri, subject string }
+// seenRequest is a request as the upstream read it: its method, its path
+// decoded and cleaned (the resource a file server or router would serve),
+// the raw request URI, and the subject header.
+type seenRequest struct{ Method, Path, URI, Subject string }
 
 func newUpstream(t *testing.T) *upstream {
 	u := &upstream{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
-		u.seen = append(u.seen, seenRequest{r.Method, r.RequestURI, r.Header.Get("X-Warden-Subject")})
+		u.seen = append(u.seen, seenRequest{r.Method, path.Clean(r.URL.Path), r.RequestURI, r.Header.Get("X-Warden-Subject")})
 		u.mu.Unlock()
 		fmt.Fprintf(w, "hello %s\n", r.Header.Get("X-Warden-Subject"))
 	}))
@@ -61,14 +69,11 @@ func newUpstream(t *testing.T) *upstream {
 	return u
 }
 
-// last is the last request that reached the upstream, and how many did.
-func (u *upstream) last() (seenRequest, int) {
+// requests is what has reached the upstream so far.
+func (u *upstream) requests() []seenRequest {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if len(u.seen) == 0 {
-		return seenRequest{}, 0
-	}
-	return u.seen[len(u.seen)-1], len(u.seen)
+	return slices.Clone(u.seen)
 }
 
 // snippet is a file of testdata/proxies with the documented addresses
@@ -87,6 +92,7 @@ func snippet(t *testing.T, name, warden, api string) string {
 // configuration of its own (one process in the foreground, every path in a
 // temporary directory), listening on a free loopback port.
 func startNginx(t *testing.T, bin, warden, api string) string {
+	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
 	server := strings.Replace(snippet(t, "nginx.conf", warden, api), "listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port), 1)
@@ -116,10 +122,11 @@ http {
 // startCaddy runs Debian's Caddy with the documented site, on a free
 // loopback port, its admin API and automatic HTTPS off.
 func startCaddy(t *testing.T, bin, warden, api string) string {
+	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
-	site := strings.Replace(snippet(t, "Caddyfile", warden, api), ":80 {", fmt.Sprintf("http://127.0.0.1:%d {", port), 1)
-	conf := "{\n\tadmin off\n\tauto_https off\n}\n\n" + site
+	site := strings.Replace(snippet(t, "Caddyfile", warden, api), ":80 {", fmt.Sprintf(":%d {", port), 1)
+	conf := "{\n\tadmin off\n\tauto_https off\n\tdefault_bind 127.0.0.1\n}\n\n" + site
 	path := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -141,118 +148,218 @@ func waitListening(t *testing.T, port int) string {
 	return "http://" + addr
 }
 
-// TestRealProxies puts nginx and Caddy, configured as docs/proxies.md
-// says, in front of an upstream and a real Warden, and asks through them.
-func TestRealProxies(t *testing.T) {
+// proxies are the real proxies under test, each started by a function of
+// the test, Warden's address and the upstream's, that returns the proxy's
+// base URL.
+func proxies(t *testing.T) []struct {
+	name  string
+	start func(t *testing.T, warden, api string) string
+} {
 	nginx := tool(t, "nginx", "/usr/sbin/nginx")
 	caddy := tool(t, "caddy")
+	return []struct {
+		name  string
+		start func(t *testing.T, warden, api string) string
+	}{
+		{"nginx", func(t *testing.T, warden, api string) string { return startNginx(t, nginx, warden, api) }},
+		{"caddy", func(t *testing.T, warden, api string) string { return startCaddy(t, caddy, warden, api) }},
+	}
+}
+
+// askThrough sends a request through the proxy at base, its target sent as
+// written (the path tricks below must reach the proxy unchanged), with the
+// token as a Bearer credential unless empty, and header pairs.
+func askThrough(t *testing.T, base, method, target, token string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(target, "//") {
+		// An opaque "//x" would be sent as the absolute-form "http://x".
+		req.URL.Path = target
+	} else {
+		req.URL.Opaque = target
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+// deniedBody is what both proxies' deny bodies hold: Warden's decision
+// (Caddy) or nginx's own body built from Warden's reason.
+type deniedBody struct {
+	Reason  string `json:"reason"`
+	Refresh bool   `json:"refresh"`
+}
+
+// TestProxyNginxCaddy puts nginx and Caddy, configured as docs/proxies.md
+// says, in front of an upstream and a real Warden, and asks through them:
+// what reaches the upstream, and what the client is told.
+func TestProxyNginxCaddy(t *testing.T) {
+	real := proxies(t)
 	dataDir := t.TempDir()
 	base, _, _ := startWarden(t, dataDir)
 	waitReady(t, base)
 	warden := strings.TrimPrefix(base, "http://")
 	admin := mint(t, dataDir, "--sub", "admin", "--roles", "warden-admin")
 
-	for _, p := range []struct {
-		name  string
-		start func(t *testing.T, bin, warden, api string) string
-		bin   string
-	}{{"nginx", startNginx, nginx}, {"caddy", startCaddy, caddy}} {
+	for _, p := range real {
 		t.Run(p.name, func(t *testing.T) {
 			up := newUpstream(t)
-			proxy := p.start(t, p.bin, warden, strings.TrimPrefix(up.URL, "http://"))
+			proxy := p.start(t, warden, strings.TrimPrefix(up.URL, "http://"))
 			alice := "alice-" + p.name
 			manager := mint(t, dataDir, "--sub", alice, "--roles", "manager")
 			staff := mint(t, dataDir, "--sub", "bob", "--roles", "staff")
-			ask := func(method, uri, token string, header ...string) (*http.Response, string) {
-				t.Helper()
-				req, _ := http.NewRequest(method, proxy+uri, nil)
-				req.URL.Opaque = uri // sent as written: the tricks below must reach the proxy unchanged
-				if token != "" {
-					req.Header.Set("Authorization", "Bearer "+token)
-				}
-				for i := 0; i+1 < len(header); i += 2 {
-					req.Header.Set(header[i], header[i+1])
-				}
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				return resp, string(b)
-			}
+			var want []seenRequest // what the upstream must see, and nothing else
 
 			// Allowed: the upstream sees the subject Warden named, not the
 			// one the client sent.
-			resp, body := ask("GET", "/orders/42", manager, "X-Warden-Subject", "mallory")
-			got, n := up.last()
-			if resp.StatusCode != 200 || n != 1 || got.subject != alice || got.uri != "/orders/42" || !strings.Contains(body, alice) {
-				t.Errorf("manager GET /orders/42: %d %q; upstream saw %+v (%d requests)", resp.StatusCode, body, got, n)
+			resp, body := askThrough(t, proxy, "GET", "/orders/42", manager, "X-Warden-Subject", "mallory")
+			if resp.StatusCode != 200 || body != "hello "+alice+"\n" {
+				t.Errorf("manager GET /orders/42 as mallory: %d %q", resp.StatusCode, body)
 			}
-			if resp, _ := ask("POST", "/orders/42/approve", manager); resp.StatusCode != 200 {
-				t.Errorf("manager approves: %d", resp.StatusCode)
+			want = append(want, seenRequest{Method: "GET", Path: "/orders/42", Subject: alice})
+			if resp, body := askThrough(t, proxy, "POST", "/orders/42/approve", manager); resp.StatusCode != 200 {
+				t.Errorf("manager approves: %d %q", resp.StatusCode, body)
 			}
-			_, reached := up.last()
+			want = append(want, seenRequest{Method: "POST", Path: "/orders/42/approve", Subject: alice})
+
+			// Spellings of an allowed path: Warden decides on the path the
+			// upstream reads, and the upstream reads /orders/42.
+			for _, target := range []string{"//orders/42", "/%6Frders/42", "/orders/./42"} {
+				if resp, body := askThrough(t, proxy, "GET", target, staff); resp.StatusCode != 200 {
+					t.Errorf("staff GET %s: %d %q, want 200", target, resp.StatusCode, body)
+				}
+				want = append(want, seenRequest{Method: "GET", Path: "/orders/42", Subject: "bob"})
+			}
 
 			// Denied and unauthenticated requests never reach the upstream.
 			for _, tt := range []struct {
-				name, method, uri, token string
-				status                   int
-				challenge, reason        string
+				name, method, target, token string
+				status                      int
+				challenge, reason           string // reason: X-Warden-Reason and the body's
 			}{
 				{"staff may not approve", "POST", "/orders/42/approve", staff, 403, "", "policy_denied"},
 				{"no route", "GET", "/admin", manager, 403, "", "policy_denied"},
 				{"no token", "GET", "/orders/42", "", 401, `Bearer realm="warden"`, "token_missing"},
-				{"bad token", "GET", "/orders/42", "not.a.token", 401, `error="invalid_token"`, "token_malformed"},
+				{"garbage token", "GET", "/orders/42", "not.a.token", 401,
+					`Bearer realm="warden", error="invalid_token", error_description="token_malformed"`, "token_malformed"},
+				// Path tricks: the policy decides on what the upstream
+				// would read, or Warden refuses to decide (403, no reason).
 				{"dot segments out of an allowed path", "POST", "/orders/42/x/../approve", staff, 403, "", "policy_denied"},
-				{"dot segments to another route", "GET", "/orders/42/../../admin", manager, 403, "", ""},
+				{"dot segments to another route", "GET", "/orders/42/../../admin", manager, 403, "", "policy_denied"},
 				{"encoded slash", "GET", "/orders%2F42", manager, 403, "", ""},
 				{"path parameter dot-dot", "GET", "/orders/..;/admin", manager, 403, "", ""},
+				{"encoded backslash", "GET", "/orders/42%5C..%5C..%5Cadmin", manager, 403, "", ""},
 			} {
-				resp, body := ask(tt.method, tt.uri, tt.token)
-				if resp.StatusCode != tt.status || !strings.Contains(resp.Header.Get("WWW-Authenticate"), tt.challenge) ||
-					!strings.Contains(resp.Header.Get("X-Warden-Reason"), tt.reason) {
-					t.Errorf("%s: %d, challenge %q, reason %q, body %q; want %d", tt.name, resp.StatusCode,
-						resp.Header.Get("WWW-Authenticate"), resp.Header.Get("X-Warden-Reason"), body, tt.status)
+				resp, body := askThrough(t, proxy, tt.method, tt.target, tt.token)
+				var got deniedBody
+				if err := json.Unmarshal([]byte(body), &got); err != nil {
+					t.Errorf("%s: body %q is not JSON: %v", tt.name, body, err)
 				}
-				if _, n := up.last(); n != reached {
-					t.Errorf("%s reached the upstream", tt.name)
+				if resp.StatusCode != tt.status || resp.Header.Get("WWW-Authenticate") != tt.challenge ||
+					resp.Header.Get("X-Warden-Reason") != tt.reason || got.Reason != tt.reason {
+					t.Errorf("%s: %d, challenge %q, X-Warden-Reason %q, body %q; want %d, %q, %q", tt.name, resp.StatusCode,
+						resp.Header.Get("WWW-Authenticate"), resp.Header.Get("X-Warden-Reason"), body, tt.status, tt.challenge, tt.reason)
 				}
 			}
 
-			// Percent-encoding is decoded once: the policy and the
-			// upstream both read /orders/42.
-			if resp, _ := ask("GET", "/%6Frders/42", manager); resp.StatusCode != 200 {
-				t.Errorf("GET /%%6Frders/42: %d, want 200", resp.StatusCode)
-			}
-
-			// A permission change: alice's older token is refused at once,
-			// with a challenge that tells the client to refresh it.
+			// A permission change: alice's older token is refused as soon as
+			// the publish returns, with a challenge and a body that tell the
+			// client to refresh it.
 			time.Sleep(1100 * time.Millisecond) // iat has whole seconds
 			start := time.Now()
 			status, out := adminPost(base+"/v1/events?wait=2s", admin, `{"type":"roles_changed","subject":"`+alice+`","reason":"demoted"}`)
 			if status != 200 {
 				t.Fatalf("publish: %d %s", status, out)
 			}
-			resp, body = ask("GET", "/orders/42", manager)
+			published := time.Since(start)
+			resp, body = askThrough(t, proxy, "GET", "/orders/42", manager)
 			elapsed := time.Since(start)
-			challenge := resp.Header.Get("WWW-Authenticate")
-			if resp.StatusCode != 401 || !strings.Contains(challenge, `error_description="token_stale: permissions changed; refresh the token and retry"`) ||
-				!strings.Contains(body, "token_stale") {
-				t.Errorf("alice's old token after the change: %d, challenge %q, body %q", resp.StatusCode, challenge, body)
+			var got deniedBody
+			_ = json.Unmarshal([]byte(body), &got)
+			if resp.StatusCode != 401 || resp.Header.Get("X-Warden-Reason") != "token_stale" ||
+				resp.Header.Get("WWW-Authenticate") != `Bearer realm="warden", error="invalid_token", error_description="token_stale: permissions changed; refresh the token and retry"` ||
+				got != (deniedBody{Reason: "token_stale", Refresh: true}) {
+				t.Errorf("alice's old token after the change: %d, challenge %q, body %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
 			}
-			if p.name == "caddy" {
-				// Caddy hands Warden's own answer to the client.
-				var d struct{ Refresh bool }
-				if json.Unmarshal([]byte(body), &d) != nil || !d.Refresh {
-					t.Errorf("Caddy's body %q lacks Warden's refresh: true", body)
-				}
-			}
-			t.Logf("%s: the change published and the old token refused through the proxy in %d ms", p.name, elapsed.Milliseconds())
+			t.Logf("%s: publish returned in %d ms; the old token refused through the proxy %d ms after the publish began", p.name, published.Milliseconds(), elapsed.Milliseconds())
+			t.Logf("%s: the stale token's 401 body: %s", p.name, strings.TrimSpace(body))
+
 			time.Sleep(1100 * time.Millisecond) // a token of the change's own second is stale too
 			fresh := mint(t, dataDir, "--sub", alice, "--roles", "staff")
-			if resp, _ := ask("GET", "/orders/42", fresh); resp.StatusCode != 200 {
-				t.Errorf("a token issued after the change: %d", resp.StatusCode)
+			if resp, body := askThrough(t, proxy, "GET", "/orders/42", fresh); resp.StatusCode != 200 {
+				t.Errorf("a token issued after the change: %d %q", resp.StatusCode, body)
+			}
+			want = append(want, seenRequest{Method: "GET", Path: "/orders/42", Subject: alice})
+
+			seen := up.requests()
+			if diff := cmp.Diff(want, seen, cmpopts.IgnoreFields(seenRequest{}, "URI")); diff != "" {
+				t.Errorf("what reached the upstream (-want +got):\n%s", diff)
+			}
+			for _, r := range seen {
+				t.Logf("%s: upstream saw %s %s", p.name, r.Method, r.URI)
+			}
+		})
+	}
+}
+
+// TestProxyFailsClosed: when Warden cannot answer, the proxies do not let
+// the request through, and when an allow carries no identity header, the
+// client's own does not reach the upstream. Stand-ins play Warden here
+// (one answering as a replica that is not ready does, one allowing with no
+// headers, as a policy without headers would); the proxies are real.
+func TestProxyFailsClosed(t *testing.T) {
+	real := proxies(t)
+	notReady := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"error":{"code":"not_ready","message":"not ready"}}`)
+	}))
+	t.Cleanup(notReady.Close)
+	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"allow":true}`)
+	}))
+	t.Cleanup(bare.Close)
+	unreachable := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // nothing listens there
+
+	for _, p := range real {
+		t.Run(p.name, func(t *testing.T) {
+			for _, tt := range []struct {
+				name    string
+				warden  string
+				status  map[string]int // by proxy
+				reaches bool
+			}{
+				{"warden not ready (503)", strings.TrimPrefix(notReady.URL, "http://"), map[string]int{"nginx": 500, "caddy": 503}, false},
+				{"warden unreachable", unreachable, map[string]int{"nginx": 500, "caddy": 502}, false},
+				{"allowed with no identity header", strings.TrimPrefix(bare.URL, "http://"), map[string]int{"nginx": 200, "caddy": 200}, true},
+			} {
+				up := newUpstream(t)
+				proxy := p.start(t, tt.warden, strings.TrimPrefix(up.URL, "http://"))
+				resp, body := askThrough(t, proxy, "GET", "/orders/42", "some.token", "X-Warden-Subject", "mallory")
+				seen := up.requests()
+				if resp.StatusCode != tt.status[p.name] || (len(seen) > 0) != tt.reaches {
+					t.Errorf("%s: %d %q, upstream saw %+v; want %d", tt.name, resp.StatusCode, body, seen, tt.status[p.name])
+				}
+				for _, r := range seen {
+					if r.Subject == "mallory" {
+						t.Errorf("%s: the client's X-Warden-Subject reached the upstream", tt.name)
+					}
+					t.Logf("%s: %s: upstream saw X-Warden-Subject %q", p.name, tt.name, r.Subject)
+				}
 			}
 		})
 	}

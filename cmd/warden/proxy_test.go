@@ -403,6 +403,54 @@ func TestTraefikForwardAuthContract(t *testing.T) {
 	if resp := ask("GET", "/orders/42", ""); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer realm="warden"` {
 		t.Errorf("no token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
+	if resp := ask("GET", "/orders/42", "not.a.token"); resp.StatusCode != 401 ||
+		resp.Header.Get("WWW-Authenticate") != `Bearer realm="warden", error="invalid_token", error_description="token_malformed"` {
+		t.Errorf("garbage token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	if resp := ask("GET", "/orders%2F42", manager); resp.StatusCode != 403 || resp.Header.Get("X-Warden-Subject") != "" {
+		t.Errorf("encoded slash: %d", resp.StatusCode)
+	}
+}
+
+// TestProxyRoutesAsData: a route added to data.warden.routes with
+// PUT /v1/data/warden/routes (the whole array) is enforced at the proxy
+// routes; before it, the request matches no route and is denied.
+func TestProxyRoutesAsData(t *testing.T) {
+	dataDir := t.TempDir()
+	base, _, _ := startWarden(t, dataDir)
+	waitReady(t, base)
+	admin := mint(t, dataDir, "--sub", "admin", "--roles", "warden-admin")
+	staff := mint(t, dataDir, "--sub", "bob", "--roles", "staff")
+	ask := func() int {
+		req, _ := http.NewRequest("GET", base+"/v1/forward-auth", nil)
+		req.Header.Set("X-Forwarded-Method", "GET")
+		req.Header.Set("X-Forwarded-Host", "api.example.com")
+		req.Header.Set("X-Forwarded-Uri", "/invoices/7")
+		req.Header.Set("Authorization", "Bearer "+staff)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status := ask(); status != 403 {
+		t.Fatalf("GET /invoices/7 before the route: %d, want 403", status)
+	}
+	routes := `[
+		{"method": "GET", "path": "/orders", "action": "orders:read", "resource": {"type": "order"}},
+		{"method": "GET", "path": "/orders/{id}", "action": "orders:read", "resource": {"type": "order", "id": "{id}"}},
+		{"method": "POST", "path": "/orders/{id}/approve", "action": "orders:approve", "resource": {"type": "order", "id": "{id}"}},
+		{"method": "GET", "path": "/invoices/{id}", "action": "orders:read", "resource": {"type": "invoice", "id": "{id}"}}
+	]`
+	if status, body, _ := adminDo(t, "PUT", base+"/v1/data/warden/routes", admin, "application/json", routes); status != 200 {
+		t.Fatalf("PUT /v1/data/warden/routes: %d %s", status, body)
+	}
+	waitForWithin(t, 10*time.Second, func() (int, bool) {
+		status := ask()
+		return status, status == 200
+	})
 }
 
 // TestProxyDocsShowTheTestedConfigs: docs/proxies.md shows the nginx and

@@ -44,6 +44,9 @@ type extAuthz struct {
 func (a extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	s := a.s
 	if p, ok := peer.FromContext(ctx); !ok || !s.trustedPeer(p.Addr.String()) {
+		if ok {
+			s.untrustedProxy(ctx, p.Addr.String())
+		}
 		return nil, status.Error(codes.PermissionDenied, "this address is not a trusted proxy (proxy.trusted_proxies)")
 	}
 	h := req.GetAttributes().GetRequest().GetHttp()
@@ -70,10 +73,10 @@ func (a extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 	}
 	request, err := newProxyRequest(h.GetMethod(), h.GetPath(), h.GetHost(), header, s.opts.Proxy.TokenHeader)
 	if err != nil {
-		s.logger.WarnContext(ctx, "envoy check refused", "err", err)
+		s.logger.DebugContext(ctx, "envoy check refused", "err", err)
 		return deniedResponse(http.StatusForbidden, codes.PermissionDenied, nil, errorBody(codeForbidden, err.Error())), nil
 	}
-	token, _ := s.proxyToken(header)
+	token := s.proxyToken(header)
 	v, err := s.proxyDecide(ctx, token, request, validRequestID(header.Get(requestIDHeader)))
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())

@@ -70,9 +70,6 @@ const (
 	reasonHeader     = "X-Warden-Reason"
 )
 
-// errUntrustedProxy refuses a proxy route to a peer not in TrustedProxies.
-var errUntrustedProxy = errors.New("untrusted proxy")
-
 func (o *ProxyOptions) setDefaults() {
 	if len(o.TrustedProxies) == 0 {
 		o.TrustedProxies = DefaultTrustedProxies
@@ -105,16 +102,18 @@ func (s *server) handleEnvoyHTTP() gin.HandlerFunc {
 // is no req to decide on).
 func (s *server) answerProxy(c *gin.Context, req *decision.Request, reqErr error) {
 	if !s.trustedPeer(c.Request.RemoteAddr) {
-		s.logger.Warn("proxy route asked by an untrusted peer; add it to proxy.trusted_proxies if it is your proxy", "peer", c.Request.RemoteAddr)
+		s.untrustedProxy(c.Request.Context(), c.Request.RemoteAddr)
 		s.writeError(c, errorf(codeForbidden, "this address is not a trusted proxy (proxy.trusted_proxies)"))
 		return
 	}
 	if reqErr != nil {
-		s.logger.Warn("proxy request refused", "err", reqErr)
+		// The client's request, not the proxy's configuration: logged at
+		// debug, so that hostile paths cannot flood the log.
+		s.logger.DebugContext(c.Request.Context(), "proxy request refused", "err", reqErr)
 		s.writeError(c, errorf(codeForbidden, reqErr.Error()))
 		return
 	}
-	token, _ := s.proxyToken(c.Request.Header)
+	token := s.proxyToken(c.Request.Header)
 	v, err := s.proxyDecide(c.Request.Context(), token, req, c.Writer.Header().Get(requestIDHeader))
 	if err != nil {
 		c.Header("Retry-After", "1")
@@ -196,23 +195,32 @@ func (s *server) trustedPeer(remoteAddr string) bool {
 }
 
 // proxyToken is the token of the original request: the configured header's
-// Bearer credentials, or else the configured cookie. ok is false when
-// neither holds one.
-func (s *server) proxyToken(h http.Header) (token string, ok bool) {
+// Bearer credentials, or else the configured cookie; "" when neither holds
+// one.
+func (s *server) proxyToken(h http.Header) string {
 	if v := h.Get(s.opts.Proxy.TokenHeader); v != "" {
 		scheme, t, found := strings.Cut(v, " ")
 		if found && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(t), true
+			return strings.TrimSpace(t)
 		}
-		return "", false
+		return ""
 	}
 	if name := s.opts.Proxy.TokenCookie; name != "" {
 		r := http.Request{Header: http.Header{"Cookie": h.Values("Cookie")}}
 		if ck, err := r.Cookie(name); err == nil && ck.Value != "" {
-			return ck.Value, true
+			return ck.Value
 		}
 	}
-	return "", false
+	return ""
+}
+
+// untrustedProxy warns, at most once a second, that a peer outside
+// proxy.trusted_proxies asked a proxy route: a misconfiguration, or a
+// probe.
+func (s *server) untrustedProxy(ctx context.Context, peer string) {
+	if s.proxyWarn.Allow() {
+		s.logger.WarnContext(ctx, "proxy route asked by an untrusted peer; add it to proxy.trusted_proxies if it is your proxy", "peer", peer)
+	}
 }
 
 // forwardedRequest reads the original request from the headers a

@@ -23,6 +23,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 
 	"github.com/wardenauthz/warden/claims"
@@ -155,7 +156,8 @@ type server struct {
 	tickets     *ticketStore     // stream tickets; with decisionLog
 	streams     chan struct{}    // a slot per open stream; with decisionLog
 	guard       *decisionGuard
-	tracer      trace.Tracer // nil: no tracing
+	proxyWarn   *rate.Limiter // untrusted peers asking proxy routes: at most one warning a second
+	tracer      trace.Tracer  // nil: no tracing
 	streamsMu   sync.Mutex
 	streamsBy   map[string]int // open streams per admin (issuer and subject)
 }
@@ -212,6 +214,7 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 		policies:  opts.Policies,
 		drafts:    opts.Drafts,
 		guard:     newDecisionGuard(opts.DecisionClients, opts.DecisionRate, opts.DecisionBurst),
+		proxyWarn: rate.NewLimiter(1, 1),
 	}
 	if opts.TracerProvider != nil {
 		s.tracer = opts.TracerProvider.Tracer("github.com/wardenauthz/warden/web")

@@ -60,6 +60,7 @@ func TestForwardAuth(t *testing.T) {
 	}{
 		{"manager approves", "POST", forwarded("POST", "/orders/42/approve", "Authorization", "Bearer "+manager), 200, "allowed", "alice", "", "role manager grants orders:approve"},
 		{"staff reads, Caddy's GET subrequest", "GET", forwarded("GET", "/orders/42?full=1", "Authorization", "Bearer "+staff), 200, "allowed", "bob", "", ""},
+		{"a WebDAV subrequest (nginx keeps the method)", "PROPFIND", forwarded("PROPFIND", "/orders/42", "Authorization", "Bearer "+staff), 403, "policy_denied", "", "", "no route matches PROPFIND /orders/42"},
 		{"staff may not approve", "POST", forwarded("POST", "/orders/42/approve", "Authorization", "Bearer "+staff), 403, "policy_denied", "", "", "no role grants orders:approve"},
 		{"no route", "GET", forwarded("GET", "/admin", "Authorization", "Bearer "+manager), 403, "policy_denied", "", "", "no route matches GET /admin"},
 		{"no token", "GET", forwarded("GET", "/orders/42"), 401, "token_missing", "", `Bearer realm="warden"`, ""},
@@ -289,6 +290,7 @@ func TestEnvoyHTTPService(t *testing.T) {
 		{"GET", "/v1/envoy/orders%2F42", 403, ""},
 		{"GET", "/v1/envoy/orders/42/../../admin", 403, ""},
 		{"DELETE", "/v1/envoy/orders/42", 403, ""},
+		{"PROPFIND", "/v1/envoy/orders/42", 403, ""}, // any method, WebDAV's too: no route for it
 	} {
 		req := httptest.NewRequest(tt.method, tt.target, nil)
 		req.RemoteAddr = loopbackPeer

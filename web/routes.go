@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -79,6 +80,17 @@ func (s *server) routes() http.Handler {
 		s.writeError(c, errorf(codeNotFound, "no route "+c.Request.Method+" "+c.Request.URL.Path))
 	})
 	r.NoMethod(func(c *gin.Context) {
+		// The proxy routes answer every method, WebDAV's and custom ones
+		// too, not only the nine Any registers: the method is the
+		// original request's (nginx, Envoy's HTTP service).
+		switch p := c.Request.URL.Path; {
+		case p == "/v1/forward-auth":
+			s.handleForwardAuth()(c)
+			return
+		case strings.HasPrefix(p, envoyPrefix+"/"):
+			s.handleEnvoyHTTP()(c)
+			return
+		}
 		s.writeError(c, errorf(codeMethodNotAllowed, "method "+c.Request.Method+" is not allowed here"))
 	})
 	return r

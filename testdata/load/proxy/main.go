@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 )
 
 func main() {
@@ -36,6 +38,7 @@ func main() {
 	conc := flag.Int("c", 16, "concurrent callers")
 	dur := flag.Duration("d", 10*time.Second, "duration of each phase")
 	grpcConns := flag.Int("grpc-conns", 1, "gRPC connections the callers share")
+	frameFile := flag.String("grpc-frame", "", "write the CheckRequest as one gRPC message (length-prefixed) to this file and exit, for h2load -d")
 	only := flag.String("phases", "decision,forward,grpc", "phases to run, in this order: decision, forward, grpc")
 	flag.Parse()
 	if *token == "" {
@@ -96,6 +99,18 @@ func main() {
 			resp, err := envoys[next.Add(1)%uint64(len(envoys))].Check(ctx, check)
 			return err == nil && codes.Code(resp.GetStatus().GetCode()) == codes.OK
 		}},
+	}
+	if *frameFile != "" {
+		b, err := proto.Marshal(check)
+		if err == nil {
+			frame := binary.BigEndian.AppendUint32([]byte{0}, uint32(len(b)))
+			err = os.WriteFile(*frameFile, append(frame, b...), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
 	}
 	var baseline float64
 	for _, p := range phases {

@@ -3,18 +3,17 @@ package web
 import (
 	"context"
 	"encoding/json"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"io"
-	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
 	"github.com/wardenauthz/warden/decision"
 	"github.com/wardenauthz/warden/web/decisionlog"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // BenchmarkDecisionHandler measures POST /v1/decision through the real
@@ -118,18 +117,7 @@ func BenchmarkProxyRoutes(b *testing.B) {
 		f := newFixtureWith(b, decision.Options{DecisionCacheSize: cache})
 		g := grpc.NewServer()
 		f.serve(b, nil, decisionlog.Options{}, Options{GRPCServer: g})
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		go g.Serve(lis)
-		b.Cleanup(g.Stop)
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { conn.Close() })
-		client := authv3.NewAuthorizationClient(conn)
+		client := serveGRPC(b, g)
 		token := f.token(b, "alice", "manager")
 		name := map[int]string{0: "evaluated", 1000: "cached"}[cache]
 

@@ -158,7 +158,13 @@ func (s *server) token(c *gin.Context, fromBody string) string {
 	if fromBody != "" {
 		return fromBody
 	}
-	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	return bearer(c.GetHeader("Authorization"))
+}
+
+// bearer is the token of an "Authorization: Bearer <token>" value, or ""
+// for any other scheme.
+func bearer(value string) string {
+	scheme, token, ok := strings.Cut(value, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return ""
 	}

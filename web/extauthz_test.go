@@ -29,6 +29,13 @@ func (f *fixture) grpcCheck(t *testing.T, opts Options) authv3.AuthorizationClie
 	g := grpc.NewServer()
 	opts.GRPCServer = g
 	f.serve(t, nil, decisionlog.Options{}, opts)
+	return serveGRPC(t, g)
+}
+
+// serveGRPC serves g on a loopback port until the test ends and returns a
+// client of its Envoy service over the network.
+func serveGRPC(t testing.TB, g *grpc.Server) authv3.AuthorizationClient {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -189,18 +196,7 @@ func TestEnvoyGRPCUntrusted(t *testing.T) {
 func TestEnvoyGRPCStaleToken(t *testing.T) {
 	g := grpc.NewServer()
 	f := newEventsFixtureWith(t, g)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go g.Serve(lis)
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := authv3.NewAuthorizationClient(conn)
+	client := serveGRPC(t, g)
 
 	now := time.Now()
 	old := f.sign(t, jwt.MapClaims{"iss": testIssuer, "aud": testAudience, "sub": "bob", "roles": []string{"staff"},

@@ -83,8 +83,9 @@ func (o *ProxyOptions) setDefaults() {
 // Caddy forward_auth, whatever the method of the subrequest.
 func (s *server) handleForwardAuth() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		req, err := forwardedRequest(c.Request.Header, s.opts.Proxy.TokenHeader)
-		s.answerProxy(c, req, err)
+		s.answerProxy(c, func() (*decision.Request, error) {
+			return forwardedRequest(c.Request.Header, s.opts.Proxy.TokenHeader)
+		})
 	}
 }
 
@@ -92,20 +93,23 @@ func (s *server) handleForwardAuth() gin.HandlerFunc {
 // the original one, its path under envoyPrefix.
 func (s *server) handleEnvoyHTTP() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		target := strings.TrimPrefix(c.Request.RequestURI, envoyPrefix)
-		req, err := newProxyRequest(c.Request.Method, target, c.Request.Host, c.Request.Header, s.opts.Proxy.TokenHeader)
-		s.answerProxy(c, req, err)
+		s.answerProxy(c, func() (*decision.Request, error) {
+			target := strings.TrimPrefix(c.Request.RequestURI, envoyPrefix)
+			return newProxyRequest(c.Request.Method, target, c.Request.Host, c.Request.Header, s.opts.Proxy.TokenHeader)
+		})
 	}
 }
 
-// answerProxy writes the answer to a proxy about req (or about why there
-// is no req to decide on).
-func (s *server) answerProxy(c *gin.Context, req *decision.Request, reqErr error) {
+// answerProxy writes the answer to a proxy about the request original
+// reads, once the peer is known to be a trusted proxy: nothing an
+// untrusted peer sends is parsed.
+func (s *server) answerProxy(c *gin.Context, original func() (*decision.Request, error)) {
 	if !s.trustedPeer(c.Request.RemoteAddr) {
 		s.untrustedProxy(c.Request.Context(), c.Request.RemoteAddr)
 		s.writeError(c, errorf(codeForbidden, "this address is not a trusted proxy (proxy.trusted_proxies)"))
 		return
 	}
+	req, reqErr := original()
 	if reqErr != nil {
 		// The client's request, not the proxy's configuration: logged at
 		// debug, so that hostile paths cannot flood the log.
@@ -199,11 +203,7 @@ func (s *server) trustedPeer(remoteAddr string) bool {
 // one.
 func (s *server) proxyToken(h http.Header) string {
 	if v := h.Get(s.opts.Proxy.TokenHeader); v != "" {
-		scheme, t, found := strings.Cut(v, " ")
-		if found && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(t)
-		}
-		return ""
+		return bearer(v)
 	}
 	if name := s.opts.Proxy.TokenCookie; name != "" {
 		r := http.Request{Header: http.Header{"Cookie": h.Values("Cookie")}}

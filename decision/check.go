@@ -184,6 +184,9 @@ func (c checker) compileSet(ctx context.Context, fsys fs.FS) (*loadedSet, *ast.C
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkRoutes(ctx, ls.store); err != nil {
+		return nil, nil, err
+	}
 	if len(compiler.GetRules(c.entry.Append(keyAllow))) == 0 {
 		return nil, nil, &PolicyError{Problems: []Problem{{
 			Message: "no rule defines " + c.entry.String() + ".allow, the decision entrypoint",

@@ -112,11 +112,19 @@ test_first_matching_route_wins if {
 
 test_resource_values_other_than_parameters_kept if {
 	shops := [{"method": "GET", "path": "/shops/{shop}/orders/{id}", "action": "orders:read", "resource": {
-		"type": "order", "id": "{id}", "shop": "{shop}", "tier": 2, "label": "{unbound}",
+		"type": "order", "id": "{id}", "shop": "{shop}", "tier": 2, "label": "{}",
 	}}]
 	m := http.match with input as proxied(manager, "GET", "/shops/s1/orders/9")
 		with data.warden.routes as shops
-	m.resource == {"type": "order", "id": "9", "shop": "s1", "tier": 2, "label": "{unbound}"}
+	m.resource == {"type": "order", "id": "9", "shop": "s1", "tier": 2, "label": "{}"}
+}
+
+# A table that names a parameter its path lacks is a mistake: it matches
+# nothing (and a policy set holding it is refused when it is written).
+test_unbound_parameter_matches_nothing if {
+	typo := [{"method": "GET", "path": "/orders/{id}", "action": "orders:read", "resource": {"id": "{idd}"}}]
+	not http.match with input as proxied(manager, "GET", "/orders/9")
+		with data.warden.routes as typo
 }
 
 # The decision API's input has no request: routes play no part.

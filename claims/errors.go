@@ -46,6 +46,10 @@ const (
 	CodeMissingClaim Code = "token_missing_claim"
 	// CodeWrongType means the header typ is not the issuer's required_type.
 	CodeWrongType Code = "token_wrong_type"
+	// CodeWrongSubject means a valid token's sub is not the subject a
+	// request names (AuthZEN's subject.id). Verify does not return it; the
+	// AuthZEN routes do.
+	CodeWrongSubject Code = "token_wrong_subject"
 )
 
 // defaultDescriptions are the client-facing messages used when a failure has
@@ -65,6 +69,7 @@ var defaultDescriptions = map[Code]string{
 	CodeWrongAudience:   "the token is not meant for this audience",
 	CodeMissingClaim:    "the token lacks a required claim",
 	CodeWrongType:       "the token's type is not accepted",
+	CodeWrongSubject:    "the token's sub is not the subject asked about",
 }
 
 // Error is why Verify refused a token. Every failure of Verify is exactly one

@@ -45,11 +45,24 @@ type Request struct {
 
 // Input is what a decision is asked about.
 type Input struct {
+	// Claims are the verified token's. They are nil only for a subject an
+	// authenticated AuthZEN caller asserts, named by Subject.
 	Claims   *claims.Claims
+	Subject  string // the asserted subject; only when Claims is nil
 	Action   string
 	Resource map[string]any
 	Context  map[string]any
 	Request  *Request // nil except for forward-auth
+	AuthZEN  *AuthZEN // nil except for the AuthZEN routes
+}
+
+// AuthZEN is an AuthZEN access evaluation's entities as its caller sent
+// them (input.authzen), each with its properties ({} when absent). A
+// token that travelled in subject.properties.token is not among them.
+type AuthZEN struct {
+	Subject  map[string]any `json:"subject"`  // type, id, properties
+	Action   map[string]any `json:"action"`   // name, properties
+	Resource map[string]any `json:"resource"` // type, id, properties
 }
 
 // Decision is the engine's answer. The zero value denies.

@@ -154,12 +154,12 @@ func (e *Engine) Revision() string {
 func (e *Engine) Decide(ctx context.Context, in Input) Decision {
 	set := e.set.Load() // one set decides, whatever Reload does meanwhile
 	d := Decision{Revision: set.revision}
-	if in.Claims == nil {
-		e.log.Error("decision without claims", "action", in.Action)
+	if in.Claims == nil && in.Subject == "" {
+		e.log.Error("decision without claims or subject", "action", in.Action)
 		d.Reason = ReasonPolicyError
 		return d
 	}
-	if reason, revoked := e.revoked(in.Claims); revoked {
+	if reason, revoked := e.revokedInput(&in); revoked {
 		d.Reason = reason
 		d.Refresh = reason == ReasonTokenStale
 		return d
@@ -246,6 +246,24 @@ func (e *Engine) Admit(ctx context.Context, c *claims.Claims, action string, res
 		return ReasonAllowed, nil
 	}
 	return ReasonPolicyDenied, nil
+}
+
+// revokedInput asks the revocation ledger about in's token, or about its
+// asserted subject. An asserted subject has no token to be stale or
+// revoked: the caller asserts it as it is now, from its own directory. Only
+// what concerns the subject itself applies to it: subject_disabled, and
+// revocation_state_stale while the ledger cannot be trusted.
+func (e *Engine) revokedInput(in *Input) (Reason, bool) {
+	if in.Claims != nil {
+		return e.revoked(in.Claims)
+	}
+	now := e.now()
+	switch r := e.revocations.Check(&claims.Claims{Subject: in.Subject, IssuedAt: now}, now); r {
+	case ReasonSubjectDisabled, ReasonRevocationStateStale:
+		return r, true
+	default:
+		return "", false
+	}
 }
 
 // revoked asks the revocation ledger about c. A ledger answering "allowed"

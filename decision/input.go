@@ -30,6 +30,7 @@ var (
 	keyQuery    = ast.InternedTerm("query")
 	keyHost     = ast.InternedTerm("host")
 	keyHeaders  = ast.InternedTerm("headers")
+	keyAuthZEN  = ast.InternedTerm("authzen")
 )
 
 // commonTerms are strings nearly every input carries — JWT claim and header
@@ -58,8 +59,9 @@ func stringTerm(s string) *ast.Term {
 	return ast.InternedTerm(s)
 }
 
-// errNoClaims is returned for an Input without verified claims: web decides
-// token failures itself, so reaching the policy without claims is a bug.
+// errNoClaims is returned for an Input with neither verified claims nor an
+// asserted subject: web decides token failures itself, so reaching the
+// policy without either is a bug.
 var errNoClaims = errors.New("input has no verified claims")
 
 // buildInput turns in into the policy input of DESIGN §3 as an OPA value.
@@ -69,12 +71,8 @@ var errNoClaims = errors.New("input has no verified claims")
 // parsing it back, because this runs on every decision.
 func buildInput(in *Input) (ast.Value, error) {
 	c := in.Claims
-	if c == nil {
+	if c == nil && in.Subject == "" {
 		return nil, errNoClaims
-	}
-	claimsObj, err := objectTerm(c.Raw)
-	if err != nil {
-		return nil, fmt.Errorf("token claims: %w", err)
 	}
 	resource, err := objectTerm(in.Resource)
 	if err != nil {
@@ -85,14 +83,22 @@ func buildInput(in *Input) (ast.Value, error) {
 		return nil, fmt.Errorf("context: %w", err)
 	}
 
-	token := ast.NewObject(
-		[2]*ast.Term{keyClaims, claimsObj},
-		[2]*ast.Term{keyHeader, headerTerm(c.Header)},
-	)
-	items := make([][2]*ast.Term, 0, 6)
+	items := make([][2]*ast.Term, 0, 7)
+	subject := in.Subject
+	if c != nil {
+		claimsObj, err := objectTerm(c.Raw)
+		if err != nil {
+			return nil, fmt.Errorf("token claims: %w", err)
+		}
+		token := ast.NewObject(
+			[2]*ast.Term{keyClaims, claimsObj},
+			[2]*ast.Term{keyHeader, headerTerm(c.Header)},
+		)
+		items = append(items, [2]*ast.Term{keyToken, ast.NewTerm(token)})
+		subject = c.Subject
+	}
 	items = append(items,
-		[2]*ast.Term{keyToken, ast.NewTerm(token)},
-		[2]*ast.Term{keySubject, stringTerm(c.Subject)},
+		[2]*ast.Term{keySubject, stringTerm(subject)},
 		[2]*ast.Term{keyAction, stringTerm(in.Action)},
 		[2]*ast.Term{keyResource, resource},
 		[2]*ast.Term{keyContext, reqCtx},
@@ -100,7 +106,30 @@ func buildInput(in *Input) (ast.Value, error) {
 	if in.Request != nil {
 		items = append(items, [2]*ast.Term{keyRequest, requestTerm(in.Request)})
 	}
+	if in.AuthZEN != nil {
+		t, err := authzenTerm(in.AuthZEN)
+		if err != nil {
+			return nil, fmt.Errorf("authzen: %w", err)
+		}
+		items = append(items, [2]*ast.Term{keyAuthZEN, t})
+	}
 	return ast.NewObject(items...), nil
+}
+
+// authzenTerm is input.authzen.
+func authzenTerm(a *AuthZEN) (*ast.Term, error) {
+	items := make([][2]*ast.Term, 0, 3)
+	for _, e := range [...]struct {
+		key *ast.Term
+		m   map[string]any
+	}{{keySubject, a.Subject}, {keyAction, a.Action}, {keyResource, a.Resource}} {
+		t, err := objectTerm(e.m)
+		if err != nil {
+			return nil, fmt.Errorf("%v: %w", e.key, err)
+		}
+		items = append(items, [2]*ast.Term{e.key, t})
+	}
+	return ast.ObjectTerm(items...), nil
 }
 
 // headerTerm is input.token.header. kid and typ are left out when the token

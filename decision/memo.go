@@ -2,10 +2,11 @@ package decision
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
-	"github.com/hashicorp/golang-lru/v2"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/wardenauthz/warden/claims"
@@ -73,6 +74,9 @@ func newMemo(size int, unread unreadRequest) *memo {
 // order, which makes the encoding canonical for equal objects.
 func (m *memo) key(in *Input) (memoKey, bool) {
 	var b strings.Builder
+	if in.Claims == nil { // an asserted subject: its name, where a token is its claims
+		b.WriteString(strconv.Quote(in.Subject))
+	}
 	b.WriteString(in.Action)
 	var request any = in.Request
 	if in.Request != nil && m.unread != (unreadRequest{}) {
@@ -88,7 +92,7 @@ func (m *memo) key(in *Input) (memoKey, bool) {
 		}
 		request = r
 	}
-	for _, v := range []any{in.Resource, in.Context, request} {
+	for _, v := range []any{in.Resource, in.Context, request, in.AuthZEN} {
 		b.WriteByte(0)
 		raw, err := json.Marshal(v)
 		if err != nil {

@@ -50,21 +50,50 @@ func newDecisionGuard(clients map[string]string, limit float64, burst int) *deci
 
 // guardDecisions is the decision routes' middleware.
 func (s *server) guardDecisions(c *gin.Context) {
-	g := s.guard
-	if g.clients == nil && g.limit == 0 {
+	if s.guard.clients == nil && s.guard.limit == 0 {
 		c.Next() // neither configured: nothing to do on the hot path
 		return
 	}
+	s.admitClient(c, c.GetHeader(ClientTokenHeader),
+		"decision API: this Warden authenticates its callers; send the client token as "+ClientTokenHeader)
+}
+
+// guardAuthZEN is the AuthZEN routes' middleware. An AuthZEN caller (the
+// PEP) sends its client token as the AuthZEN convention has it,
+// Authorization: Bearer, or as ClientTokenHeader. The end user's token, if
+// any, travels in the body.
+func (s *server) guardAuthZEN(c *gin.Context) {
+	if s.guard.clients == nil && s.guard.limit == 0 {
+		c.Next()
+		return
+	}
+	credential := bearer(c.GetHeader("Authorization"))
+	if credential == "" {
+		credential = c.GetHeader(ClientTokenHeader)
+	}
+	s.admitClient(c, credential, "this Warden authenticates its AuthZEN callers; send the client token as Authorization: Bearer")
+}
+
+// authenticatedClient is the gin context key under which admitClient
+// leaves the name of the client that authenticated.
+const authenticatedClient = "warden.client"
+
+// admitClient lets the request through when credential is a configured
+// client's token (when clients are configured) and the caller is within its
+// rate (when one is set); otherwise it answers 401 with unauthorized, or 429.
+func (s *server) admitClient(c *gin.Context, credential, unauthorized string) {
+	g := s.guard
 	// The client is who authenticated, else the connection's address.
 	client := ""
 	if g.clients != nil {
 		// A map lookup by digest: the comparison is of hashes, which
 		// tells nothing about a token that does not match.
-		name, ok := g.clients[sha256.Sum256([]byte(c.GetHeader(ClientTokenHeader)))]
+		name, ok := g.clients[sha256.Sum256([]byte(credential))]
 		if !ok {
-			s.writeError(c, errorf(codeUnauthorized, "decision API: this Warden authenticates its callers; send the client token as "+ClientTokenHeader))
+			s.writeError(c, errorf(codeUnauthorized, unauthorized))
 			return
 		}
+		c.Set(authenticatedClient, name)
 		client = "client " + name
 	} else {
 		host, _, err := net.SplitHostPort(c.Request.RemoteAddr)

@@ -25,6 +25,10 @@ type check struct {
 	Context  map[string]any `json:"context"`
 	// request is the HTTP request a proxy asks about (proxy routes only).
 	request *decision.Request
+	// subject is the subject an authenticated AuthZEN caller asserts, and
+	// authzen the AuthZEN request's entities (AuthZEN routes only).
+	subject string
+	authzen *decision.AuthZEN
 }
 
 // decisionRequest is one check with its token. It repeats check's fields
@@ -180,10 +184,12 @@ func (s *server) decide(ctx context.Context, cl *claims.Claims, verifyErr error,
 	} else {
 		d = s.engine.Decide(ctx, decision.Input{
 			Claims:   cl,
+			Subject:  ch.subject,
 			Action:   ch.Action,
 			Resource: ch.Resource,
 			Context:  ch.Context,
 			Request:  ch.request,
+			AuthZEN:  ch.authzen,
 		})
 	}
 	s.metrics.decisions.WithLabelValues(string(d.Reason)).Inc()
@@ -202,6 +208,8 @@ func (s *server) decide(ctx context.Context, cl *claims.Claims, verifyErr error,
 	}
 	if cl != nil {
 		resp.Subject = cl.Subject
+	} else {
+		resp.Subject = ch.subject
 	}
 	return resp
 }

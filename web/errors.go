@@ -121,5 +121,16 @@ func (s *server) writeError(c *gin.Context, err error) {
 	if ae.Code == codeUnauthorized {
 		c.Header("WWW-Authenticate", `Bearer realm="warden"`)
 	}
+	if c.GetBool(plainErrors) {
+		// AuthZEN: the status and a message string. A content type
+		// other than application/json is a 400 there, not a 415.
+		status := statusOf(ae.Code)
+		if ae.Code == codeUnsupportedMedia {
+			status = http.StatusBadRequest
+		}
+		c.Data(status, "text/plain; charset=utf-8", []byte(ae.Message))
+		c.Abort()
+		return
+	}
 	c.AbortWithStatusJSON(statusOf(ae.Code), ErrorBody{Error: *ae})
 }

@@ -45,6 +45,10 @@ func (s *server) routes() http.Handler {
 	}
 	v1.Any("/forward-auth", s.handleForwardAuth())
 	r.Any(envoyPrefix+"/*path", s.handleEnvoyHTTP())
+	az := r.Group("", authzenErrors)
+	az.GET(authzenMetadata, s.handleAuthZENMetadata())
+	az.POST(authzenEvaluation, s.guardAuthZEN, s.handleAuthZENEvaluation())
+	az.POST(authzenEvaluations, s.guardAuthZEN, s.handleAuthZENEvaluations())
 	v1.POST("/decision", s.guardDecisions, s.handleDecision())
 	v1.POST("/decisions", s.guardDecisions, s.handleDecisions())
 	if s.decisionLog != nil {

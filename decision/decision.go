@@ -56,6 +56,14 @@ type Input struct {
 	AuthZEN  *AuthZEN // nil except for the AuthZEN routes
 }
 
+// subject is the token's sub, or the asserted subject.
+func (in *Input) subject() string {
+	if in.Claims != nil {
+		return in.Claims.Subject
+	}
+	return in.Subject
+}
+
 // AuthZEN is an AuthZEN access evaluation's entities as its caller sent
 // them (input.authzen), each with its properties ({} when absent). A
 // token that travelled in subject.properties.token is not among them.

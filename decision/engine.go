@@ -175,9 +175,12 @@ func (e *Engine) Decide(ctx context.Context, in Input) Decision {
 		}
 	}
 
+	if set.unread.authzen {
+		in.AuthZEN = nil // the set never reads it: do not build it
+	}
 	input, err := buildInput(&in)
 	if err != nil {
-		e.log.Warn("policy input rejected", "subject", in.Claims.Subject, "action", in.Action, "error", err)
+		e.log.Warn("policy input rejected", "subject", in.subject(), "action", in.Action, "error", err)
 		d.Reason = ReasonPolicyError
 		return d
 	}
@@ -191,7 +194,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) Decision {
 			return v.apply(d)
 		}
 	}
-	d.Reason = e.failure(err, set.revision, in.Claims.Subject, in.Action)
+	d.Reason = e.failure(err, set.revision, in.subject(), in.Action)
 	return d
 }
 

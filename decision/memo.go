@@ -33,19 +33,21 @@ type memo struct {
 	// differ on every request (x-request-id, x-forwarded-for) and the
 	// query often does, so keeping them would make most proxied decisions
 	// misses.
-	unread unreadRequest
+	unread unreadInput
 }
 
-// unreadRequest says which parts of input.request a set never reads.
-type unreadRequest struct{ headers, query, host bool }
+// unreadInput says which parts of the input a set never reads: of
+// input.request, and input.authzen.
+type unreadInput struct{ headers, query, host, authzen bool }
 
-// unreadParts finds the parts of input.request that no module of the
-// compiled set could read.
-func unreadParts(c *ast.Compiler) unreadRequest {
-	return unreadRequest{
+// unreadParts finds the parts of the input that no module of the compiled
+// set could read.
+func unreadParts(c *ast.Compiler) unreadInput {
+	return unreadInput{
 		headers: !readsInput(c, "request", "headers"),
 		query:   !readsInput(c, "request", "query"),
 		host:    !readsInput(c, "request", "host"),
+		authzen: !readsInput(c, "authzen"),
 	}
 }
 
@@ -59,7 +61,7 @@ type memoKey struct {
 	rest   string // action, resource, context and request, canonical
 }
 
-func newMemo(size int, unread unreadRequest) *memo {
+func newMemo(size int, unread unreadInput) *memo {
 	if size <= 0 {
 		return nil
 	}
@@ -79,7 +81,7 @@ func (m *memo) key(in *Input) (memoKey, bool) {
 	}
 	b.WriteString(in.Action)
 	var request any = in.Request
-	if in.Request != nil && m.unread != (unreadRequest{}) {
+	if in.Request != nil && (m.unread.headers || m.unread.query || m.unread.host) {
 		r := *in.Request
 		if m.unread.headers {
 			r.Headers = nil
@@ -92,7 +94,11 @@ func (m *memo) key(in *Input) (memoKey, bool) {
 		}
 		request = r
 	}
-	for _, v := range []any{in.Resource, in.Context, request, in.AuthZEN} {
+	authzen := in.AuthZEN
+	if m.unread.authzen {
+		authzen = nil
+	}
+	for _, v := range []any{in.Resource, in.Context, request, authzen} {
 		b.WriteByte(0)
 		raw, err := json.Marshal(v)
 		if err != nil {

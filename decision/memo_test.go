@@ -195,3 +195,48 @@ func TestShippedSetCachesProxiedRequests(t *testing.T) {
 		t.Errorf("cache stats %d hits, %d misses; want 2 and 1", h, m)
 	}
 }
+
+// TestDecisionCacheAuthZEN: AuthZEN evaluations that differ only in what
+// a set never reads (input.authzen, when it reads none of it) share an
+// entry; a set that reads input.authzen, and asserted subjects of other
+// names, do not.
+func TestDecisionCacheAuthZEN(t *testing.T) {
+	ctx := context.Background()
+	evaluation := func(subject, role string) decision.Input {
+		return decision.Input{Subject: subject, Action: "read", Resource: map[string]any{"type": "doc", "id": "1"},
+			AuthZEN: &decision.AuthZEN{
+				Subject:  map[string]any{"type": "user", "id": subject, "properties": map[string]any{"role": role}},
+				Action:   map[string]any{"name": "read", "properties": map[string]any{}},
+				Resource: map[string]any{"type": "doc", "id": "1", "properties": map[string]any{}},
+			}}
+	}
+	for _, tt := range []struct {
+		name   string
+		rego   string
+		hits   uint64
+		allows [3]bool
+	}{
+		{"never read", "package warden.authz\nallow if input.subject == \"alice\"\n", 1, [3]bool{true, true, false}},
+		{"a property read", "package warden.authz\nallow if input.authzen.subject.properties.role == \"admin\"\n", 0, [3]bool{true, false, true}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := testOptions(t)
+			opts.DecisionCacheSize = 100
+			e, err := decision.NewEngine(ctx, fstest.MapFS{
+				"authz.rego": {Data: []byte(tt.rego)},
+				"admin.rego": {Data: []byte("package warden.admin\ndefault allow := false\n")},
+			}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, in := range []decision.Input{evaluation("alice", "admin"), evaluation("alice", "viewer"), evaluation("bob", "admin")} {
+				if d := e.Decide(ctx, in); d.Allow != tt.allows[i] {
+					t.Errorf("evaluation %d: %+v, want allow %v", i+1, d, tt.allows[i])
+				}
+			}
+			if h, m := e.DecisionCacheStats(); h != tt.hits || h+m != 3 {
+				t.Errorf("cache stats %d hits, %d misses; want %d hits", h, m, tt.hits)
+			}
+		})
+	}
+}

@@ -27,7 +27,10 @@ type policySet struct {
 	authz    rego.PreparedEvalQuery
 	admin    rego.PreparedEvalQuery
 	memo     *memo // nil when off or when the set is not deterministic
-	offload  bool  // the set calls a built-in that waits on the network (see eval)
+	// unread are the parts of the input no module of the set reads:
+	// decisions leave input.authzen out when the set never reads it.
+	unread  unreadInput
+	offload bool // the set calls a built-in that waits on the network (see eval)
 }
 
 // recordingFS remembers every file the loader reads, so that the revision
@@ -96,8 +99,9 @@ func prepareSet(ctx context.Context, ls *loadedSet, compiler *ast.Compiler, entr
 	if set.admin, err = prepare(ctx, compiler, ls.store, adminQuery); err != nil {
 		return nil, fmt.Errorf("prepare %v: %w", adminAllow, err)
 	}
+	set.unread = unreadParts(compiler)
 	if !calls(compiler, nondeterministic) {
-		set.memo = newMemo(memoSize, unreadParts(compiler))
+		set.memo = newMemo(memoSize, set.unread)
 	}
 	set.offload = calls(compiler, waitsOnNetwork)
 	return set, nil

@@ -3,9 +3,7 @@ package policies_test
 import (
 	"context"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -33,26 +31,6 @@ func TestRego(t *testing.T) {
 	}
 	if report.Counts.Pass == 0 {
 		t.Fatal("no Rego tests ran")
-	}
-}
-
-// TestExamples runs the tests of every example set under examples/, each a
-// whole policy set of its own.
-func TestExamples(t *testing.T) {
-	dirs, err := os.ReadDir("examples")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range dirs {
-		t.Run(d.Name(), func(t *testing.T) {
-			report, err := decision.Test(context.Background(), os.DirFS(filepath.Join("examples", d.Name())), decision.TestOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !report.Passed() || report.Counts.Pass == 0 {
-				t.Errorf("%+v", report.Counts)
-			}
-		})
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wardenauthz/warden/decision"
 	"github.com/wardenauthz/warden/events"
+	"github.com/wardenauthz/warden/policies"
 	"github.com/wardenauthz/warden/web/decisionlog"
 )
 
@@ -299,7 +300,7 @@ func TestAuthZENAssertedSubjectEvents(t *testing.T) {
 func TestAuthZENTokenMode(t *testing.T) {
 	f := newFixture(t)
 	ledger := events.NewLedger(events.LedgerOptions{})
-	e, err := decision.NewEngine(context.Background(), os.DirFS("../policies"), decision.Options{Revocations: ledger, Logger: slog.New(slog.DiscardHandler)})
+	e, err := decision.NewEngine(context.Background(), policies.FS(), decision.Options{Revocations: ledger, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,5 +368,41 @@ func TestAuthZENMetadata(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("metadata %v; want exactly %v (no search endpoints: they are not served)", got, want)
+	}
+}
+
+// The AuthZEN policy sets under testdata pass their own Rego tests, and the
+// worked example answers both modes through the API: the directory's roles
+// for an asserted subject, the token's in token mode.
+func TestAuthZENExampleSets(t *testing.T) {
+	for _, dir := range []string{"certification", "example"} {
+		report, err := decision.Test(context.Background(), os.DirFS("../testdata/authzen/"+dir), decision.TestOptions{})
+		if err != nil || !report.Passed() || report.Counts.Pass == 0 {
+			t.Fatalf("%s: %v %+v", dir, err, report)
+		}
+	}
+	f := newFixture(t)
+	e, err := decision.NewEngine(context.Background(), os.DirFS("../testdata/authzen/example"), decision.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.engine = e
+	f.serve(t, nil, decisionlog.Options{}, Options{DecisionClients: map[string]string{pepToken: "gateway"}})
+	approve := func(subject string) string {
+		return `{"subject":{"type":"user",` + subject + `},"action":{"name":"orders:approve"},"resource":{"type":"order","id":"42"}}`
+	}
+	for _, tt := range []struct {
+		name, subject string
+		want          bool
+	}{
+		{"asserted manager", `"id":"alice"`, true},
+		{"asserted staff", `"id":"carol"`, false},
+		{"asserted stranger", `"id":"mallory"`, false},
+		{"token says staff", `"id":"alice","properties":{"token":"` + f.token(t, "alice", "staff") + `"}`, false},
+		{"token says manager", `"id":"carol","properties":{"token":"` + f.token(t, "carol", "manager") + `"}`, true},
+	} {
+		if status, body, raw := azDo(t, f, authzenEvaluation, "application/json", approve(tt.subject), pep()...); status != 200 || body["decision"] != tt.want {
+			t.Errorf("%s: %d %s; want decision %v", tt.name, status, raw, tt.want)
+		}
 	}
 }

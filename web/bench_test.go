@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -166,5 +167,45 @@ func BenchmarkProxyRoutes(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkAuthZEN asks the same question (alice, a manager, approving
+// order 42, her token verified) through the decision API and AuthZEN's
+// evaluation in token mode, through the real router, and a batch of 50
+// evaluations (orders 0 to 49) through AuthZEN's evaluations beside the
+// same 50 checks through POST /v1/decisions.
+//
+//	go test -run '^$' -bench AuthZEN -benchmem -count 3 ./web/
+func BenchmarkAuthZEN(b *testing.B) {
+	for _, cache := range []int{0, 1000} {
+		f := newFixtureWith(b, decision.Options{DecisionCacheSize: cache})
+		f.serve(b, nil, decisionlog.Options{}, Options{MaxChecks: 100})
+		token := f.token(b, "alice", "manager")
+		name := map[int]string{0: "evaluated", 1000: "cached"}[cache]
+		var checks, items []string
+		for i := range 50 {
+			checks = append(checks, fmt.Sprintf(`{"action":"orders:approve","resource":{"type":"order","id":"%d"}}`, i))
+			items = append(items, fmt.Sprintf(`{"resource":{"type":"order","id":"%d"}}`, i))
+		}
+		for _, bc := range []struct{ name, path, body, denied string }{
+			{"decision-api", "/v1/decision", `{"token":"` + token + `","action":"orders:approve","resource":{"type":"order","id":"42"}}`, `"allow":false`},
+			{"authzen", authzenEvaluation, `{"subject":{"type":"user","id":"alice","properties":{"token":"` + token + `"}},"action":{"name":"orders:approve"},"resource":{"type":"order","id":"42"}}`, `"decision":false`},
+			{"decisions-50", "/v1/decisions", `{"token":"` + token + `","checks":[` + strings.Join(checks, ",") + `]}`, `"allow":false`},
+			{"authzen-batch-50", authzenEvaluations, `{"subject":{"type":"user","id":"alice","properties":{"token":"` + token + `"}},"action":{"name":"orders:approve"},"evaluations":[` + strings.Join(items, ",") + `]}`, `"decision":false`},
+		} {
+			b.Run(name+"/"+bc.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					req := httptest.NewRequest("POST", bc.path, strings.NewReader(bc.body))
+					req.Header.Set("Content-Type", "application/json")
+					rec := httptest.NewRecorder()
+					f.handler.ServeHTTP(rec, req)
+					if rec.Code != 200 || strings.Contains(rec.Body.String(), bc.denied) {
+						b.Fatalf("unexpected answer %d %.300s", rec.Code, rec.Body)
+					}
+				}
+			})
+		}
 	}
 }

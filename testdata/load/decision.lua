@@ -1,7 +1,9 @@
 -- wrk script: POST a decision for the token in $TOKEN, counting answers that
 -- are not 200 + allow, so a fast error is never mistaken for speed.
 -- WRAP_INPUT=1 sends OPA's shape ({"input": {...}}) and expects
--- {"result":true}; otherwise Warden's /v1/decision shape and "allow":true.
+-- {"result":true}; AUTHZEN=1 sends the same question as an AuthZEN
+-- evaluation (the token in subject.properties.token) and expects
+-- "decision":true; otherwise Warden's /v1/decision shape and "allow":true.
 local check = '{"token":"' .. os.getenv("TOKEN") ..
   '","action":"' .. (os.getenv("ACTION") or "orders:approve") ..
   '","resource":{"type":"order","id":"42"}}'
@@ -9,6 +11,11 @@ local want = '"allow":true'
 if os.getenv("WRAP_INPUT") == "1" then
   check = '{"input":' .. check .. '}'
   want = '"result":true'
+elseif os.getenv("AUTHZEN") == "1" then
+  check = '{"subject":{"type":"user","id":"' .. (os.getenv("SUB") or "alice") ..
+    '","properties":{"token":"' .. os.getenv("TOKEN") .. '"}},"action":{"name":"' ..
+    (os.getenv("ACTION") or "orders:approve") .. '"},"resource":{"type":"order","id":"42"}}'
+  want = '"decision":true'
 end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"

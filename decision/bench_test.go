@@ -50,7 +50,7 @@ func BenchmarkInput(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decision.BuildInput(&in); err != nil {
+		if _, err := decision.BuildInput(&in, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -70,7 +71,19 @@ type Engine struct {
 
 	set      atomic.Pointer[policySet]
 	reloadMu sync.Mutex // orders Reloads and Activates so that the last one wins
+
+	// tokens holds input.token, built once for each verified token
+	// recently decided, by claims pointer: the verifier hands every request
+	// presenting a token the same *claims.Claims, whose claims never
+	// change, so rebuilding the term on every decision (a few microseconds,
+	// dozens of allocations) was waste. Shared between sets: the term
+	// depends on the token alone.
+	tokens *lru.Cache[*claims.Claims, *ast.Term]
 }
+
+// tokenTermsSize bounds Engine.tokens: one entry for each of that many
+// tokens decided recently, about 1 KB each for a typical token.
+const tokenTermsSize = 10000
 
 // NewEngine loads and compiles the policy set in fsys (Rego modules and
 // JSON/YAML data files, laid out as for `opa run`), runs its *_test.rego
@@ -97,12 +110,17 @@ func NewEngine(ctx context.Context, fsys fs.FS, opts Options) (*Engine, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 
+	tokens, err := lru.New[*claims.Claims, *ast.Term](tokenTermsSize)
+	if err != nil {
+		return nil, err
+	}
 	e := &Engine{
 		checker:     chk,
 		timeout:     opts.EvalTimeout,
 		revocations: opts.Revocations,
 		now:         opts.Now,
 		log:         opts.Logger,
+		tokens:      tokens,
 	}
 	cand, err := e.Check(ctx, fsys)
 	if err != nil {
@@ -178,7 +196,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) Decision {
 	if set.unread.authzen {
 		in.AuthZEN = nil // the set never reads it: do not build it
 	}
-	input, err := buildInput(&in)
+	input, err := buildInput(&in, e.tokenTerm(in.Claims))
 	if err != nil {
 		e.log.Warn("policy input rejected", "subject", in.subject(), "action", in.Action, "error", err)
 		d.Reason = ReasonPolicyError
@@ -227,7 +245,7 @@ func (e *Engine) Admit(ctx context.Context, c *claims.Claims, action string, res
 		return reason, nil
 	}
 	set := e.set.Load()
-	input, err := buildInput(&Input{Claims: c, Action: action, Resource: resource})
+	input, err := buildInput(&Input{Claims: c, Action: action, Resource: resource}, e.tokenTerm(c))
 	if err != nil {
 		return ReasonPolicyError, fmt.Errorf("admin policy input: %w", err)
 	}
@@ -249,6 +267,24 @@ func (e *Engine) Admit(ctx context.Context, c *claims.Claims, action string, res
 		return ReasonAllowed, nil
 	}
 	return ReasonPolicyDenied, nil
+}
+
+// tokenTerm is input.token for c, built at most once while it is among
+// the tokens recently decided; nil when c is nil or its claims do not
+// convert (buildInput then reports why).
+func (e *Engine) tokenTerm(c *claims.Claims) *ast.Term {
+	if c == nil {
+		return nil
+	}
+	if t, ok := e.tokens.Get(c); ok {
+		return t
+	}
+	t, err := newTokenTerm(c)
+	if err != nil {
+		return nil
+	}
+	e.tokens.Add(c, t)
+	return t
 }
 
 // revokedInput asks the revocation ledger about in's token, or about its

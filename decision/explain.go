@@ -147,7 +147,7 @@ func (e *Engine) Explain(ctx context.Context, in Input, draft fs.FS) (*Explanati
 	}
 	// In Decide's order: the ledger first, then the input, then the policy.
 	reason, revoked := e.revoked(in.Claims)
-	input, inputErr := buildInput(&in)
+	input, inputErr := buildInput(&in, nil)
 	if inputErr == nil {
 		ex.Input = inputJSON(input)
 	}

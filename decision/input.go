@@ -69,7 +69,10 @@ var errNoClaims = errors.New("input has no verified claims")
 // It builds ast terms directly from the decoded JSON (json.Number, string,
 // bool, nil, []any, map[string]any, ...) instead of marshalling to JSON and
 // parsing it back, because this runs on every decision.
-func buildInput(in *Input) (ast.Value, error) {
+//
+// token is input.token for in.Claims when the caller has it already
+// (Engine.tokenTerm); nil builds it.
+func buildInput(in *Input, token *ast.Term) (ast.Value, error) {
 	c := in.Claims
 	if c == nil && in.Subject == "" {
 		return nil, errNoClaims
@@ -86,15 +89,12 @@ func buildInput(in *Input) (ast.Value, error) {
 	items := make([][2]*ast.Term, 0, 7)
 	subject := in.Subject
 	if c != nil {
-		claimsObj, err := objectTerm(c.Raw)
-		if err != nil {
-			return nil, fmt.Errorf("token claims: %w", err)
+		if token == nil {
+			if token, err = newTokenTerm(c); err != nil {
+				return nil, err
+			}
 		}
-		token := ast.NewObject(
-			[2]*ast.Term{keyClaims, claimsObj},
-			[2]*ast.Term{keyHeader, headerTerm(c.Header)},
-		)
-		items = append(items, [2]*ast.Term{keyToken, ast.NewTerm(token)})
+		items = append(items, [2]*ast.Term{keyToken, token})
 		subject = c.Subject
 	}
 	items = append(items,
@@ -130,6 +130,19 @@ func authzenTerm(a *AuthZEN) (*ast.Term, error) {
 		items = append(items, [2]*ast.Term{e.key, t})
 	}
 	return ast.ObjectTerm(items...), nil
+}
+
+// newTokenTerm is input.token: the claims and the header of a verified
+// token.
+func newTokenTerm(c *claims.Claims) (*ast.Term, error) {
+	claimsObj, err := objectTerm(c.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("token claims: %w", err)
+	}
+	return ast.ObjectTerm(
+		[2]*ast.Term{keyClaims, claimsObj},
+		[2]*ast.Term{keyHeader, headerTerm(c.Header)},
+	), nil
 }
 
 // headerTerm is input.token.header. kid and typ are left out when the token

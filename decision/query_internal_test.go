@@ -40,7 +40,7 @@ func BenchmarkDecisionQuery(b *testing.B) {
 		}},
 		Action:   "orders:approve",
 		Resource: map[string]any{"type": "order", "id": "42", "owner": "bob"},
-	})
+	}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -207,5 +208,56 @@ func BenchmarkAuthZEN(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkDecisionMix is issue 14's realistic mix in process, through the
+// real router: 1,000 users of four role profiles (manager, staff,
+// staff+auditor, none), tokens verified once and reused; each request a
+// random user, orders:read two times in three else orders:approve, a random
+// order out of a million, owned by the user one time in four. The decision
+// cache rarely hits. testdata/load/mix runs the same mix end to end beside
+// OPA.
+//
+//	go test -run '^$' -bench DecisionMix -benchmem ./web/
+func BenchmarkDecisionMix(b *testing.B) {
+	f := newFixtureWith(b, decision.Options{DecisionCacheSize: 10000})
+	profiles := [][]string{{"manager"}, {"staff"}, {"staff", "auditor"}, nil}
+	users := make([]string, 1000)
+	tokens := make([]string, len(users))
+	for i := range users {
+		users[i] = fmt.Sprintf("user-%d", i)
+		tokens[i] = f.token(b, users[i], profiles[i%len(profiles)]...)
+	}
+	rng := rand.New(rand.NewPCG(14, 14))
+	bodies := make([]string, 50000)
+	for i := range bodies {
+		u := rng.IntN(len(users))
+		action := "orders:read"
+		if rng.IntN(3) == 2 {
+			action = "orders:approve"
+		}
+		owner := users[rng.IntN(len(users))]
+		if rng.IntN(4) == 0 {
+			owner = users[u]
+		}
+		bodies[i] = fmt.Sprintf(`{"token":%q,"action":%q,"resource":{"type":"order","id":"%d","owner":%q}}`, tokens[u], action, rng.IntN(1000000), owner)
+	}
+	for _, body := range bodies[:len(users)] { // warm the verifier's cache
+		req := httptest.NewRequest("POST", "/v1/decision", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		f.handler.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/v1/decision", strings.NewReader(bodies[i%len(bodies)]))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		f.handler.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatalf("unexpected answer %d %s", rec.Code, rec.Body)
+		}
+		i++
 	}
 }

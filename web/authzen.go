@@ -69,14 +69,22 @@ const (
 	permitOnFirstPermit = "permit_on_first_permit"
 )
 
-// azDecision is one AuthZEN decision. Its context says why, in Warden's
-// terms (docs/authzen.md): the decision id, the reason code, the policy's
-// reasons, the policy revision, refresh for a stale token, and error for an
-// evaluation that could not be made.
+// azDecision is one AuthZEN decision. Its context is there only when the
+// caller must act on it, so that a plain permit or deny is exactly
+// {"decision": …}, which interoperating PEPs compare byte for byte, and a
+// PEP that rejects permits with a context it does not understand (as the
+// specification allows) is never given one: the reason code of a decision
+// the token decided (token_stale with refresh, token_expired, …), and the
+// error of an evaluation that could not be made. A caller that sends
+// Warden-Decision-Context: full gets Warden's whole explanation on every
+// decision: its id, reason code, the policy's reasons and revision.
 type azDecision struct {
-	Decision bool      `json:"decision"`
-	Context  azContext `json:"context"`
+	Decision bool       `json:"decision"`
+	Context  *azContext `json:"context,omitempty"`
 }
+
+// fullContextHeader asks for the whole context on every decision.
+const fullContextHeader = "Warden-Decision-Context"
 
 type azContext struct {
 	DecisionID     string          `json:"decision_id,omitempty"`
@@ -306,25 +314,26 @@ func (s *server) answerAuthZEN(c *gin.Context, checks []check, tokens []string, 
 	ctx := c.Request.Context()
 	start := s.opts.Now()
 	v := verifications{}
+	full := c.GetHeader(fullContextHeader) == "full"
 	results := make([]azDecision, 0, len(checks))
 	answered := make([]decisionResponse, 0, len(checks))
 	logged := make([]*check, 0, len(checks))
 	for i := range checks {
 		var d azDecision
 		if i < len(failed) && failed[i] != nil {
-			d.Context.Error = &azError{Status: http.StatusBadRequest, Message: classify(failed[i]).Message}
+			d.Context = &azContext{Error: &azError{Status: http.StatusBadRequest, Message: classify(failed[i]).Message}}
 		} else {
 			resp, mismatch := s.decideAuthZEN(ctx, checks[i], tokens[i], v)
 			answered = append(answered, resp)
 			logged = append(logged, &checks[i])
-			d = azDecision{Decision: resp.Allow, Context: azContext{
-				DecisionID:     resp.DecisionID,
-				ReasonCode:     resp.Reason,
-				Reasons:        resp.Reasons,
-				PolicyRevision: resp.PolicyRevision,
-				Refresh:        resp.Refresh,
-				Error:          mismatch,
-			}}
+			d.Decision = resp.Allow
+			switch {
+			case full:
+				d.Context = &azContext{DecisionID: resp.DecisionID, ReasonCode: resp.Reason, Reasons: resp.Reasons,
+					PolicyRevision: resp.PolicyRevision, Refresh: resp.Refresh, Error: mismatch}
+			case resp.Reason != decision.ReasonAllowed && resp.Reason != decision.ReasonPolicyDenied:
+				d.Context = &azContext{ReasonCode: resp.Reason, Refresh: resp.Refresh, Error: mismatch}
+			}
 		}
 		results = append(results, d)
 		if (semantic == denyOnFirstDeny && !d.Decision) || (semantic == permitOnFirstPermit && d.Decision) {

@@ -379,7 +379,7 @@ func TestAuthZENMetadata(t *testing.T) {
 // worked example answers both modes through the API: the directory's roles
 // for an asserted subject, the token's in token mode.
 func TestAuthZENExampleSets(t *testing.T) {
-	for _, dir := range []string{"certification", "example"} {
+	for _, dir := range []string{"certification", "example", "todo"} {
 		report, err := decision.Test(context.Background(), os.DirFS("../testdata/authzen/"+dir), decision.TestOptions{})
 		if err != nil || !report.Passed() || report.Counts.Pass == 0 {
 			t.Fatalf("%s: %v %+v", dir, err, report)
@@ -408,5 +408,54 @@ func TestAuthZENExampleSets(t *testing.T) {
 		if status, body, raw := azDo(t, f, authzenEvaluation, "application/json", approve(tt.subject), pep()...); status != 200 || body["decision"] != tt.want {
 			t.Errorf("%s: %d %s; want decision %v", tt.name, status, raw, tt.want)
 		}
+	}
+}
+
+// TestAuthZENTodoInterop runs the AuthZEN interop Todo scenario's test file
+// (testdata/authzen/todo-decisions.json, openid/authzen's
+// interop/authzen-todo-backend/test/decisions-authorization-api-1_0-02.json)
+// against its policy (testdata/authzen/todo) as the scenario's runner does:
+// the PEP's key in Authorization, and each answer compared with the
+// expected one as JSON text, exactly (the single evaluation's decision, the
+// batch's evaluations array).
+func TestAuthZENTodoInterop(t *testing.T) {
+	f := newFixture(t)
+	e, err := decision.NewEngine(context.Background(), os.DirFS("../testdata/authzen/todo"), decision.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.engine = e
+	f.serve(t, nil, decisionlog.Options{}, Options{DecisionClients: map[string]string{pepToken: "todo-backend"}})
+	raw, err := os.ReadFile("../testdata/authzen/todo-decisions.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases map[string][]struct {
+		Request  json.RawMessage `json:"request"`
+		Expected json.RawMessage `json:"expected"`
+	}
+	if err := json.Unmarshal(raw, &cases); err != nil {
+		t.Fatal(err)
+	}
+	ran := 0
+	for endpoint, path := range map[string]string{"evaluation": authzenEvaluation, "evaluations": authzenEvaluations} {
+		for i, c := range cases[endpoint] {
+			status, body, rawBody := azDo(t, f, path, "application/json", string(c.Request), pep()...)
+			var got any = body["decision"]
+			if endpoint == "evaluations" {
+				got = body["evaluations"]
+			}
+			gotJSON, _ := json.Marshal(got)
+			var want any
+			json.Unmarshal(c.Expected, &want)
+			wantJSON, _ := json.Marshal(want)
+			if status != 200 || string(gotJSON) != string(wantJSON) {
+				t.Errorf("%s case %d %s: %d %s; want %s", endpoint, i, c.Request, status, rawBody, wantJSON)
+			}
+			ran++
+		}
+	}
+	if ran != len(cases["evaluation"])+len(cases["evaluations"]) || ran < 40 {
+		t.Fatalf("ran %d cases", ran)
 	}
 }

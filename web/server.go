@@ -253,12 +253,16 @@ func (s *server) logRequests(c *gin.Context) {
 	if c.Writer.Status() >= 500 {
 		level = slog.LevelError
 	}
-	s.logger.Log(c.Request.Context(), level, "http request",
-		"method", c.Request.Method,
-		"route", c.FullPath(),
-		"status", c.Writer.Status(),
-		"duration", time.Since(start),
-	)
+	// Asked first, so that a request logged at no level (the decision
+	// API's, at debug) costs no boxed arguments.
+	if ctx := c.Request.Context(); s.logger.Enabled(ctx, level) {
+		s.logger.Log(ctx, level, "http request",
+			"method", c.Request.Method,
+			"route", c.FullPath(),
+			"status", c.Writer.Status(),
+			"duration", time.Since(start),
+		)
+	}
 }
 
 // checkHost refuses, on every route, a request for a host name that is not

@@ -65,12 +65,27 @@ func (in *Input) subject() string {
 }
 
 // AuthZEN is an AuthZEN access evaluation's entities as its caller sent
-// them (input.authzen), each with its properties ({} when absent). A
-// token that travelled in subject.properties.token is not among them.
+// them, input.authzen: {"subject": {"type", "id", "properties"}, "action":
+// {"name", "properties"}, "resource": {"type", "id", "properties"}}, each
+// properties {} when absent. A token that travelled in
+// subject.properties.token is not among them.
 type AuthZEN struct {
-	Subject  map[string]any `json:"subject"`  // type, id, properties
-	Action   map[string]any `json:"action"`   // name, properties
-	Resource map[string]any `json:"resource"` // type, id, properties
+	Subject  Entity
+	Action   Action
+	Resource Entity
+}
+
+// Entity is an AuthZEN subject or resource.
+type Entity struct {
+	Type       string         `json:"type"`
+	ID         string         `json:"id"`
+	Properties map[string]any `json:"properties"`
+}
+
+// Action is an AuthZEN action.
+type Action struct {
+	Name       string         `json:"name"`
+	Properties map[string]any `json:"properties"`
 }
 
 // Decision is the engine's answer. The zero value denies.

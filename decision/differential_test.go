@@ -68,9 +68,9 @@ func TestDifferentialMix(t *testing.T) {
 				Headers: map[string]string{"x-request-id": fmt.Sprint(rng.Int())}}}
 		case 1: // an AuthZEN evaluation
 			in.AuthZEN = &AuthZEN{
-				Subject:  map[string]any{"type": "user", "id": u.Subject, "properties": map[string]any{"department": fmt.Sprint(rng.IntN(3))}},
-				Action:   map[string]any{"name": action, "properties": map[string]any{}},
-				Resource: map[string]any{"type": "order", "id": id, "properties": map[string]any{"owner": owner}},
+				Subject:  Entity{Type: "user", ID: u.Subject, Properties: map[string]any{"department": fmt.Sprint(rng.IntN(3))}},
+				Action:   Action{Name: action},
+				Resource: Entity{Type: "order", ID: id, Properties: map[string]any{"owner": owner}},
 			}
 		}
 		inputs = append(inputs, in)

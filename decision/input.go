@@ -14,23 +14,27 @@ import (
 // Keys of the policy input (DESIGN §3). They are interned once so that
 // building an input allocates only for the values that change per request.
 var (
-	keyToken    = ast.InternedTerm("token")
-	keyClaims   = ast.InternedTerm("claims")
-	keyHeader   = ast.InternedTerm("header")
-	keyAlg      = ast.InternedTerm("alg")
-	keyKid      = ast.InternedTerm("kid")
-	keyTyp      = ast.InternedTerm("typ")
-	keySubject  = ast.InternedTerm("subject")
-	keyAction   = ast.InternedTerm("action")
-	keyResource = ast.InternedTerm("resource")
-	keyContext  = ast.InternedTerm("context")
-	keyRequest  = ast.InternedTerm("request")
-	keyMethod   = ast.InternedTerm("method")
-	keyPath     = ast.InternedTerm("path")
-	keyQuery    = ast.InternedTerm("query")
-	keyHost     = ast.InternedTerm("host")
-	keyHeaders  = ast.InternedTerm("headers")
-	keyAuthZEN  = ast.InternedTerm("authzen")
+	keyToken      = ast.InternedTerm("token")
+	keyClaims     = ast.InternedTerm("claims")
+	keyHeader     = ast.InternedTerm("header")
+	keyAlg        = ast.InternedTerm("alg")
+	keyKid        = ast.InternedTerm("kid")
+	keyTyp        = ast.InternedTerm("typ")
+	keySubject    = ast.InternedTerm("subject")
+	keyAction     = ast.InternedTerm("action")
+	keyResource   = ast.InternedTerm("resource")
+	keyContext    = ast.InternedTerm("context")
+	keyRequest    = ast.InternedTerm("request")
+	keyMethod     = ast.InternedTerm("method")
+	keyPath       = ast.InternedTerm("path")
+	keyQuery      = ast.InternedTerm("query")
+	keyHost       = ast.InternedTerm("host")
+	keyHeaders    = ast.InternedTerm("headers")
+	keyAuthZEN    = ast.InternedTerm("authzen")
+	keyName       = ast.InternedTerm("name")
+	keyType       = ast.InternedTerm("type")
+	keyID         = ast.InternedTerm("id")
+	keyProperties = ast.InternedTerm("properties")
 )
 
 // commonTerms are strings nearly every input carries — JWT claim and header
@@ -118,18 +122,36 @@ func buildInput(in *Input, token *ast.Term) (ast.Value, error) {
 
 // authzenTerm is input.authzen.
 func authzenTerm(a *AuthZEN) (*ast.Term, error) {
-	items := make([][2]*ast.Term, 0, 3)
-	for _, e := range [...]struct {
-		key *ast.Term
-		m   map[string]any
-	}{{keySubject, a.Subject}, {keyAction, a.Action}, {keyResource, a.Resource}} {
-		t, err := objectTerm(e.m)
-		if err != nil {
-			return nil, fmt.Errorf("%v: %w", e.key, err)
-		}
-		items = append(items, [2]*ast.Term{e.key, t})
+	subject, err := entityTerm(a.Subject)
+	if err != nil {
+		return nil, fmt.Errorf("subject: %w", err)
 	}
-	return ast.ObjectTerm(items...), nil
+	resource, err := entityTerm(a.Resource)
+	if err != nil {
+		return nil, fmt.Errorf("resource: %w", err)
+	}
+	props, err := objectTerm(a.Action.Properties)
+	if err != nil {
+		return nil, fmt.Errorf("action: %w", err)
+	}
+	action := ast.ObjectTerm([2]*ast.Term{keyName, stringTerm(a.Action.Name)}, [2]*ast.Term{keyProperties, props})
+	return ast.ObjectTerm(
+		[2]*ast.Term{keySubject, subject},
+		[2]*ast.Term{keyAction, action},
+		[2]*ast.Term{keyResource, resource},
+	), nil
+}
+
+func entityTerm(e Entity) (*ast.Term, error) {
+	props, err := objectTerm(e.Properties)
+	if err != nil {
+		return nil, err
+	}
+	return ast.ObjectTerm(
+		[2]*ast.Term{keyType, stringTerm(e.Type)},
+		[2]*ast.Term{keyID, stringTerm(e.ID)},
+		[2]*ast.Term{keyProperties, props},
+	), nil
 }
 
 // newTokenTerm is input.token: the claims and the header of a verified

@@ -205,9 +205,9 @@ func TestDecisionCacheAuthZEN(t *testing.T) {
 	evaluation := func(subject, role string) decision.Input {
 		return decision.Input{Subject: subject, Action: "read", Resource: map[string]any{"type": "doc", "id": "1"},
 			AuthZEN: &decision.AuthZEN{
-				Subject:  map[string]any{"type": "user", "id": subject, "properties": map[string]any{"role": role}},
-				Action:   map[string]any{"name": "read", "properties": map[string]any{}},
-				Resource: map[string]any{"type": "doc", "id": "1", "properties": map[string]any{}},
+				Subject:  decision.Entity{Type: "user", ID: subject, Properties: map[string]any{"role": role}},
+				Action:   decision.Action{Name: "read"},
+				Resource: decision.Entity{Type: "doc", ID: "1"},
 			}}
 	}
 	for _, tt := range []struct {

@@ -223,7 +223,7 @@ func (s *server) authzenCheck(c *gin.Context, ev azEvaluation) (check, string, e
 	if err := ev.validate(); err != nil {
 		return check{}, "", errorf(codeInvalidRequest, err.Error())
 	}
-	subjectProps := maps.Clone(ev.Subject.Properties)
+	subjectProps := ev.Subject.Properties
 	token := ""
 	if t, present := subjectProps["token"]; present {
 		str, ok := t.(string)
@@ -231,6 +231,7 @@ func (s *server) authzenCheck(c *gin.Context, ev azEvaluation) (check, string, e
 			return check{}, "", errorf(codeInvalidRequest, "subject.properties.token must be a non-empty string, the user's JWT")
 		}
 		token = str
+		subjectProps = maps.Clone(subjectProps)
 		delete(subjectProps, "token") // the policy sees the claims, never the token
 	}
 	if token == "" {
@@ -246,22 +247,15 @@ func (s *server) authzenCheck(c *gin.Context, ev azEvaluation) (check, string, e
 		Resource: resource,
 		Context:  ev.Context,
 		authzen: &decision.AuthZEN{
-			Subject:  map[string]any{"type": *ev.Subject.Type, "id": *ev.Subject.ID, "properties": orEmpty(subjectProps)},
-			Action:   map[string]any{"name": *ev.Action.Name, "properties": orEmpty(ev.Action.Properties)},
-			Resource: map[string]any{"type": *ev.Resource.Type, "id": *ev.Resource.ID, "properties": orEmpty(ev.Resource.Properties)},
+			Subject:  decision.Entity{Type: *ev.Subject.Type, ID: *ev.Subject.ID, Properties: subjectProps},
+			Action:   decision.Action{Name: *ev.Action.Name, Properties: ev.Action.Properties},
+			Resource: decision.Entity{Type: *ev.Resource.Type, ID: *ev.Resource.ID, Properties: ev.Resource.Properties},
 		},
 	}
 	if token == "" {
 		ch.subject = *ev.Subject.ID
 	}
 	return ch, token, nil
-}
-
-func orEmpty(m map[string]any) map[string]any {
-	if m == nil {
-		return map[string]any{}
-	}
-	return m
 }
 
 // validate checks that the entities AuthZEN requires are there, each
@@ -313,7 +307,7 @@ func (s *server) answerAuthZEN(c *gin.Context, checks []check, tokens []string, 
 	}
 	ctx := c.Request.Context()
 	start := s.opts.Now()
-	v := verifications{}
+	var v verifications // made at the first token
 	full := c.GetHeader(fullContextHeader) == "full"
 	results := make([]azDecision, 0, len(checks))
 	answered := make([]decisionResponse, 0, len(checks))
@@ -323,7 +317,7 @@ func (s *server) answerAuthZEN(c *gin.Context, checks []check, tokens []string, 
 		if i < len(failed) && failed[i] != nil {
 			d.Context = &azContext{Error: &azError{Status: http.StatusBadRequest, Message: classify(failed[i]).Message}}
 		} else {
-			resp, mismatch := s.decideAuthZEN(ctx, checks[i], tokens[i], v)
+			resp, mismatch := s.decideAuthZEN(ctx, checks[i], tokens[i], &v)
 			answered = append(answered, resp)
 			logged = append(logged, &checks[i])
 			d.Decision = resp.Allow
@@ -363,16 +357,19 @@ type verification struct {
 // once verified. A token whose sub is not the evaluation's subject.id is
 // denied without asking the policy, with an error saying so: the caller
 // sent one user's token for another user.
-func (s *server) decideAuthZEN(ctx context.Context, ch check, token string, v verifications) (decisionResponse, *azError) {
+func (s *server) decideAuthZEN(ctx context.Context, ch check, token string, v *verifications) (decisionResponse, *azError) {
 	if token == "" {
 		return s.decide(ctx, nil, nil, ch), nil
 	}
-	r, ok := v[token]
+	r, ok := (*v)[token]
 	if !ok {
 		r.claims, r.err = s.verifier.Verify(ctx, token)
-		v[token] = r
+		if *v == nil {
+			*v = verifications{}
+		}
+		(*v)[token] = r
 	}
-	if r.err == nil && r.claims.Subject != ch.authzen.Subject["id"] {
+	if r.err == nil && r.claims.Subject != ch.authzen.Subject.ID {
 		mismatch := &claims.Error{Code: claims.CodeWrongSubject, Description: "subject.id is not the sub of the token in subject.properties.token"}
 		return s.decide(ctx, nil, mismatch, ch), &azError{Status: http.StatusBadRequest, Message: mismatch.Description}
 	}

@@ -50,6 +50,26 @@ func newDecisionGuard(clients map[string]string, limit float64, burst int) *deci
 
 // guardDecisions is the decision routes' middleware.
 func (s *server) guardDecisions(c *gin.Context) {
+	s.guardCaller(c, ClientTokenHeader)
+}
+
+// guardOPA is guardDecisions for the OPA routes (opa.go). A client written
+// for OPA authenticates the way OPA's token authentication asks,
+// "Authorization: Bearer <token>", so the client token may come there
+// when Warden-Client-Token is absent. Those routes never read a token to
+// decide about from that header (see inputTokens).
+func (s *server) guardOPA(c *gin.Context) {
+	if c.GetHeader(ClientTokenHeader) == "" {
+		s.guardCaller(c, "Authorization")
+		return
+	}
+	s.guardCaller(c, ClientTokenHeader)
+}
+
+// guardCaller authenticates the caller by the client token in header (a
+// bare token in Warden-Client-Token, "Bearer <token>" in Authorization)
+// and applies its rate limit.
+func (s *server) guardCaller(c *gin.Context, header string) {
 	g := s.guard
 	if g.clients == nil && g.limit == 0 {
 		c.Next() // neither configured: nothing to do on the hot path
@@ -60,9 +80,13 @@ func (s *server) guardDecisions(c *gin.Context) {
 	if g.clients != nil {
 		// A map lookup by digest: the comparison is of hashes, which
 		// tells nothing about a token that does not match.
-		name, ok := g.clients[sha256.Sum256([]byte(c.GetHeader(ClientTokenHeader)))]
+		token := c.GetHeader(header)
+		if header != ClientTokenHeader {
+			token = bearer(token)
+		}
+		name, ok := g.clients[sha256.Sum256([]byte(token))]
 		if !ok {
-			s.writeError(c, errorf(codeUnauthorized, "decision API: this Warden authenticates its callers; send the client token as "+ClientTokenHeader))
+			s.writeError(c, errorf(codeUnauthorized, "decision API: this Warden authenticates its callers; send the client token as "+ClientTokenHeader+guardHint(header)))
 			return
 		}
 		client = "client " + name
@@ -94,4 +118,12 @@ func (g *decisionGuard) limiter(client string) *rate.Limiter {
 		g.limiters[client] = l
 	}
 	return l
+}
+
+// guardHint adds the OPA routes' second way to send the client token.
+func guardHint(header string) string {
+	if header == ClientTokenHeader {
+		return ""
+	}
+	return " or as Authorization: Bearer <token>, as OPA's token authentication sends it"
 }

@@ -84,11 +84,14 @@ func (s *server) readBody(c *gin.Context, limit int64, mediaTypes ...string) ([]
 	return data, err
 }
 
-// readAny is readBody for a body that may be empty.
+// readAny is readBody for a body that may be empty, and of any media type
+// when none is given (the caller checks it).
 func (s *server) readAny(c *gin.Context, limit int64, mediaTypes ...string) ([]byte, error) {
-	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	if err != nil || !slices.Contains(mediaTypes, mt) {
-		return nil, errorf(codeUnsupportedMedia, "Content-Type must be "+mediaTypes[0])
+	if len(mediaTypes) > 0 {
+		mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+		if err != nil || !slices.Contains(mediaTypes, mt) {
+			return nil, errorf(codeUnsupportedMedia, "Content-Type must be "+mediaTypes[0])
+		}
 	}
 	if c.Request.ContentLength > limit {
 		return nil, tooLarge(limit)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -131,7 +132,7 @@ func (s *server) handleOPADefault() gin.HandlerFunc {
 			s.writeOPAError(c, err)
 			return
 		}
-		doc := "data." + strings.ReplaceAll(s.opts.DefaultDecision, "/", ".")
+		doc := documentName(s.opts.DefaultDecision)
 		switch {
 		case a.result.Refused != "":
 			writeOPA(c, http.StatusNotFound, opaError{Code: opaUndefinedDocument, Message: doc + ": " + refusedMessage(a.result.Refused)})
@@ -216,13 +217,22 @@ func (s *server) queryOPA(c *gin.Context, q decision.Query) (opaAnswer, error) {
 	}
 	s.metrics.decisions.WithLabelValues(string(resp.Reason)).Inc()
 	s.traceDecisions(ctx, []decisionResponse{resp})
-	s.logDecision(&resp, "data."+strings.ReplaceAll(strings.Trim(q.Path, "/"), "/", "."), nil,
-		c.Writer.Header().Get(requestIDHeader), end, latency)
+	s.logDecision(&resp, documentName(q.Path), nil, c.Writer.Header().Get(requestIDHeader), end, latency)
 	if evalErr != nil {
 		s.logger.ErrorContext(ctx, "OPA data query failed", "path", q.Path, "decision_id", a.decisionID, "err", evalErr)
 		return opaAnswer{}, &opaEvalError{reason: resp.Reason, decisionID: a.decisionID}
 	}
 	return a, nil
+}
+
+// documentName names the document at an OPA path as Rego does:
+// warden/authz/allow is data.warden.authz.allow, "" is data.
+func documentName(path string) string {
+	path = strings.Trim(path, "/")
+	if path == "" {
+		return "data"
+	}
+	return "data." + strings.ReplaceAll(path, "/", ".")
 }
 
 // allows says whether an OPA result counts as allow in Warden's metrics and
@@ -321,22 +331,25 @@ type opaEvalError struct {
 
 func (e *opaEvalError) Error() string { return string(e.reason) }
 
-// opaMediaTypes are the request bodies the OPA routes read as JSON: OPA
-// reads any body as JSON, and curl -d, which OPA's documentation uses,
-// sends application/x-www-form-urlencoded. YAML, which OPA also reads,
-// is refused.
+// opaMediaTypes are the request bodies the OPA routes read as JSON, besides
+// a body without Content-Type: OPA reads any body as JSON, and curl -d,
+// which OPA's documentation uses, sends application/x-www-form-urlencoded.
+// YAML, which OPA also reads, is refused.
 var opaMediaTypes = []string{"application/json", "application/x-www-form-urlencoded"}
 
-// readOPABody reads the body of an OPA route, which may be empty or carry
-// no Content-Type, at most MaxBodyBytes.
+// readOPABody reads the body of an OPA route, which may be empty, at most
+// MaxBodyBytes; without surrounding space.
 func (s *server) readOPABody(c *gin.Context) ([]byte, error) {
-	if c.GetHeader("Content-Type") == "" {
-		c.Request.Header.Set("Content-Type", opaMediaTypes[0])
+	if ct := c.GetHeader("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		switch {
+		case err == nil && strings.Contains(mt, "yaml"):
+			return nil, errorf(codeUnsupportedMedia, "Warden reads JSON input only, not YAML; send Content-Type application/json")
+		case err != nil || !slices.Contains(opaMediaTypes, mt):
+			return nil, errorf(codeUnsupportedMedia, "Content-Type must be application/json")
+		}
 	}
-	if mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); strings.Contains(mt, "yaml") {
-		return nil, errorf(codeUnsupportedMedia, "Warden reads JSON input only, not YAML; send Content-Type application/json")
-	}
-	body, err := s.readAny(c, s.opts.MaxBodyBytes, opaMediaTypes...)
+	body, err := s.readAny(c, s.opts.MaxBodyBytes)
 	return bytes.TrimSpace(body), err
 }
 

@@ -494,8 +494,8 @@ func (c Config) validate() error {
 		errs = append(errs, "policies.entrypoint: "+err.Error())
 	}
 	if c.OPA.DefaultDecision != "" {
-		if err := decision.CheckEntrypoint(c.OPA.DefaultDecision); err != nil {
-			errs = append(errs, "opa.default_decision: "+err.Error())
+		if decision.CheckEntrypoint(c.OPA.DefaultDecision) != nil {
+			errs = append(errs, fmt.Sprintf("opa.default_decision: %q is not a path below data like warden/authz/allow", c.OPA.DefaultDecision))
 		}
 	}
 	if c.Policies.EvalTimeout <= 0 || c.Policies.EvalTimeout > 10*time.Second {

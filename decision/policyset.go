@@ -31,6 +31,12 @@ type policySet struct {
 	// decisions leave input.authzen out when the set never reads it.
 	unread  unreadInput
 	offload bool // the set calls a built-in that waits on the network (see eval)
+
+	// compiler and store answer Query for any document of the set, with
+	// the queries it prepared.
+	compiler *ast.Compiler
+	store    storage.Store
+	queries  queryCache
 }
 
 // recordingFS remembers every file the loader reads, so that the revision
@@ -90,7 +96,7 @@ func loadFiles(fsys fs.FS) (*loadedSet, error) {
 // prepareSet prepares the decision query at entry and the admin query
 // data.warden.admin.allow over a compiled set.
 func prepareSet(ctx context.Context, ls *loadedSet, compiler *ast.Compiler, entry ast.Ref, memoSize int) (*policySet, error) {
-	set := &policySet{revision: ls.revision, files: ls.files}
+	set := &policySet{revision: ls.revision, files: ls.files, compiler: compiler, store: ls.store}
 	var err error
 	if set.authz, err = prepare(ctx, compiler, ls.store, decisionQuery(entry)); err != nil {
 		return nil, fmt.Errorf("prepare the decision query at %v: %w", entry, err)

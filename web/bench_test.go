@@ -261,3 +261,33 @@ func BenchmarkDecisionMix(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkOPAData measures OPA's POST /v1/data/{path} through the real
+// router and engine: the shipped policy's allow rule over Warden's input
+// shape, without a token in the input ("no-token") and with one that is
+// verified and checked against the ledger first ("token"), and the whole
+// data document (every rule of every package, tests included).
+//
+//	go test -run XXX -bench OPAData -benchmem ./web/
+func BenchmarkOPAData(b *testing.B) {
+	f := newFixture(b)
+	claims := `"token":{"claims":{"roles":["manager"]}}`
+	for _, bc := range []struct{ name, path, body string }{
+		{"no-token", "/v1/data/warden/authz/allow", `{"input":{` + claims + `,"action":"orders:approve"}}`},
+		{"token", "/v1/data/warden/authz/allow", `{"input":{"request":{"http":{"headers":{"authorization":"Bearer ` + f.token(b, "alice", "manager") + `"}}},"action":"orders:approve"}}`},
+		{"whole-data", "/v1/data", `{"input":{` + claims + `,"action":"orders:approve"}}`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest("POST", bc.path, strings.NewReader(bc.body))
+				req.Header.Set("Content-Type", "application/json")
+				rec := httptest.NewRecorder()
+				f.handler.ServeHTTP(rec, req)
+				if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"result"`) {
+					b.Fatalf("unexpected answer %d %s", rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}

@@ -58,20 +58,22 @@ func (s *server) guardDecisions(c *gin.Context) {
 		"decision API: this Warden authenticates its callers; send the client token as "+ClientTokenHeader)
 }
 
-// guardAuthZEN is the AuthZEN routes' middleware. An AuthZEN caller (the
-// PEP) sends its client token as the AuthZEN convention has it,
-// Authorization: Bearer, or as ClientTokenHeader. The end user's token, if
-// any, travels in the body.
-func (s *server) guardAuthZEN(c *gin.Context) {
+// guardStandardAPIs is guardDecisions for the routes of the standard APIs,
+// AuthZEN's and OPA's: their clients authenticate the way those APIs
+// have it, Authorization: Bearer <client token>, so the client token may
+// come there when Warden-Client-Token is absent. Those routes never take a
+// token to decide about from that header: AuthZEN's travels in the body,
+// and the OPA routes read tokens from the input only (see inputTokens).
+func (s *server) guardStandardAPIs(c *gin.Context) {
 	if s.guard.clients == nil && s.guard.limit == 0 {
 		c.Next()
 		return
 	}
-	credential := bearer(c.GetHeader("Authorization"))
+	credential := c.GetHeader(ClientTokenHeader)
 	if credential == "" {
-		credential = c.GetHeader(ClientTokenHeader)
+		credential = bearer(c.GetHeader("Authorization"))
 	}
-	s.admitClient(c, credential, "this Warden authenticates its AuthZEN callers; send the client token as Authorization: Bearer")
+	s.admitClient(c, credential, "this Warden authenticates its callers; send the client token as Authorization: Bearer <token> or as "+ClientTokenHeader)
 }
 
 // authenticatedClient is the gin context key under which admitClient

@@ -77,9 +77,21 @@ func (s *server) decodeBody(c *gin.Context, mediaType string, limit int64, v any
 // sent Expect: 100-continue gets 413 at once rather than "100 Continue" and
 // then a reset connection.
 func (s *server) readBody(c *gin.Context, limit int64, mediaTypes ...string) ([]byte, error) {
-	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	if err != nil || !slices.Contains(mediaTypes, mt) {
-		return nil, errorf(codeUnsupportedMedia, "Content-Type must be "+mediaTypes[0])
+	data, err := s.readAny(c, limit, mediaTypes...)
+	if err == nil && len(bytes.TrimSpace(data)) == 0 {
+		return nil, errorf(codeInvalidRequest, "request body is empty")
+	}
+	return data, err
+}
+
+// readAny is readBody for a body that may be empty, and of any media type
+// when none is given (the caller checks it).
+func (s *server) readAny(c *gin.Context, limit int64, mediaTypes ...string) ([]byte, error) {
+	if len(mediaTypes) > 0 {
+		mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+		if err != nil || !slices.Contains(mediaTypes, mt) {
+			return nil, errorf(codeUnsupportedMedia, "Content-Type must be "+mediaTypes[0])
+		}
 	}
 	if c.Request.ContentLength > limit {
 		return nil, tooLarge(limit)
@@ -91,8 +103,6 @@ func (s *server) readBody(c *gin.Context, limit int64, mediaTypes ...string) ([]
 		return nil, tooLarge(maxBytes.Limit)
 	case err != nil:
 		return nil, errorf(codeInvalidRequest, "cannot read the request body: "+err.Error())
-	case len(bytes.TrimSpace(data)) == 0:
-		return nil, errorf(codeInvalidRequest, "request body is empty")
 	}
 	return data, nil
 }

@@ -112,7 +112,10 @@ func (s *server) handleGetPolicy() gin.HandlerFunc {
 // author read.
 func (s *server) handlePutPolicy() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		body, err := s.readBody(c, s.opts.MaxPolicyBytes, "text/plain", "application/octet-stream")
+		// curl --data-binary, as OPA's documentation pushes a policy,
+		// sends application/x-www-form-urlencoded; the body is never
+		// read as a form.
+		body, err := s.readBody(c, s.opts.MaxPolicyBytes, "text/plain", "application/octet-stream", "application/x-www-form-urlencoded")
 		if err != nil {
 			s.writeError(c, err)
 			return
@@ -349,7 +352,16 @@ func draftFS(files map[string]string) fs.FS {
 	return m
 }
 
-// policyID is the {id} of a policy route: the file's path in the set.
-func policyID(c *gin.Context) string { return strings.TrimPrefix(c.Param("id"), "/") }
+// policyID is the {id} of a policy route: the file's path in the set. An
+// id without the suffix of a file kind is an OPA policy id ("example",
+// "authz/rules"), whose module is the file <id>.rego: OPA's clients name a
+// module by an id of their choice.
+func policyID(c *gin.Context) string {
+	id := strings.TrimPrefix(c.Param("id"), "/")
+	if id != "" && decision.KindOf(id) == "" {
+		id += ".rego"
+	}
+	return id
+}
 
 func etag(kvRevision uint64) string { return `"` + strconv.FormatUint(kvRevision, 10) + `"` }

@@ -27,6 +27,10 @@ func (s *server) routes() http.Handler {
 	r.GET("/readyz", s.handleReadyz())
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{})))
 
+	// OPA's REST API for clients written for OPA (opa.go, docs/compat.md).
+	r.GET("/health", s.handleOPAHealth())
+	r.POST("/", s.guardStandardAPIs, s.handleOPADefault())
+
 	// The admin UI: static files that use only the API below.
 	uiFiles := gin.WrapH(http.StripPrefix("/ui", ui.Handler(ui.Options{
 		DevAdminToken: s.opts.DevAdminToken != nil,
@@ -47,10 +51,12 @@ func (s *server) routes() http.Handler {
 	r.Any(envoyPrefix+"/*path", s.handleEnvoyHTTP())
 	az := r.Group("", authzenErrors)
 	az.GET(authzenMetadata, s.handleAuthZENMetadata())
-	az.POST(authzenEvaluation, s.guardAuthZEN, s.handleAuthZENEvaluation())
-	az.POST(authzenEvaluations, s.guardAuthZEN, s.handleAuthZENEvaluations())
+	az.POST(authzenEvaluation, s.guardStandardAPIs, s.handleAuthZENEvaluation())
+	az.POST(authzenEvaluations, s.guardStandardAPIs, s.handleAuthZENEvaluations())
 	v1.POST("/decision", s.guardDecisions, s.handleDecision())
 	v1.POST("/decisions", s.guardDecisions, s.handleDecisions())
+	v1.POST("/data", s.guardStandardAPIs, s.handleOPAData())
+	v1.POST("/data/*path", s.guardStandardAPIs, s.handleOPAData())
 	if s.decisionLog != nil {
 		v1.POST("/decisions/stream/tickets", s.requireAdmin, s.handleStreamTicket())
 		v1.GET("/decisions/stream", s.streamAuth, s.handleStream())

@@ -44,6 +44,8 @@ type Engine interface {
 	Admit(ctx context.Context, c *claims.Claims, action string, resource map[string]any) (decision.Reason, error)
 	Revision() string
 	DecisionCacheStats() (hits, misses uint64)
+	// Query answers OPA's Data API: any document of the active set.
+	Query(ctx context.Context, q decision.Query) (decision.QueryResult, error)
 }
 
 // Readiness is a part whose state /readyz reports: Ready returns nil when the
@@ -67,6 +69,9 @@ type Options struct {
 	// (envoy.service.auth.v3.Authorization), deciding as the proxy routes
 	// do. The caller serves it on its own listener (proxy.grpc_listen).
 	GRPCServer grpc.ServiceRegistrar
+	// DefaultDecision is the path below data that OPA's POST / evaluates,
+	// e.g. "warden/authz/allow". Default: DefaultDecision.
+	DefaultDecision string
 	// MaxChecks bounds the checks of one POST /v1/decisions. Default 100.
 	MaxChecks int
 	// Registerer receives Warden's metrics; /metrics serves Gatherer.
@@ -168,6 +173,9 @@ const (
 	DefaultMaxPolicyBytes = 1 << 20
 	DefaultMaxChecks      = 100
 	DefaultMinSeqWait     = 250 * time.Millisecond
+	// DefaultDecision is the allow rule of the default entrypoint
+	// (decision.DefaultEntrypoint).
+	DefaultDecision = decision.DefaultEntrypoint + "/allow"
 )
 
 // NewServer returns Warden's HTTP handler.
@@ -178,6 +186,10 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 	if opts.MaxPolicyBytes <= 0 {
 		opts.MaxPolicyBytes = DefaultMaxPolicyBytes
 	}
+	if opts.DefaultDecision == "" {
+		opts.DefaultDecision = DefaultDecision
+	}
+	opts.DefaultDecision = strings.Trim(opts.DefaultDecision, "/")
 	if opts.MaxChecks <= 0 {
 		opts.MaxChecks = DefaultMaxChecks
 	}

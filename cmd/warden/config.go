@@ -39,6 +39,7 @@ type Config struct {
 	Events      EventsConfig      `yaml:"events"`
 	DecisionLog DecisionLogConfig `yaml:"decision_log"`
 	DecisionAPI DecisionAPIConfig `yaml:"decision_api"`
+	OPA         OPAConfig         `yaml:"opa"`
 	Proxy       ProxyConfig       `yaml:"proxy"`
 	Log         LogConfig         `yaml:"log"`
 	Tracing     TracingConfig     `yaml:"tracing"`
@@ -92,6 +93,20 @@ func joinPrefixes(ps []netip.Prefix) string {
 		s[i] = p.String()
 	}
 	return strings.Join(s, ",")
+}
+
+// OPAConfig configures the routes of OPA's REST API that Warden serves
+// (docs/compat.md).
+type OPAConfig struct {
+	DefaultDecision string `yaml:"default_decision" help:"path below data that OPA's POST / evaluates, e.g. warden/authz/allow (empty: policies.entrypoint's allow rule)"`
+}
+
+// defaultDecision is DefaultDecision, or else the allow rule of entrypoint.
+func (c OPAConfig) defaultDecision(entrypoint string) string {
+	if c.DefaultDecision != "" {
+		return strings.Trim(c.DefaultDecision, "/")
+	}
+	return strings.Trim(entrypoint, "/") + "/allow"
 }
 
 // DecisionAPIConfig says who may ask decisions, and how often.
@@ -477,6 +492,11 @@ func (c Config) validate() error {
 	}
 	if err := decision.CheckEntrypoint(c.Policies.Entrypoint); err != nil {
 		errs = append(errs, "policies.entrypoint: "+err.Error())
+	}
+	if c.OPA.DefaultDecision != "" {
+		if decision.CheckEntrypoint(c.OPA.DefaultDecision) != nil {
+			errs = append(errs, fmt.Sprintf("opa.default_decision: %q is not a path below data like warden/authz/allow", c.OPA.DefaultDecision))
+		}
 	}
 	if c.Policies.EvalTimeout <= 0 || c.Policies.EvalTimeout > 10*time.Second {
 		errs = append(errs, fmt.Sprintf("policies.eval_timeout: %v must be above 0 and at most 10s, e.g. 50ms", c.Policies.EvalTimeout))

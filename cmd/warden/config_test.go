@@ -94,6 +94,7 @@ func TestConfigErrors(t *testing.T) {
 		{"leeway too large", "", nil, map[string]string{"WARDEN_TOKENS_LEEWAY": "10m"}, []string{"tokens.leeway"}},
 		{"bad env value", "", nil, map[string]string{"WARDEN_TOKENS_MAX_SIZE": "big"}, []string{"WARDEN_TOKENS_MAX_SIZE"}},
 		{"bad entrypoint", "", []string{"--policies-entrypoint", "data.x y"}, nil, []string{"policies.entrypoint"}},
+		{"bad default decision", "", []string{"--opa-default-decision", "data.x y"}, nil, []string{"opa.default_decision", "warden/authz/allow"}},
 		{"zero timeout", "", []string{"--policies-eval-timeout", "0s"}, nil, []string{"policies.eval_timeout"}},
 		{"issuer without keys", "tokens:\n  issuers:\n    - issuer: https://idp.example.com/\n      audiences: [api]\n", nil, nil, []string{"tokens.issuers"}},
 		{"stray argument", "", []string{"extra"}, nil, []string{`unexpected argument "extra"`}},

@@ -163,6 +163,7 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 			RemoveAuthorization: cfg.Proxy.RemoveAuthorization,
 		},
 		DecisionClients: clients,
+		DefaultDecision: cfg.OPA.defaultDecision(cfg.Policies.Entrypoint),
 		DecisionRate:    cfg.DecisionAPI.RateLimit,
 		DecisionBurst:   cfg.DecisionAPI.RateBurst,
 		Events:          feed.web(cfg.Events.MinSeqWait),

@@ -35,16 +35,17 @@ var authzenJSON = json.JoinOptions(strictJSON, json.RejectUnknownMembers(false))
 // specification has them: the status, and a message string as the body.
 const plainErrors = "warden.plain-errors"
 
-// The AuthZEN request's entities. Pointers tell a missing member from an
-// empty one: every required member missing or null is a 400.
+// The AuthZEN request's entities. An entity is a pointer, so that a batch
+// item without one takes the default; an identifier missing, null or ""
+// is the same mistake (a 400), so it is a plain string.
 type (
 	azEntity struct {
-		Type       *string        `json:"type"`
-		ID         *string        `json:"id"`
+		Type       string         `json:"type"`
+		ID         string         `json:"id"`
 		Properties map[string]any `json:"properties"`
 	}
 	azAction struct {
-		Name       *string        `json:"name"`
+		Name       string         `json:"name"`
 		Properties map[string]any `json:"properties"`
 	}
 	azEvaluation struct {
@@ -241,19 +242,19 @@ func (s *server) authzenCheck(c *gin.Context, ev azEvaluation) (check, string, e
 	}
 	resource := make(map[string]any, len(ev.Resource.Properties)+2)
 	maps.Copy(resource, ev.Resource.Properties)
-	resource["type"], resource["id"] = *ev.Resource.Type, *ev.Resource.ID
+	resource["type"], resource["id"] = ev.Resource.Type, ev.Resource.ID
 	ch := check{
-		Action:   *ev.Action.Name,
+		Action:   ev.Action.Name,
 		Resource: resource,
 		Context:  ev.Context,
 		authzen: &decision.AuthZEN{
-			Subject:  decision.Entity{Type: *ev.Subject.Type, ID: *ev.Subject.ID, Properties: subjectProps},
-			Action:   decision.Action{Name: *ev.Action.Name, Properties: ev.Action.Properties},
-			Resource: decision.Entity{Type: *ev.Resource.Type, ID: *ev.Resource.ID, Properties: ev.Resource.Properties},
+			Subject:  decision.Entity{Type: ev.Subject.Type, ID: ev.Subject.ID, Properties: subjectProps},
+			Action:   decision.Action{Name: ev.Action.Name, Properties: ev.Action.Properties},
+			Resource: decision.Entity{Type: ev.Resource.Type, ID: ev.Resource.ID, Properties: ev.Resource.Properties},
 		},
 	}
 	if token == "" {
-		ch.subject = *ev.Subject.ID
+		ch.subject = ev.Subject.ID
 	}
 	return ch, token, nil
 }
@@ -265,23 +266,23 @@ func (ev azEvaluation) validate() error {
 	switch {
 	case ev.Subject == nil:
 		missing = append(missing, "subject")
-	case ev.Subject.Type == nil || *ev.Subject.Type == "":
+	case ev.Subject.Type == "":
 		missing = append(missing, "subject.type")
-	case ev.Subject.ID == nil || *ev.Subject.ID == "":
+	case ev.Subject.ID == "":
 		missing = append(missing, "subject.id")
 	}
 	switch {
 	case ev.Action == nil:
 		missing = append(missing, "action")
-	case ev.Action.Name == nil || *ev.Action.Name == "":
+	case ev.Action.Name == "":
 		missing = append(missing, "action.name")
 	}
 	switch {
 	case ev.Resource == nil:
 		missing = append(missing, "resource")
-	case ev.Resource.Type == nil || *ev.Resource.Type == "":
+	case ev.Resource.Type == "":
 		missing = append(missing, "resource.type")
-	case ev.Resource.ID == nil || *ev.Resource.ID == "":
+	case ev.Resource.ID == "":
 		missing = append(missing, "resource.id")
 	}
 	if len(missing) > 0 {

@@ -186,7 +186,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) Decision {
 	var key memoKey
 	memoised := false
 	if set.memo != nil {
-		if key, memoised = set.memo.key(&in); memoised {
+		if key, memoised = set.memo.key(&in, e.tokenTerm); memoised {
 			if v, hit := set.memo.get(key); hit {
 				return v.apply(d)
 			}

@@ -34,6 +34,9 @@ type memo struct {
 	// query often does, so keeping them would make most proxied decisions
 	// misses.
 	unread unreadInput
+	// plan is what of the resource and context the key holds; nil for
+	// all of them.
+	plan *keyPlan
 }
 
 // unreadInput says which parts of the input a set never reads: of
@@ -61,7 +64,7 @@ type memoKey struct {
 	rest   string // action, resource, context and request, canonical
 }
 
-func newMemo(size int, unread unreadInput) *memo {
+func newMemo(size int, unread unreadInput, plan *keyPlan) *memo {
 	if size <= 0 {
 		return nil
 	}
@@ -69,12 +72,13 @@ func newMemo(size int, unread unreadInput) *memo {
 	if err != nil {
 		return nil // only for size <= 0, excluded above
 	}
-	return &memo{verdicts: c, unread: unread}
+	return &memo{verdicts: c, unread: unread, plan: plan}
 }
 
 // key builds the memo key of in. encoding/json writes map keys in sorted
-// order, which makes the encoding canonical for equal objects.
-func (m *memo) key(in *Input) (memoKey, bool) {
+// order, which makes the encoding canonical for equal objects. token gives
+// input.token for claims, for a plan that compares a part of it.
+func (m *memo) key(in *Input, token func(*claims.Claims) *ast.Term) (memoKey, bool) {
 	var b strings.Builder
 	if in.Claims == nil { // an asserted subject: its name, where a token is its claims
 		b.WriteString(strconv.Quote(in.Subject))
@@ -98,7 +102,14 @@ func (m *memo) key(in *Input) (memoKey, bool) {
 	if m.unread.authzen {
 		authzen = nil
 	}
-	for _, v := range []any{in.Resource, in.Context, request, authzen} {
+	parts := []any{in.Resource, in.Context, request, authzen}
+	if m.plan != nil {
+		if !m.plan.writeKey(&b, in, token) {
+			return memoKey{}, false
+		}
+		parts = parts[2:]
+	}
+	for _, v := range parts {
 		b.WriteByte(0)
 		raw, err := json.Marshal(v)
 		if err != nil {

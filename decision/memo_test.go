@@ -2,6 +2,7 @@ package decision_test
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
@@ -49,16 +50,30 @@ func TestDecisionCache(t *testing.T) {
 		t.Fatalf("cached decision %+v differs from the evaluated %+v", again, first)
 	}
 
+	// The shipped policy reads the resource only to compare its owner with
+	// the subject (keyplan.go): another order is the same entry.
 	if d := ask(alice, "orders:approve", map[string]any{"type": "order", "id": "43"}); !d.Allow {
 		t.Fatalf("other resource: %+v", d)
 	}
+	wantStats(2, 1)
 	if d := ask(token("bob", []any{"staff"}), "orders:approve", nil); d.Allow {
 		t.Fatalf("staff approve: %+v, want deny (another token must not share alice's entry)", d)
 	}
 	if d := ask(alice, "orders:read", nil); !d.Allow {
 		t.Fatalf("other action: %+v", d)
 	}
-	wantStats(1, 4)
+	wantStats(2, 3)
+	// Whether alice owns the order is another entry, with its own reasons.
+	bob := token("bob", []any{"staff"})
+	other := ask(bob, "orders:read", map[string]any{"id": "7", "owner": "carol"})
+	owned := ask(bob, "orders:read", map[string]any{"id": "7", "owner": "bob"})
+	if slices.Equal(other.Reasons, owned.Reasons) || !slices.Contains(owned.Reasons, "subject bob owns the resource") {
+		t.Fatalf("owned %+v and not owned %+v share reasons", owned, other)
+	}
+	if again := ask(bob, "orders:read", map[string]any{"id": "8", "owner": "bob"}); !slices.Equal(again.Reasons, owned.Reasons) {
+		t.Fatalf("another owned order: %+v, want %+v", again, owned)
+	}
+	wantStats(3, 5)
 
 	// The revocation check runs before the cache.
 	revs.revoked.Store(true)

@@ -106,8 +106,8 @@ func prepareSet(ctx context.Context, ls *loadedSet, compiler *ast.Compiler, entr
 		return nil, fmt.Errorf("prepare %v: %w", adminAllow, err)
 	}
 	set.unread = unreadParts(compiler)
-	if !calls(compiler, nondeterministic) {
-		set.memo = newMemo(memoSize, set.unread)
+	if memoSize > 0 && !calls(compiler, nondeterministic) {
+		set.memo = newMemo(memoSize, set.unread, planKey(ctx, compiler, ls.store, entry))
 	}
 	set.offload = calls(compiler, waitsOnNetwork)
 	return set, nil

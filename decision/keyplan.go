@@ -1,0 +1,339 @@
+package decision
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+
+	"github.com/wardenauthz/warden/claims"
+)
+
+// A keyPlan says what of input.resource and input.context a set's decision
+// depends on, so that the decision cache keys on that and not on the whole
+// of them. Real traffic names a new resource on nearly every request (an
+// order id out of millions), while a typical policy reads only the
+// resource's owner, and only to compare it with the subject: keyed on the
+// whole resource, such requests never hit; keyed on whether the owner is the
+// subject, a user's requests share a handful of entries.
+//
+// The plan is derived, once per set, from OPA's partial evaluation of the
+// decision with the whole input unknown. The residual policy is equivalent
+// to the set for every input, and every place it reads the input is
+// explicit in it (rules, functions and data are evaluated away), so:
+//
+//   - a sub-document of input.resource or input.context that the residual
+//     compares, as a whole expression of a rule body, with a constant or
+//     another part of the input (=, ==, !=) matters only through the
+//     comparison's outcome: equal, different, or one side undefined. Those
+//     outcomes are an atom of the key;
+//   - any other sub-document it reads is a value of the key, its JSON in
+//     full: passed to a function or built-in, used in a rule's value,
+//     iterated, compared with a variable, tested for being defined;
+//   - a key computed at evaluation (input.resource[k]) makes the document
+//     above it a value.
+//
+// Two inputs with the same token, action, request, AuthZEN entities and
+// the same values and atom outcomes make the residual evaluate the same
+// way, so the set decides them the same way. A residual that reads the
+// input as a whole or rebinds it (with), a partial evaluation that fails,
+// runs out of time or grows past maxResidual, all leave the set without a
+// plan: its key holds the whole resource and context, as it always may.
+type keyPlan struct {
+	values [][]string // paths such as ["resource", "owner"]
+	atoms  []atom
+}
+
+// atom is a comparison of two operands, at least one below input.resource
+// or input.context.
+type atom struct{ a, b operand }
+
+// operand is a path into the input or a scalar constant.
+type operand struct {
+	path     []string // ["resource", "owner"], ["subject"], ["token", "claims", "sub"]
+	constant *ast.Term
+}
+
+const (
+	// planTimeout bounds the partial evaluation of a set at activation.
+	planTimeout = 2 * time.Second
+	// maxResidual bounds the expressions of a residual worth analysing.
+	maxResidual = 20000
+)
+
+// planKey partially evaluates each part of the decision at entry with the
+// input unknown and derives the set's keyPlan; nil when there is none.
+func planKey(ctx context.Context, compiler *ast.Compiler, store storage.Store, entry ast.Ref) *keyPlan {
+	ctx, cancel := context.WithTimeout(ctx, planTimeout)
+	defer cancel()
+	var residual []any // ast.Body and *ast.Module, to walk
+	for _, key := range decisionKeys {
+		query := ast.NewBody(ast.Equality.Expr(ast.VarTerm("x"), ast.NewTerm(entry.Append(key))))
+		pq, err := rego.New(
+			rego.ParsedQuery(query),
+			rego.Compiler(compiler),
+			rego.Store(store),
+			rego.Unknowns([]string{"input"}),
+		).Partial(ctx)
+		if err != nil {
+			return nil
+		}
+		for _, q := range pq.Queries {
+			residual = append(residual, q)
+		}
+		for _, m := range pq.Support {
+			residual = append(residual, m)
+		}
+	}
+	return analyseResidual(residual)
+}
+
+// analyseResidual derives the plan from the residual's bodies and modules.
+func analyseResidual(residual []any) *keyPlan {
+	p := &keyPlan{}
+	exprs, whole := 0, false
+	var vis *ast.GenericVisitor
+	vis = ast.NewGenericVisitor(func(x any) bool {
+		switch x := x.(type) {
+		case *ast.Expr:
+			exprs++
+			if len(x.With) > 0 {
+				whole = true // the input rebound
+			}
+			if a, ok := atomOf(x); ok {
+				if !slices.ContainsFunc(p.atoms, a.equal) {
+					p.atoms = append(p.atoms, a)
+				}
+				return true // its operands count only through the outcome
+			}
+		case *ast.Term:
+			switch v := x.Value.(type) {
+			case ast.Var:
+				if v.Equal(ast.InputRootDocument.Value) {
+					whole = true // the input as a whole
+				}
+			case ast.Ref:
+				if !v.HasPrefix(ast.InputRootRef) {
+					return false
+				}
+				if path, _ := stringPath(v); len(path) == 0 {
+					whole = true
+				} else if requestPart(path[0]) && !slices.ContainsFunc(p.values, func(q []string) bool { return slices.Equal(q, path) }) {
+					p.values = append(p.values, path)
+				}
+				for _, k := range v[1:] { // a key computed from the input reads it too
+					vis.Walk(k)
+				}
+				return true
+			}
+		}
+		return false
+	})
+	for _, x := range residual {
+		vis.Walk(x)
+	}
+	if whole || exprs > maxResidual {
+		return nil
+	}
+	return p
+}
+
+// requestPart says whether the input document name is one the plan covers:
+// input.resource and input.context. The token and subject are in the key
+// by identity, the action as it is, the request and AuthZEN entities as
+// unreadInput leaves them.
+func requestPart(name string) bool { return name == "resource" || name == "context" }
+
+// stringPath is the path of r below input up to its first key that is not a
+// string, and whether that is all of r.
+func stringPath(r ast.Ref) ([]string, bool) {
+	path := make([]string, 0, len(r)-1)
+	for _, k := range r[1:] {
+		s, ok := k.Value.(ast.String)
+		if !ok {
+			return path, false
+		}
+		path = append(path, string(s))
+	}
+	return path, true
+}
+
+// atomOf recognises a comparison whose only use is its outcome: a whole
+// body expression, possibly negated, =, == or != between two operands of
+// which one is below input.resource or input.context and the other is too,
+// or is another part of the input (token, subject, action), or a scalar
+// constant. As a body expression, false and undefined both fail it, so the
+// outcome decides the evaluation.
+func atomOf(e *ast.Expr) (atom, bool) {
+	if !e.IsCall() || len(e.With) > 0 || len(e.Operands()) != 2 {
+		return atom{}, false
+	}
+	op := e.Operator()
+	if !op.Equal(ast.Equality.Ref()) && !op.Equal(ast.Equal.Ref()) && !op.Equal(ast.NotEqual.Ref()) {
+		return atom{}, false
+	}
+	var ops [2]operand
+	request := false
+	for i, t := range e.Operands() {
+		switch v := t.Value.(type) {
+		case ast.Ref:
+			if !v.HasPrefix(ast.InputRootRef) {
+				return atom{}, false
+			}
+			path, all := stringPath(v)
+			if !all || len(path) == 0 || !inputPart(path) {
+				return atom{}, false
+			}
+			request = request || requestPart(path[0])
+			ops[i].path = path
+		case ast.String, ast.Number, ast.Boolean, ast.Null:
+			ops[i].constant = t
+		default:
+			return atom{}, false
+		}
+	}
+	return atom{ops[0], ops[1]}, request
+}
+
+// inputPart says whether path names something the key can look up: below
+// the resource, the context or the token, or the subject or action.
+func inputPart(path []string) bool {
+	switch path[0] {
+	case "resource", "context":
+		return len(path) > 1
+	case "token":
+		return true
+	case "subject", "action":
+		return len(path) == 1
+	}
+	return false
+}
+
+func (a atom) equal(b atom) bool { return a.a.equal(b.a) && a.b.equal(b.b) }
+
+func (o operand) equal(p operand) bool {
+	if o.constant != nil || p.constant != nil {
+		return o.constant != nil && p.constant != nil && o.constant.Equal(p.constant)
+	}
+	return slices.Equal(o.path, p.path)
+}
+
+// writeKey writes in's part of the key the plan asks for: each value's
+// JSON, then each atom's outcome. token gives input.token for claims (nil
+// when they do not convert). It reports false when a value cannot be
+// encoded; the decision is then not cached.
+func (p *keyPlan) writeKey(b *strings.Builder, in *Input, token func(*claims.Claims) *ast.Term) bool {
+	for _, path := range p.values {
+		b.WriteByte(0)
+		v, found := lookup(in, path)
+		if !found {
+			b.WriteByte(1) // undefined; JSON never starts with 1
+			continue
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return false
+		}
+		b.Write(raw)
+	}
+	if len(p.atoms) == 0 {
+		return true
+	}
+	b.WriteByte(0)
+	for _, a := range p.atoms {
+		x, ok := a.a.term(in, token)
+		if !ok {
+			return false
+		}
+		y, ok := a.b.term(in, token)
+		switch {
+		case !ok:
+			return false
+		case x == nil || y == nil:
+			b.WriteByte('u')
+		case x.Equal(y):
+			b.WriteByte('=')
+		default:
+			b.WriteByte('!')
+		}
+	}
+	return true
+}
+
+// lookup finds the Go value at path in in.Resource or in.Context. Below a
+// value that is not a JSON object, it answers that value: it holds the path,
+// and keying on more of the input only makes the key finer.
+func lookup(in *Input, path []string) (any, bool) {
+	var v any = in.Resource
+	if path[0] == "context" {
+		v = in.Context
+	}
+	for _, k := range path[1:] {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return v, true
+		}
+		if v, ok = m[k]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// term is the operand's value for in as the policy sees it: nil when it
+// is undefined, false when it cannot be converted.
+func (o operand) term(in *Input, token func(*claims.Claims) *ast.Term) (*ast.Term, bool) {
+	if o.constant != nil {
+		return o.constant, true
+	}
+	switch o.path[0] {
+	case "subject":
+		return stringTerm(in.subject()), true
+	case "action":
+		return stringTerm(in.Action), true
+	case "token":
+		if in.Claims == nil {
+			return nil, true // an asserted subject has no token
+		}
+		t := token(in.Claims)
+		return find(t, o.path[1:]), t != nil
+	}
+	var v any = in.Resource
+	if o.path[0] == "context" {
+		v = in.Context
+	}
+	for i, k := range o.path[1:] {
+		m, ok := v.(map[string]any)
+		if !ok { // not decoded JSON: convert it and look below
+			t, err := valueTerm(v)
+			if err != nil {
+				return nil, false
+			}
+			return find(t, o.path[1+i:]), true
+		}
+		if v, ok = m[k]; !ok {
+			return nil, true
+		}
+	}
+	t, err := valueTerm(v)
+	return t, err == nil
+}
+
+// find is the term at path below t, nil when undefined.
+func find(t *ast.Term, path []string) *ast.Term {
+	for _, k := range path {
+		obj, ok := t.Value.(ast.Object)
+		if !ok {
+			return nil
+		}
+		if t = obj.Get(ast.StringTerm(k)); t == nil {
+			return nil
+		}
+	}
+	return t
+}

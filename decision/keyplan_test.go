@@ -1,0 +1,198 @@
+package decision
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/wardenauthz/warden/claims"
+)
+
+// planPolicies are decision documents that read the resource and context
+// in the ways a policy author does, each with the plan it must get:
+// "values" are the sub-documents keyed in full, "atoms" the comparisons
+// keyed by outcome, "none" a set without a plan (the whole resource and
+// context in the key).
+var planPolicies = []struct {
+	name, rego, values, atoms string
+}{
+	{"owner is the subject", `
+allow if input.resource.owner == input.subject
+reasons contains "owner" if allow`, "", "resource.owner~subject"},
+	{"owner is the sub claim, through a rule", `
+resource := input.resource
+allow if resource.owner = input.token.claims.sub
+reasons contains "owner" if allow`, "", "resource.owner~token.claims.sub"},
+	{"not the owner, against a constant", `
+allow if {
+	input.resource.type == "order"
+	input.resource.owner != "root"
+}
+reasons contains "ok" if allow`, "", "resource.type~\"order\" resource.owner~\"root\""},
+	{"the id in a reason", `
+allow if input.resource.owner == input.subject
+reasons contains sprintf("order %v", [input.resource.id]) if allow`, "resource.id", "resource.owner~subject"},
+	{"a number compared by order", `
+allow if input.context.level > 3
+reasons contains "level" if allow`, "context.level", ""},
+	{"a key known once the data is", `
+allow if {
+	some k in ["owner", "editor"]
+	input.resource[k] == input.subject
+}
+reasons contains "named" if allow`, "", "resource.editor~subject resource.owner~subject"},
+	{"a key computed at evaluation", `
+allow if {
+	some k
+	input.resource[k] == input.subject
+	k != "id"
+}
+reasons contains "named" if allow`, "resource", ""},
+	{"compared with a constant from the data", `
+allow if {
+	some o in data.owners
+	input.resource.owner == o
+}
+reasons contains "listed" if allow`, "", "resource.owner~\"alice\" resource.owner~\"bob\""},
+	{"compared with a computed value", `
+allow if input.resource.owner == lower(input.subject)
+reasons contains "lower" if allow`, "resource.owner", ""},
+	{"the resource compared as a whole", `
+allow if input.resource == {"id": "1", "type": "order", "owner": "alice"}
+reasons contains "exact" if allow`, "resource", ""},
+	{"the input walked", `
+allow if {
+	walk(input, [_, v])
+	v == "root"
+}
+reasons contains "walked" if allow`, "none", ""},
+	{"the input rebound", `
+allow if owns with input.subject as "alice"
+owns if input.resource.owner == input.subject
+reasons contains "rebound" if allow`, "none", ""},
+}
+
+func describePlan(p *keyPlan) (values, atoms string) {
+	if p == nil {
+		return "none", ""
+	}
+	var v, a []string
+	for _, path := range p.values {
+		v = append(v, strings.Join(path, "."))
+	}
+	side := func(o operand) string {
+		if o.constant != nil {
+			return o.constant.String()
+		}
+		return strings.Join(o.path, ".")
+	}
+	for _, x := range p.atoms {
+		a = append(a, side(x.a)+"~"+side(x.b))
+	}
+	return strings.Join(v, " "), strings.Join(a, " ")
+}
+
+func planEngine(t *testing.T, rego string) *Engine {
+	t.Helper()
+	fsys := fstest.MapFS{
+		"authz.rego": {Data: []byte("package warden.authz\n\ndefault allow := false\n" + rego)},
+		"data.json":  {Data: []byte(`{"owners": ["alice", "bob"]}`)},
+	}
+	e, err := NewEngine(context.Background(), fsys, Options{DecisionCacheSize: 1000, Logger: slog.New(slog.DiscardHandler), EvalTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestKeyPlan checks what each policy's plan keys on.
+func TestKeyPlan(t *testing.T) {
+	for _, tc := range planPolicies {
+		t.Run(tc.name, func(t *testing.T) {
+			values, atoms := describePlan(planEngine(t, tc.rego).set.Load().memo.plan)
+			if values != tc.values || atoms != tc.atoms {
+				t.Errorf("plan: values %q, atoms %q; want %q, %q", values, atoms, tc.values, tc.atoms)
+			}
+		})
+	}
+}
+
+// TestKeyPlanDifferential decides requests drawn from small domains, so
+// that they collide on every key part, through each policy's engine and
+// through the plain evaluation, and requires the same decision, reasons
+// and headers for each: the plan must never make two inputs the policy
+// tells apart share an entry. The values are the cases where a comparison
+// is subtle: undefined, null, a number and its string, numbers equal in
+// value but not in spelling, objects.
+func TestKeyPlanDifferential(t *testing.T) {
+	subjects := []string{"alice", "bob", ""}
+	ownerValues := []any{"alice", "bob", "root", nil, json.Number("1"), "1", json.Number("1.0"), map[string]any{"a": "alice"}, []any{"alice"}}
+	typeValues := []any{"order", "ORDER", nil}
+	levels := []any{json.Number("2"), json.Number("3"), json.Number("4"), "4"}
+	rng := rand.New(rand.NewPCG(14, 2))
+	inputs := make([]Input, 3000)
+	for i := range inputs {
+		sub := subjects[rng.IntN(len(subjects))]
+		in := Input{Action: "read", Resource: map[string]any{"id": fmt.Sprint(rng.IntN(5))}, Context: map[string]any{}}
+		if rng.IntN(5) == 0 {
+			in.Subject = sub + "-asserted" // no token
+		} else {
+			in.Claims = &claims.Claims{Subject: sub, Header: claims.Header{Alg: "RS256"}, Raw: map[string]any{"sub": sub}}
+		}
+		if v := ownerValues[rng.IntN(len(ownerValues)+1)%len(ownerValues)]; rng.IntN(6) > 0 {
+			in.Resource["owner"] = v
+		}
+		if v := typeValues[rng.IntN(len(typeValues))]; v != nil {
+			in.Resource["type"] = v
+		}
+		if rng.IntN(3) > 0 {
+			in.Context["level"] = levels[rng.IntN(len(levels))]
+		}
+		if rng.IntN(10) == 0 {
+			in.Resource["editor"] = sub
+		}
+		inputs[i] = in
+	}
+	for _, tc := range planPolicies {
+		t.Run(tc.name, func(t *testing.T) {
+			e := planEngine(t, tc.rego)
+			set := e.set.Load()
+			allowed := 0
+			for i, in := range inputs {
+				got := e.Decide(context.Background(), in)
+				input, err := buildInput(&in, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r, err := e.eval(context.Background(), set.authz, input, nil, false)
+				if err != nil {
+					t.Fatalf("request %d: plain evaluation: %v", i, err)
+				}
+				v, err := readDecision(r)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				if want := v.apply(Decision{Revision: set.revision}); !reflect.DeepEqual(got, want) {
+					t.Fatalf("request %d (%+v): engine %+v, plain evaluation %+v", i, in, got, want)
+				}
+				if got.Allow {
+					allowed++
+				}
+			}
+			hits, _ := e.DecisionCacheStats()
+			if tc.values != "none" && hits == 0 {
+				t.Errorf("no cache hits")
+			}
+			if allowed == 0 || allowed == len(inputs) {
+				t.Errorf("%d of %d allowed: the draw must exercise both outcomes", allowed, len(inputs))
+			}
+		})
+	}
+}

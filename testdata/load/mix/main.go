@@ -265,8 +265,10 @@ func runCheck(args []string) error {
 
 // runLoad sends the mix with c connections for d and prints one line:
 // decisions/s, latency p50/p99, and the answers that were not 200. With
-// -rate it is open loop: requests start at that rate whatever the answers'
-// latency, so the percentiles are not flattered by a waiting client.
+// -rate it is open loop: request k is due at start + k/rate whatever the
+// answers' latency, and its latency counts from when it was due, so the
+// percentiles are not flattered by a client that waits (coordinated
+// omission, as wrk2 measures).
 func runLoad(args []string) error {
 	fs := flag.NewFlagSet("load", flag.ExitOnError)
 	dir := fs.String("dir", "", "the issuer's directory")
@@ -299,26 +301,22 @@ func runLoad(args []string) error {
 	lat := make([][]time.Duration, *conns)
 	ctx, cancel := context.WithTimeout(context.Background(), *dur)
 	defer cancel()
-	var ticks <-chan time.Time
-	if *rate > 0 {
-		t := time.NewTicker(time.Second / time.Duration(*rate))
-		defer t.Stop()
-		ticks = t.C
-	}
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := range *conns {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				if ticks != nil {
+				k := next.Add(1) - 1
+				b := bodies[int(k)%len(bodies)]
+				t0 := time.Now()
+				if *rate > 0 {
+					t0 = start.Add(time.Duration(k) * time.Second / time.Duration(*rate))
 					select {
-					case <-ticks:
+					case <-time.After(time.Until(t0)):
 					case <-ctx.Done():
 						return
 					}
 				}
-				b := bodies[int(next.Add(1)-1)%len(bodies)]
-				t0 := time.Now()
 				resp, err := client.Post(*url, "application/json", bytes.NewReader(b))
 				if err != nil {
 					if !errors.Is(err, context.DeadlineExceeded) {

@@ -48,7 +48,8 @@ type fixture struct {
 	verifier *claims.Verifier
 	engine   *decision.Engine
 	log      *decisionlog.Log
-	logger   *slog.Logger // the server's, writing to logs
+	logger   *slog.Logger     // the server's, writing to logs
+	nats     *events.Embedded // the events fixture's NATS server
 }
 
 func newFixture(t testing.TB) *fixture { return newFixtureWith(t, decision.Options{}) }

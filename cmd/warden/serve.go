@@ -48,6 +48,12 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 			return err
 		}
 	}
+	var revokers []web.RevocationClient
+	if f := cfg.Revocation.ClientsFile; f != "" {
+		if revokers, err = readRevocationClients(f); err != nil {
+			return err
+		}
+	}
 	devMode := len(cfg.Tokens.Issuers) == 0
 	if devMode && !loopbackAddr(cfg.Listen) {
 		if !cfg.Dev.AllowRemote {
@@ -162,15 +168,16 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 			TrustedProxies: trusted, TokenHeader: cfg.Proxy.TokenHeader, TokenCookie: cfg.Proxy.TokenCookie,
 			RemoveAuthorization: cfg.Proxy.RemoveAuthorization,
 		},
-		DecisionClients: clients,
-		DefaultDecision: cfg.OPA.defaultDecision(cfg.Policies.Entrypoint),
-		DecisionRate:    cfg.DecisionAPI.RateLimit,
-		DecisionBurst:   cfg.DecisionAPI.RateBurst,
-		Events:          feed.web(cfg.Events.MinSeqWait),
-		Policies:        pm,
-		Drafts:          engine,
-		Readiness:       []web.Readiness{pm},
-		DecisionLog:     decisionLog,
+		DecisionClients:   clients,
+		RevocationClients: revokers,
+		DefaultDecision:   cfg.OPA.defaultDecision(cfg.Policies.Entrypoint),
+		DecisionRate:      cfg.DecisionAPI.RateLimit,
+		DecisionBurst:     cfg.DecisionAPI.RateBurst,
+		Events:            feed.web(cfg.Events.MinSeqWait),
+		Policies:          pm,
+		Drafts:            engine,
+		Readiness:         []web.Readiness{pm},
+		DecisionLog:       decisionLog,
 	}
 	if grpcServer != nil {
 		webOpts.GRPCServer = grpcServer

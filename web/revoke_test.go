@@ -155,7 +155,7 @@ func TestRevokeToken(t *testing.T) {
 	// Credentials in the body (client_secret_post) and a form-encoded Basic
 	// user and password work too.
 	posted, _ := f.accessToken(t, "orders-web", "jti-3")
-	if revokedSeq(t, f.revoke(t, formType, form("token", posted, "client_id", "orders-web", "client_secret", ordersSecret))) == 0 {
+	if revokedSeq(t, f.revoke(t, formType+"; charset=UTF-8", form("token", posted, "client_id", "orders-web", "client_secret", ordersSecret))) == 0 {
 		t.Error("client_secret_post: nothing published")
 	}
 	reports, _ := f.accessToken(t, reportsID, "jti-4")

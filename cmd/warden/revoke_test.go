@@ -147,6 +147,19 @@ func TestRevocationClientsFile(t *testing.T) {
 		})
 	}
 
+	// The example of docs/revocation.md is a file Warden reads.
+	doc, err := os.ReadFile("../../docs/revocation.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, example, _ := strings.Cut(string(doc), "## Turning it on")
+	_, example, _ = strings.Cut(example, "```\n")
+	example, _, _ = strings.Cut(example, "```")
+	got, err = readRevocationClients(writeFile(t, "clients", example))
+	if err != nil || len(got) != 2 || got[0].RevokeAny || !got[1].RevokeAny {
+		t.Errorf("the example of docs/revocation.md = %+v, %v; want orders-web and idp with revoke_any", got, err)
+	}
+
 	bad := writeFile(t, "clients", "orders-web secret-a\n")
 	err = run(context.Background(), []string{"warden", "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--revocation-clients-file", bad},
 		env(nil), strings.NewReader(""), io.Discard, io.Discard)

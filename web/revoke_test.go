@@ -68,18 +68,19 @@ func (f *fixture) accessToken(t *testing.T, client, jti string) (string, time.Ti
 }
 
 // revoke posts a form to the revocation endpoint.
-func (f *fixture) revoke(t *testing.T, contentType, body string, header ...string) *httptest.ResponseRecorder {
+func (f *fixture) revoke(contentType, body string, header ...string) *httptest.ResponseRecorder {
+	return f.request("POST", RevokePath, contentType, body, header...)
+}
+
+// metricsHave checks that /metrics shows every one of the lines want.
+func (f *fixture) metricsHave(t *testing.T, want ...string) {
 	t.Helper()
-	req := httptest.NewRequest("POST", RevokePath, strings.NewReader(body))
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+	rec := f.request("GET", "/metrics", "", "")
+	for _, w := range want {
+		if !strings.Contains(rec.Body.String(), w) {
+			t.Errorf("metrics lack %s", w)
+		}
 	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	rec := httptest.NewRecorder()
-	f.handler.ServeHTTP(rec, req)
-	return rec
 }
 
 const formType = "application/x-www-form-urlencoded"
@@ -115,7 +116,7 @@ func TestRevokeToken(t *testing.T) {
 	revoked, exp := f.accessToken(t, "orders-web", "jti-1")
 	other, _ := f.accessToken(t, "orders-web", "jti-2")
 
-	rec := f.revoke(t, formType, form("token", revoked, "token_type_hint", "access_token"), "Authorization", basic("orders-web", ordersSecret))
+	rec := f.revoke(formType, form("token", revoked, "token_type_hint", "access_token"), "Authorization", basic("orders-web", ordersSecret))
 	seq := revokedSeq(t, rec)
 	if seq != 1 {
 		t.Fatalf("Warden-Seq = %d, want 1 (the stream's first event)", seq)
@@ -148,45 +149,39 @@ func TestRevokeToken(t *testing.T) {
 	}
 
 	// Revoking again is the same event: stored once, same sequence.
-	if again := revokedSeq(t, f.revoke(t, formType, form("token", revoked), "Authorization", basic("orders-web", ordersSecret))); again != seq {
+	if again := revokedSeq(t, f.revoke(formType, form("token", revoked), "Authorization", basic("orders-web", ordersSecret))); again != seq {
 		t.Errorf("second revocation: Warden-Seq %d, want the original %d", again, seq)
 	}
 
 	// Credentials in the body (client_secret_post) and a form-encoded Basic
 	// user and password work too.
 	posted, _ := f.accessToken(t, "orders-web", "jti-3")
-	if revokedSeq(t, f.revoke(t, formType+"; charset=UTF-8", form("token", posted, "client_id", "orders-web", "client_secret", ordersSecret))) == 0 {
+	if revokedSeq(t, f.revoke(formType+"; charset=UTF-8", form("token", posted, "client_id", "orders-web", "client_secret", ordersSecret))) == 0 {
 		t.Error("client_secret_post: nothing published")
 	}
 	reports, _ := f.accessToken(t, reportsID, "jti-4")
-	if revokedSeq(t, f.revoke(t, formType, form("token", reports), "Authorization", basic(reportsID, reportsSecret))) == 0 {
+	if revokedSeq(t, f.revoke(formType, form("token", reports), "Authorization", basic(reportsID, reportsSecret))) == 0 {
 		t.Error("form-encoded HTTP Basic: nothing published")
 	}
 	// Basic with a matching client_id in the body is one authentication.
 	matching, _ := f.accessToken(t, "orders-web", "jti-5")
-	if revokedSeq(t, f.revoke(t, formType, form("token", matching, "client_id", "orders-web"), "Authorization", basic("orders-web", ordersSecret))) == 0 {
+	if revokedSeq(t, f.revoke(formType, form("token", matching, "client_id", "orders-web"), "Authorization", basic("orders-web", ordersSecret))) == 0 {
 		t.Error("Basic with the same client_id in the body: nothing published")
 	}
 
 	// The identity provider revokes any client's token; the event names it.
 	foreign, _ := f.accessToken(t, "billing", "jti-6")
-	seq = revokedSeq(t, f.revoke(t, formType, form("token", foreign, "token_type_hint", "refresh_token"), "Authorization", basic("idp", idpSecret)))
+	seq = revokedSeq(t, f.revoke(formType, form("token", foreign, "token_type_hint", "refresh_token"), "Authorization", basic("idp", idpSecret)))
 	status, got = f.do(t, "POST", "/v1/decision", "application/json", `{"token":"`+foreign+`","action":"orders:read"}`, "Warden-Min-Seq", strconv.FormatUint(seq, 10))
 	if status != 200 || got["reason"] != "token_revoked" {
 		t.Errorf("billing's token after the IdP revoked it = %d %v", status, got)
 	}
 
-	rec = httptest.NewRecorder()
-	f.handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	for _, want := range []string{
+	f.metricsHave(t,
 		`warden_revocation_requests_total{client="orders-web",outcome="revoked"} 4`,
 		`warden_revocation_requests_total{client="idp",outcome="revoked"} 1`,
 		`warden_revocation_requests_total{client="svc:reports",outcome="revoked"} 1`,
-	} {
-		if !strings.Contains(rec.Body.String(), want) {
-			t.Errorf("metrics lack %s", want)
-		}
-	}
+	)
 }
 
 // TestRevokeInvalidTokens: a token Warden does not accept is answered 200
@@ -219,13 +214,13 @@ func TestRevokeInvalidTokens(t *testing.T) {
 		"other issuer":   with("iss", "https://elsewhere.test/"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			if seq := revokedSeq(t, f.revoke(t, formType, form("token", token), auth...)); seq != 0 {
+			if seq := revokedSeq(t, f.revoke(formType, form("token", token), auth...)); seq != 0 {
 				t.Errorf("published as sequence %d", seq)
 			}
 		})
 	}
 	good, _ := f.accessToken(t, "orders-web", "jti-good")
-	if seq := revokedSeq(t, f.revoke(t, formType, form("token", good), auth...)); seq != 1 {
+	if seq := revokedSeq(t, f.revoke(formType, form("token", good), auth...)); seq != 1 {
 		t.Errorf("the first real revocation is sequence %d, want 1: something was published before", seq)
 	}
 }
@@ -290,15 +285,7 @@ func TestRevokeRefusals(t *testing.T) {
 			if tt.name == "token in the URL" {
 				path += "?token=" + mine
 			}
-			req := httptest.NewRequest("POST", path, strings.NewReader(tt.body))
-			if tt.contentType != "" {
-				req.Header.Set("Content-Type", tt.contentType)
-			}
-			for i := 0; i+1 < len(tt.header); i += 2 {
-				req.Header.Set(tt.header[i], tt.header[i+1])
-			}
-			rec := httptest.NewRecorder()
-			f.handler.ServeHTTP(rec, req)
+			rec := f.request("POST", path, tt.contentType, tt.body, tt.header...)
 			var got OAuthErrorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 				t.Fatalf("= %d %q: not OAuth's error JSON: %v", rec.Code, rec.Body, err)
@@ -319,25 +306,19 @@ func TestRevokeRefusals(t *testing.T) {
 	// The same tokens the refusals are about, revoked by the right client
 	// or the identity provider, are accepted: the refusals were about the
 	// client, not the token.
-	if revokedSeq(t, f.revoke(t, formType, form("token", azpMine), "Authorization", orders)) == 0 {
+	if revokedSeq(t, f.revoke(formType, form("token", azpMine), "Authorization", orders)) == 0 {
 		t.Error("own token named by azp: nothing published")
 	}
-	if revokedSeq(t, f.revoke(t, formType, form("token", noClient, "token_type_hint", "id_token"), "Authorization", basic("idp", idpSecret))) == 0 {
+	if revokedSeq(t, f.revoke(formType, form("token", noClient, "token_type_hint", "id_token"), "Authorization", basic("idp", idpSecret))) == 0 {
 		t.Error("the identity provider, with an unknown token_type_hint: nothing published")
 	}
 
-	rec := httptest.NewRecorder()
-	f.handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	for _, want := range []string{
+	f.metricsHave(t,
 		`warden_revocation_requests_total{client="",outcome="invalid_client"} 6`,
 		`warden_revocation_requests_total{client="orders-web",outcome="invalid_client"} 2`,
 		`warden_revocation_requests_total{client="orders-web",outcome="unauthorized_client"} 4`,
 		`warden_revocation_requests_total{client="orders-web",outcome="unsupported_token_type"} 2`,
-	} {
-		if !strings.Contains(rec.Body.String(), want) {
-			t.Errorf("metrics lack %s", want)
-		}
-	}
+	)
 }
 
 // TestRevokeEndpointOff: without configured clients, or without the event
@@ -348,7 +329,7 @@ func TestRevokeEndpointOff(t *testing.T) {
 	noFeed.serve(t, nil, decisionlog.Options{}, Options{RevocationClients: revocationClients()})
 	for name, f := range map[string]*fixture{"no clients": noClients, "no event feed": noFeed} {
 		token, _ := f.accessToken(t, "orders-web", "j")
-		if rec := f.revoke(t, formType, form("token", token), "Authorization", basic("orders-web", ordersSecret)); rec.Code != http.StatusNotFound {
+		if rec := f.revoke(formType, form("token", token), "Authorization", basic("orders-web", ordersSecret)); rec.Code != http.StatusNotFound {
 			t.Errorf("%s: = %d %s, want 404", name, rec.Code, rec.Body)
 		}
 	}
@@ -360,7 +341,7 @@ func TestRevokeWithoutNATS(t *testing.T) {
 	f := newRevokeFixture(t)
 	token, _ := f.accessToken(t, "orders-web", "jti-lost")
 	f.nats.Shutdown()
-	rec := f.revoke(t, formType, form("token", token), "Authorization", basic("orders-web", ordersSecret))
+	rec := f.revoke(formType, form("token", token), "Authorization", basic("orders-web", ordersSecret))
 	var got OAuthErrorBody
 	json.Unmarshal(rec.Body.Bytes(), &got)
 	if rec.Code != 503 || got.Error != "temporarily_unavailable" || rec.Header().Get("Retry-After") == "" || !strings.Contains(got.ErrorDescription, "not revoked") {

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -93,25 +92,18 @@ func basicAuth(id, secret string) string {
 // was published) and OAuth's error code, if any.
 func revokeAt(t *testing.T, base, authorization, contentType, body string) (status int, seq, oauthErr string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", base+"/oauth2/revoke", strings.NewReader(body))
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Authorization", authorization)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
+	// The client's credentials replace adminDo's bearer header.
+	status, raw, header := adminDo(t, "POST", base+"/oauth2/revoke", "", contentType, body, "Authorization", authorization)
+	if status != 200 {
 		var e struct {
 			Error string `json:"error"`
 		}
-		if err := json.Unmarshal(data, &e); err != nil {
-			t.Fatalf("%d %q: not OAuth's error JSON: %v", resp.StatusCode, data, err)
+		if err := json.Unmarshal([]byte(raw), &e); err != nil {
+			t.Fatalf("%d %q: not OAuth's error JSON: %v", status, raw, err)
 		}
 		oauthErr = e.Error
 	}
-	return resp.StatusCode, resp.Header.Get("Warden-Seq"), oauthErr
+	return status, header.Get("Warden-Seq"), oauthErr
 }
 
 // TestRevocationClientsFile: revocation.clients_file holds client ids and

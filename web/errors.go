@@ -150,9 +150,9 @@ func (s *server) writeError(c *gin.Context, err error) {
 	c.AbortWithStatusJSON(statusOf(ae.Code), ErrorBody{Error: *ae})
 }
 
-// OAuthErrorBody is an error answer as OAuth has it (RFC 6749 §5.2), on
+// oauthErrorBody is an error answer as OAuth has it (RFC 6749 §5.2), on
 // the revocation endpoint.
-type OAuthErrorBody struct {
+type oauthErrorBody struct {
 	Error            string `json:"error"`
 	ErrorDescription string `json:"error_description,omitempty"`
 }
@@ -161,7 +161,7 @@ type OAuthErrorBody struct {
 // their status; a body OAuth's rules refuse (wrong media type, too large)
 // is a 400 invalid_request, a failure of Warden's a 5xx. The description
 // keeps to the characters RFC 6749 allows in error_description.
-func oauthError(ae *APIError) (int, OAuthErrorBody) {
+func oauthError(ae *APIError) (int, oauthErrorBody) {
 	status, code := statusOf(ae.Code), ae.Code
 	switch ae.Code {
 	case codeInvalidRequest, codeInvalidClient, codeUnauthorizedClient, codeUnsupportedTokenType:
@@ -183,5 +183,5 @@ func oauthError(ae *APIError) (int, OAuthErrorBody) {
 		}
 		return r
 	}, ae.Message)
-	return status, OAuthErrorBody{Error: code, ErrorDescription: description}
+	return status, oauthErrorBody{Error: code, ErrorDescription: description}
 }

@@ -130,7 +130,7 @@ func (s *server) handleRevoke() gin.HandlerFunc {
 			s.logger.ErrorContext(ctx, "token revocation: the event stream did not take the event", "client", client.ID, "jti", cl.ID, "nats", conn, "err", err)
 			c.Header("Retry-After", strconv.Itoa(int(revokePublishTimeout.Seconds())))
 			s.revokeFailed(c, client.ID, errorf(codeUnavailable,
-				"the revocation could not be stored (NATS connection "+conn+"); the token is not revoked, retry later"))
+				"the event stream did not confirm the revocation (NATS connection "+conn+"); count the token as not revoked and retry: a retry of the same token is stored once"))
 		default:
 			s.logger.InfoContext(ctx, "token revoked", "client", client.ID, "subject", cl.Subject, "issuer", cl.Issuer,
 				"jti", cl.ID, "until", cl.ExpiresAt, "seq", ack.Seq, "duplicate", ack.Duplicate)

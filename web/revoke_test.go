@@ -286,7 +286,7 @@ func TestRevokeRefusals(t *testing.T) {
 				path += "?token=" + mine
 			}
 			rec := f.request("POST", path, tt.contentType, tt.body, tt.header...)
-			var got OAuthErrorBody
+			var got oauthErrorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 				t.Fatalf("= %d %q: not OAuth's error JSON: %v", rec.Code, rec.Body, err)
 			}
@@ -311,6 +311,10 @@ func TestRevokeRefusals(t *testing.T) {
 	}
 	if revokedSeq(t, f.revoke(formType, form("token", noClient, "token_type_hint", "id_token"), "Authorization", basic("idp", idpSecret))) == 0 {
 		t.Error("the identity provider, with an unknown token_type_hint: nothing published")
+	}
+
+	if rec := f.request("GET", RevokePath, "", ""); rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET %s = %d, want 405", RevokePath, rec.Code)
 	}
 
 	f.metricsHave(t,
@@ -342,9 +346,9 @@ func TestRevokeWithoutNATS(t *testing.T) {
 	token, _ := f.accessToken(t, "orders-web", "jti-lost")
 	f.nats.Shutdown()
 	rec := f.revoke(formType, form("token", token), "Authorization", basic("orders-web", ordersSecret))
-	var got OAuthErrorBody
+	var got oauthErrorBody
 	json.Unmarshal(rec.Body.Bytes(), &got)
-	if rec.Code != 503 || got.Error != "temporarily_unavailable" || rec.Header().Get("Retry-After") == "" || !strings.Contains(got.ErrorDescription, "not revoked") {
+	if rec.Code != 503 || got.Error != "temporarily_unavailable" || rec.Header().Get("Retry-After") == "" || !strings.Contains(got.ErrorDescription, "as not revoked and retry") {
 		t.Errorf("= %d %+v (Retry-After %q), want 503 temporarily_unavailable with Retry-After", rec.Code, got, rec.Header().Get("Retry-After"))
 	}
 }

@@ -93,7 +93,7 @@ func basicAuth(id, secret string) string {
 func revokeAt(t *testing.T, base, authorization, contentType, body string) (status int, seq, oauthErr string) {
 	t.Helper()
 	// The client's credentials replace adminDo's bearer header.
-	status, raw, header := adminDo(t, "POST", base+"/oauth2/revoke", "", contentType, body, "Authorization", authorization)
+	status, raw, header := adminDo(t, "POST", base+web.RevokePath, "", contentType, body, "Authorization", authorization)
 	if status != 200 {
 		var e struct {
 			Error string `json:"error"`

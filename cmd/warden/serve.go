@@ -168,16 +168,15 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 			TrustedProxies: trusted, TokenHeader: cfg.Proxy.TokenHeader, TokenCookie: cfg.Proxy.TokenCookie,
 			RemoveAuthorization: cfg.Proxy.RemoveAuthorization,
 		},
-		DecisionClients:   clients,
-		RevocationClients: revokers,
-		DefaultDecision:   cfg.OPA.defaultDecision(cfg.Policies.Entrypoint),
-		DecisionRate:      cfg.DecisionAPI.RateLimit,
-		DecisionBurst:     cfg.DecisionAPI.RateBurst,
-		Events:            feed.web(cfg.Events.MinSeqWait),
-		Policies:          pm,
-		Drafts:            engine,
-		Readiness:         []web.Readiness{pm},
-		DecisionLog:       decisionLog,
+		DecisionClients: clients,
+		DefaultDecision: cfg.OPA.defaultDecision(cfg.Policies.Entrypoint),
+		DecisionRate:    cfg.DecisionAPI.RateLimit,
+		DecisionBurst:   cfg.DecisionAPI.RateBurst,
+		Events:          feed.web(cfg.Events.MinSeqWait),
+		Policies:        pm,
+		Drafts:          engine,
+		Readiness:       []web.Readiness{pm},
+		DecisionLog:     decisionLog,
 	}
 	if grpcServer != nil {
 		webOpts.GRPCServer = grpcServer
@@ -204,6 +203,7 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		}
 	}
 	webOpts.TracerProvider = tp
+	webOpts.RevocationClients = revokers
 	srv := &http.Server{
 		Handler:           web.NewServer(logger, verifier, engine, webOpts),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"google.golang.org/grpc"
 
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
@@ -18,12 +17,12 @@ import (
 )
 
 // newEventsFixture is the fixture with a real permission-change feed: an
-// embedded NATS server with JetStream in a temporary directory.
+// embedded NATS server with JetStream in a temporary directory (f.nats).
 func newEventsFixture(t *testing.T) *fixture { return newEventsFixtureWith(t, nil) }
 
-// newEventsFixtureWith is newEventsFixture, its server also registering
-// Envoy's gRPC service on g when g is not nil.
-func newEventsFixtureWith(t *testing.T, g *grpc.Server) *fixture {
+// newEventsFixtureWith is newEventsFixture, its server's options set by more
+// when more is not nil.
+func newEventsFixtureWith(t *testing.T, more func(*Options)) *fixture {
 	t.Helper()
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -34,6 +33,7 @@ func newEventsFixtureWith(t *testing.T, g *grpc.Server) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(emb.Shutdown)
+	f.nats = emb
 	nc, err := emb.Connect(events.ConnectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -76,8 +76,8 @@ func newEventsFixtureWith(t *testing.T, g *grpc.Server) *fixture {
 	opts := Options{Events: &Events{
 		Publisher: pub, Stream: consumer, Ledger: ledger, Fleet: fleet, ReplicaID: "test", MinSeqWait: time.Second,
 	}, DecisionLog: f.log, StreamHeartbeat: 20 * time.Millisecond}
-	if g != nil {
-		opts.GRPCServer = g
+	if more != nil {
+		more(&opts)
 	}
 	f.handler = NewServer(slog.New(slog.DiscardHandler), v, engine, opts)
 	deadline := time.Now().Add(10 * time.Second)

@@ -43,15 +43,7 @@ func authzenFixture(t *testing.T) (*fixture, *events.Ledger) {
 // body (nil when the body is not JSON) and the raw body.
 func azDo(t *testing.T, f *fixture, path, contentType, body string, header ...string) (int, map[string]any, string) {
 	t.Helper()
-	req := httptest.NewRequest("POST", path, strings.NewReader(body))
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	rec := httptest.NewRecorder()
-	f.handler.ServeHTTP(rec, req)
+	rec := f.request("POST", path, contentType, body, header...)
 	var out map[string]any
 	if strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {

@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -30,6 +31,12 @@ const (
 	codeTooManyStreams   = "too_many_streams"
 	codeRateLimited      = "rate_limited"
 	codeInternal         = "internal"
+
+	// OAuth's own codes (RFC 6749 §5.2, RFC 7009 §2.2.1), answered by the
+	// revocation endpoint only.
+	codeInvalidClient        = "invalid_client"
+	codeUnauthorizedClient   = "unauthorized_client"
+	codeUnsupportedTokenType = "unsupported_token_type"
 )
 
 // APIError is an error whose code and message are safe to show a client.
@@ -56,7 +63,7 @@ func errorf(code, message string) *APIError { return &APIError{Code: code, Messa
 // statusOf is the one mapping from error code to HTTP status.
 func statusOf(code string) int {
 	switch code {
-	case codeInvalidRequest:
+	case codeInvalidRequest, codeUnauthorizedClient, codeUnsupportedTokenType:
 		return http.StatusBadRequest
 	case codeBodyTooLarge:
 		return http.StatusRequestEntityTooLarge
@@ -68,7 +75,7 @@ func statusOf(code string) int {
 		return http.StatusMethodNotAllowed
 	case codeNotReady, codeBehind, codeUnavailable, codeTooManyStreams:
 		return http.StatusServiceUnavailable
-	case codeUnauthorized:
+	case codeUnauthorized, codeInvalidClient:
 		return http.StatusUnauthorized
 	case codeRateLimited:
 		return http.StatusTooManyRequests
@@ -121,6 +128,14 @@ func (s *server) writeError(c *gin.Context, err error) {
 	if ae.Code == codeUnauthorized {
 		c.Header("WWW-Authenticate", `Bearer realm="warden"`)
 	}
+	if ae.Code == codeInvalidClient {
+		c.Header("WWW-Authenticate", `Basic realm="warden", charset="UTF-8"`)
+	}
+	if c.GetBool(oauthErrors) {
+		status, body := oauthError(ae)
+		c.AbortWithStatusJSON(status, body)
+		return
+	}
 	if c.GetBool(plainErrors) {
 		// AuthZEN: the status and a message string. A content type
 		// other than application/json is a 400 there, not a 415.
@@ -133,4 +148,40 @@ func (s *server) writeError(c *gin.Context, err error) {
 		return
 	}
 	c.AbortWithStatusJSON(statusOf(ae.Code), ErrorBody{Error: *ae})
+}
+
+// oauthErrorBody is an error answer as OAuth has it (RFC 6749 §5.2), on
+// the revocation endpoint.
+type oauthErrorBody struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description,omitempty"`
+}
+
+// oauthError is ae as OAuth has it: the error codes OAuth defines keep
+// their status; a body OAuth's rules refuse (wrong media type, too large)
+// is a 400 invalid_request, a failure of Warden's a 5xx. The description
+// keeps to the characters RFC 6749 allows in error_description.
+func oauthError(ae *APIError) (int, oauthErrorBody) {
+	status, code := statusOf(ae.Code), ae.Code
+	switch ae.Code {
+	case codeInvalidRequest, codeInvalidClient, codeUnauthorizedClient, codeUnsupportedTokenType:
+	case codeUnsupportedMedia, codeBodyTooLarge:
+		status, code = http.StatusBadRequest, codeInvalidRequest
+	case codeUnavailable:
+		code = "temporarily_unavailable"
+	default:
+		status, code = http.StatusInternalServerError, "server_error"
+	}
+	description := strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r == '\\':
+			return '/'
+		case r < 0x20 || r > 0x7e:
+			return -1
+		}
+		return r
+	}, ae.Message)
+	return status, oauthErrorBody{Error: code, ErrorDescription: description}
 }

@@ -195,7 +195,7 @@ func TestEnvoyGRPCUntrusted(t *testing.T) {
 // client to refresh it.
 func TestEnvoyGRPCStaleToken(t *testing.T) {
 	g := grpc.NewServer()
-	f := newEventsFixtureWith(t, g)
+	f := newEventsFixtureWith(t, func(o *Options) { o.GRPCServer = g })
 	client := serveGRPC(t, g)
 
 	now := time.Now()

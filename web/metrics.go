@@ -12,6 +12,7 @@ type metrics struct {
 	decisions          *prometheus.CounterVec
 	latency            prometheus.Histogram
 	adminPolicyChanges prometheus.Counter
+	revocations        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, v Verifier, e Engine) *metrics {
@@ -30,8 +31,12 @@ func newMetrics(reg prometheus.Registerer, v Verifier, e Engine) *metrics {
 			Name: "warden_admin_policy_changes_total",
 			Help: "Changes of the admin policy (package warden.admin or its data) stored through this replica: security events.",
 		}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_revocation_requests_total",
+			Help: "Requests to the token revocation endpoint (POST /oauth2/revoke), by authenticated client (empty when none) and outcome.",
+		}, []string{"client", "outcome"}),
 	}
-	reg.MustRegister(m.decisions, m.latency, m.adminPolicyChanges,
+	reg.MustRegister(m.decisions, m.latency, m.adminPolicyChanges, m.revocations,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "warden_token_cache_hits_total",
 			Help: "Token verifications answered from the verification cache.",

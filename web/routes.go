@@ -63,6 +63,10 @@ func (s *server) routes() http.Handler {
 		v1.GET("/decisions/recent", s.requireAdmin, s.handleRecentDecisions())
 	}
 
+	if s.events != nil && s.revokers != nil {
+		// RFC 7009 token revocation for OAuth clients (revoke.go).
+		r.POST(RevokePath, s.handleRevoke())
+	}
 	if s.events != nil {
 		adm := v1.Group("", s.requireAdmin)
 		adm.POST("/events", s.handlePublishEvent())

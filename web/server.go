@@ -144,6 +144,11 @@ type Options struct {
 	// the policy playground of the UI; nil, as in production, and the route
 	// does not exist.
 	DevToken func(sub string, roles []string, extra map[string]any) (string, error)
+	// RevocationClients are the OAuth clients that may revoke single tokens
+	// at POST /oauth2/revoke (RFC 7009, docs/revocation.md), publishing
+	// token_revoked through Events. Without any, or without Events, the
+	// route does not exist: nothing reachable without credentials revokes.
+	RevocationClients []RevocationClient
 }
 
 type server struct {
@@ -161,6 +166,7 @@ type server struct {
 	tickets     *ticketStore     // stream tickets; with decisionLog
 	streams     chan struct{}    // a slot per open stream; with decisionLog
 	guard       *decisionGuard
+	revokers    revokers      // nil: no revocation endpoint
 	proxyWarn   *rate.Limiter // untrusted peers asking proxy routes: at most one warning a second
 	tracer      trace.Tracer  // nil: no tracing
 	streamsMu   sync.Mutex
@@ -226,6 +232,7 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 		policies:  opts.Policies,
 		drafts:    opts.Drafts,
 		guard:     newDecisionGuard(opts.DecisionClients, opts.DecisionRate, opts.DecisionBurst),
+		revokers:  newRevokers(opts.RevocationClients),
 		proxyWarn: rate.NewLimiter(1, 1),
 	}
 	if opts.TracerProvider != nil {

@@ -48,7 +48,8 @@ type fixture struct {
 	verifier *claims.Verifier
 	engine   *decision.Engine
 	log      *decisionlog.Log
-	logger   *slog.Logger // the server's, writing to logs
+	logger   *slog.Logger     // the server's, writing to logs
+	nats     *events.Embedded // the events fixture's NATS server
 }
 
 func newFixture(t testing.TB) *fixture { return newFixtureWith(t, decision.Options{}) }
@@ -128,9 +129,9 @@ func (f *fixture) sign(t testing.TB, c jwt.MapClaims) string {
 	return s
 }
 
-// do sends a request through the router and returns status and decoded body.
-func (f *fixture) do(t testing.TB, method, path, contentType, body string, header ...string) (int, map[string]any) {
-	t.Helper()
+// request sends a request through the router, with header pairs, and
+// returns the recorder.
+func (f *fixture) request(method, path, contentType, body string, header ...string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -140,6 +141,13 @@ func (f *fixture) do(t testing.TB, method, path, contentType, body string, heade
 	}
 	rec := httptest.NewRecorder()
 	f.handler.ServeHTTP(rec, req)
+	return rec
+}
+
+// do sends a request through the router and returns status and decoded body.
+func (f *fixture) do(t testing.TB, method, path, contentType, body string, header ...string) (int, map[string]any) {
+	t.Helper()
+	rec := f.request(method, path, contentType, body, header...)
 	var out map[string]any
 	if strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,6 +41,7 @@ type Config struct {
 	Events      EventsConfig      `yaml:"events"`
 	DecisionLog DecisionLogConfig `yaml:"decision_log"`
 	DecisionAPI DecisionAPIConfig `yaml:"decision_api"`
+	Revocation  RevocationConfig  `yaml:"revocation"`
 	OPA         OPAConfig         `yaml:"opa"`
 	Proxy       ProxyConfig       `yaml:"proxy"`
 	Log         LogConfig         `yaml:"log"`
@@ -119,32 +122,106 @@ type DecisionAPIConfig struct {
 // readClientTokens reads decision_api.client_tokens_file: "name token" a
 // line, blank lines and "#" comments skipped. Errors name the line.
 func readClientTokens(path string) (map[string]string, error) {
+	const key = "decision_api.client_tokens_file"
+	clients := map[string]string{}
+	err := readLines(key, path, func(line string) error {
+		name, token, ok := strings.Cut(line, " ")
+		token = strings.TrimSpace(token)
+		switch {
+		case !ok || name == "" || token == "":
+			return errors.New(`want "name token"`)
+		case len(token) < 32:
+			return fmt.Errorf("the token of %s is %d characters; use 32 or more (e.g. openssl rand -hex 32)", name, len(token))
+		case clients[token] != "":
+			return fmt.Errorf("%s has the token of %s", name, clients[token])
+		}
+		clients[token] = name
+		return nil
+	})
+	if err == nil && len(clients) == 0 {
+		err = fmt.Errorf("%s %s: no client; remove the setting to let anyone ask", key, path)
+	}
+	return clients, err
+}
+
+// RevocationConfig turns on the token revocation endpoint, POST
+// /oauth2/revoke (RFC 7009, docs/revocation.md).
+type RevocationConfig struct {
+	ClientsFile string `yaml:"clients_file" help:"file of the OAuth clients that may revoke tokens at POST /oauth2/revoke, one \"client_id sha256:<hex SHA-256 of the secret> [revoke_any]\" per line (empty: the endpoint is off)"`
+}
+
+// revokeAnyOption lets a revocation client revoke any client's tokens.
+const revokeAnyOption = "revoke_any"
+
+// maxRevocationClientID bounds a client_id: the event's actor,
+// "oauth2-revoke:<client_id>", must fit events.MaxActorLen.
+const maxRevocationClientID = 200
+
+// readRevocationClients reads revocation.clients_file: "client_id
+// sha256:<64 hex digits> [revoke_any]" a line, blank lines and "#"
+// comments skipped. The file holds digests, not secrets. Errors name the
+// line.
+func readRevocationClients(path string) ([]web.RevocationClient, error) {
+	const key = "revocation.clients_file"
+	var clients []web.RevocationClient
+	seen := map[string]bool{}
+	err := readLines(key, path, func(line string) error {
+		fields := strings.Fields(line)
+		if len(fields) < 2 || len(fields) > 3 {
+			return errors.New(`want "client_id sha256:<hex> [revoke_any]"`)
+		}
+		c := web.RevocationClient{ID: fields[0]}
+		switch {
+		case len(c.ID) > maxRevocationClientID:
+			return fmt.Errorf("client_id is %d bytes; at most %d", len(c.ID), maxRevocationClientID)
+		case strings.IndexFunc(c.ID, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0:
+			return fmt.Errorf("client_id %q: printable ASCII only (RFC 6749 VSCHAR, without spaces)", c.ID)
+		case seen[c.ID]:
+			return fmt.Errorf("client %s is listed twice", c.ID)
+		}
+		digest, ok := strings.CutPrefix(fields[1], "sha256:")
+		ok = ok && len(digest) == hex.EncodedLen(sha256.Size)
+		if ok {
+			_, err := hex.Decode(c.SecretSHA256[:], []byte(digest))
+			ok = err == nil
+		}
+		if !ok {
+			return fmt.Errorf("the secret of %s: want sha256: and the 64 hex digits of the secret's SHA-256 (printf %%s \"$SECRET\" | sha256sum)", c.ID)
+		}
+		if len(fields) == 3 {
+			if fields[2] != revokeAnyOption {
+				return fmt.Errorf("unknown option %q; the one option is %s", fields[2], revokeAnyOption)
+			}
+			c.RevokeAny = true
+		}
+		seen[c.ID] = true
+		clients = append(clients, c)
+		return nil
+	})
+	if err == nil && len(clients) == 0 {
+		err = fmt.Errorf("%s %s: no client; remove the setting to turn the revocation endpoint off", key, path)
+	}
+	return clients, err
+}
+
+// readLines calls each with every line of the file at path, trimmed,
+// skipping blank lines and "#" comments. An error of each is returned
+// prefixed with key and the file's path and line number.
+func readLines(key, path string, each func(line string) error) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("decision_api.client_tokens_file: %w", err)
+		return fmt.Errorf("%s: %w", key, err)
 	}
-	clients := map[string]string{}
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		name, token, ok := strings.Cut(line, " ")
-		token = strings.TrimSpace(token)
-		switch {
-		case !ok || name == "" || token == "":
-			return nil, fmt.Errorf("decision_api.client_tokens_file %s:%d: want \"name token\"", path, i+1)
-		case len(token) < 32:
-			return nil, fmt.Errorf("decision_api.client_tokens_file %s:%d: the token of %s is %d characters; use 32 or more (e.g. openssl rand -hex 32)", path, i+1, name, len(token))
-		case clients[token] != "":
-			return nil, fmt.Errorf("decision_api.client_tokens_file %s:%d: %s has the token of %s", path, i+1, name, clients[token])
+		if err := each(line); err != nil {
+			return fmt.Errorf("%s %s:%d: %w", key, path, i+1, err)
 		}
-		clients[token] = name
 	}
-	if len(clients) == 0 {
-		return nil, fmt.Errorf("decision_api.client_tokens_file %s: no client; remove the setting to let anyone ask", path)
-	}
-	return clients, nil
+	return nil
 }
 
 // TracingConfig says where traces go.

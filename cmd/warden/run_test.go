@@ -248,7 +248,7 @@ func TestVersionAndHelp(t *testing.T) {
 		"events.nats_url", "events.credentials_file", "events.nkey_seed_file", "events.tls_ca_file", "events.tls_cert_file",
 		"events.tls_key_file", "events.embedded_listen", "events.embedded_tls_cert_file", "events.embedded_tls_key_file",
 		"events.embedded_allow_plaintext", "events.stream", "events.stream_replicas", "events.grace", "events.on_disconnect",
-		"events.fresh_window", "events.replica_id", "events.min_seq_wait", "events.embedded_sync", "decision_log.output", "decision_log.buffer", "decision_log.max_size_mb", "decision_log.max_files", "decision_api.client_tokens_file", "decision_api.rate_limit", "decision_api.rate_burst", "log.level", "dev.allow_remote", "tracing.otlp_endpoint",
+		"events.fresh_window", "events.replica_id", "events.min_seq_wait", "events.embedded_sync", "decision_log.output", "decision_log.buffer", "decision_log.max_size_mb", "decision_log.max_files", "decision_api.client_tokens_file", "decision_api.rate_limit", "decision_api.rate_burst", "revocation.clients_file", "log.level", "dev.allow_remote", "tracing.otlp_endpoint",
 	} {
 		for _, want := range []string{"--" + flagName(key) + " ", envName(key), "file key " + key + ","} {
 			if !strings.Contains(help.String(), want) {

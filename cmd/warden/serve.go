@@ -48,6 +48,12 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 			return err
 		}
 	}
+	var revokers []web.RevocationClient
+	if f := cfg.Revocation.ClientsFile; f != "" {
+		if revokers, err = readRevocationClients(f); err != nil {
+			return err
+		}
+	}
 	devMode := len(cfg.Tokens.Issuers) == 0
 	if devMode && !loopbackAddr(cfg.Listen) {
 		if !cfg.Dev.AllowRemote {
@@ -197,6 +203,7 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		}
 	}
 	webOpts.TracerProvider = tp
+	webOpts.RevocationClients = revokers
 	srv := &http.Server{
 		Handler:           web.NewServer(logger, verifier, engine, webOpts),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -12,6 +12,7 @@ type metrics struct {
 	decisions          *prometheus.CounterVec
 	latency            prometheus.Histogram
 	adminPolicyChanges prometheus.Counter
+	signals            *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, v Verifier, e Engine) *metrics {
@@ -30,8 +31,12 @@ func newMetrics(reg prometheus.Registerer, v Verifier, e Engine) *metrics {
 			Name: "warden_admin_policy_changes_total",
 			Help: "Changes of the admin policy (package warden.admin or its data) stored through this replica: security events.",
 		}),
+		signals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "warden_signals_total",
+			Help: "Security Event Tokens pushed to this replica, by transmitter and outcome: per event mapped, verification, unknown_type, ignored, unresolved, invalid, refused; per SET duplicate, or the RFC 8935 error code, or error.",
+		}, []string{"transmitter", "outcome"}),
 	}
-	reg.MustRegister(m.decisions, m.latency, m.adminPolicyChanges,
+	reg.MustRegister(m.decisions, m.latency, m.adminPolicyChanges, m.signals,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "warden_token_cache_hits_total",
 			Help: "Token verifications answered from the verification cache.",

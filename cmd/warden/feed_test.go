@@ -229,18 +229,19 @@ func replicaSeed(dataDir string) string {
 // startReplicas starts n replicas (r1, r2, ...) sharing one JetStream: the
 // first runs the embedded server, open on a loopback port, with its data in
 // dataDir; the others join it with its replica key, and share its
-// development issuer. It returns their base URLs once all are ready.
-func startReplicas(t testing.TB, dataDir string, n int) []string {
+// development issuer. Every replica also gets extra as arguments. It
+// returns their base URLs once all are ready.
+func startReplicas(t testing.TB, dataDir string, n int, extra ...string) []string {
 	t.Helper()
-	first, firstLog, _ := startWarden(t, dataDir, "--events-embedded-listen", "127.0.0.1:0", "--events-replica-id", "r1")
+	first, firstLog, _ := startWarden(t, dataDir, append([]string{"--events-embedded-listen", "127.0.0.1:0", "--events-replica-id", "r1"}, extra...)...)
 	m := natsURLLine.FindStringSubmatch(firstLog.String())
 	if m == nil {
 		t.Fatalf("no NATS URL in the log:\n%s", firstLog)
 	}
 	urls := []string{first}
 	for i := 2; i <= n; i++ {
-		url, _, _ := startWarden(t, t.TempDir(), "--events-nats-url", m[1], "--events-nkey-seed-file", replicaSeed(dataDir),
-			"--events-replica-id", fmt.Sprint("r", i), "--data-dir", dataDir)
+		url, _, _ := startWarden(t, t.TempDir(), append([]string{"--events-nats-url", m[1], "--events-nkey-seed-file", replicaSeed(dataDir),
+			"--events-replica-id", fmt.Sprint("r", i), "--data-dir", dataDir}, extra...)...)
 		urls = append(urls, url)
 	}
 	for _, u := range urls {

@@ -83,17 +83,17 @@ type Mapped struct {
 }
 
 // Map maps every event of s. It never fails: an event that cannot be
-// mapped gets its outcome and the others go on. Events get no id; the
-// receiver names them after the SET's jti.
-func (m *Mapper) Map(s SET) []Mapped {
+// mapped gets its outcome and the others go on. The i-th event's id is
+// idPrefix-i: the same SET always maps to the same ids.
+func (m *Mapper) Map(s SET, idPrefix string) []Mapped {
 	out := make([]Mapped, 0, len(s.Events))
-	for _, se := range s.Events {
-		out = append(out, m.mapOne(s, se))
+	for i, se := range s.Events {
+		out = append(out, m.mapOne(s, se, fmt.Sprintf("%s-%d", idPrefix, i)))
 	}
 	return out
 }
 
-func (m *Mapper) mapOne(s SET, se SETEvent) Mapped {
+func (m *Mapper) mapOne(s SET, se SETEvent, id string) Mapped {
 	r := Mapped{Type: se.Type}
 	if se.Type == SSFVerification {
 		r.Outcome = OutcomeVerification
@@ -118,18 +118,18 @@ func (m *Mapper) mapOne(s SET, se SETEvent) Mapped {
 	if subject == nil {
 		subject, _ = se.Payload["subject"].(map[string]any)
 	}
-	id, err := m.resolve(subject)
+	who, err := m.resolve(subject)
 	if err != nil {
 		r.Outcome, r.Detail = OutcomeUnresolved, err.Error()
 		return r
 	}
 	e := events.Event{
-		V: events.Version, Type: events.Type(typ), Subject: id.sub, Issuer: id.iss, At: at,
+		V: events.Version, ID: id, Type: events.Type(typ), Subject: who.sub, Issuer: who.iss, At: at,
 		Actor: "ssf:" + s.Issuer, Reason: se.Type,
 	}
-	if id.jti != "" && e.Type == events.TypeSessionsRevoked {
+	if who.jti != "" && e.Type == events.TypeSessionsRevoked {
 		// A session revocation naming one token revokes that token.
-		e.Type, e.JTI = events.TypeTokenRevoked, id.jti
+		e.Type, e.JTI = events.TypeTokenRevoked, who.jti
 	}
 	if err := e.Validate(); err != nil {
 		r.Outcome, r.Detail = OutcomeInvalid, err.Error()

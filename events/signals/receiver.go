@@ -341,15 +341,15 @@ func (r *Receiver) receive(ctx context.Context, t *transmitter, token string) (D
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Delivery{}, fmt.Errorf("signals: bucket: %w", err)
 	}
-	d.Events = t.mapper.Map(s)
+	d.Events = t.mapper.Map(s, key)
 	for i := range d.Events {
 		m := &d.Events[i]
 		if m.Event == nil {
 			continue
 		}
-		// Nats-Msg-Id deduplicates two replicas receiving the same jti at
-		// once; the bucket deduplicates a replay after the window.
-		m.Event.ID = fmt.Sprintf("%s-%d", key, i)
+		// The id (Nats-Msg-Id) deduplicates two replicas receiving the
+		// same jti at once; the bucket deduplicates a replay after the
+		// window.
 		ack, err := r.pub.PublishAck(ctx, *m.Event)
 		if errors.Is(err, events.ErrInvalidEvent) {
 			m.Outcome, m.Detail, m.Event = OutcomeRefused, err.Error(), nil

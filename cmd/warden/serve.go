@@ -161,6 +161,7 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		if err != nil {
 			return err
 		}
+		receiver.Poll(ctx)
 	}
 
 	trusted, _ := cfg.Proxy.trustedProxies() // validated

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -363,4 +364,58 @@ func must(s string, err error) string {
 		panic(err)
 	}
 	return s
+}
+
+// BenchmarkSignalPropagation measures issue 15's promise: from a
+// transmitter pushing a SET (CAEP session-revoked) to one of three
+// replicas until all three deny the user's older token with
+// token_revoked. Run it with:
+//
+//	go test -run XXX -bench SignalPropagation -benchtime 1000x ./cmd/warden/
+//
+// It reports p50, p99 and max in milliseconds.
+func BenchmarkSignalPropagation(b *testing.B) {
+	tr := newSSFTransmitter(b)
+	dataDir := b.TempDir()
+	replicas := startReplicas(b, dataDir, 3, "--config", tr.config(b))
+	dev, _, err := loadDevIssuer(dataDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	tokens := make([]string, b.N)
+	sets := make([]string, b.N)
+	for i := range b.N {
+		sub := fmt.Sprintf("user-%d", i)
+		// Minted two seconds back and revoked as of now: iat < at.
+		tokens[i], _ = dev.mint(sub, []string{"manager"}, 30*time.Minute, nil, time.Now().Add(-2*time.Second))
+		sets[i] = tr.set(b, "https://schemas.openid.net/secevent/caep/event-type/session-revoked", map[string]any{}, issSub(sub), nil)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		req, _ := http.NewRequest("POST", replicas[i%3]+"/v1/signals/idp", strings.NewReader(sets[i]))
+		req.Header.Set("Content-Type", "application/secevent+jwt")
+		req.Header.Set("Authorization", ssfAuth)
+		resp, err := client.Do(req)
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			b.Fatalf("push: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		for _, r := range replicas {
+			for decide(b, client, r, tokens[i]) != "token_revoked" {
+				if time.Since(start) > 5*time.Second {
+					b.Fatalf("%s did not deny user-%d within 5s", r, i)
+				}
+			}
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(q(1), "max-ms")
 }

@@ -69,6 +69,8 @@ type TransmitterConfig struct {
 	Subjects SubjectRules `yaml:"subjects"`
 	// Mapping overrides DefaultMapping: event type URI -> Warden type or ignore.
 	Mapping map[string]string `yaml:"mapping"`
+	// Poll, with a URL, makes Warden poll the transmitter (RFC 8936).
+	Poll PollConfig `yaml:"poll"`
 }
 
 // SubjectRules say how email and opaque subjects name a token's sub.
@@ -104,6 +106,12 @@ func (c Config) Validate() error {
 		}
 		if t.AuthorizationFile == "" {
 			add(".authorization_file: is empty; every push must be authenticated")
+		}
+		if t.Poll.URL != "" && t.Poll.AuthorizationFile == "" {
+			add(".poll.authorization_file: is empty; set the file holding the credential the transmitter issued for polling")
+		}
+		if t.Poll.Interval < 0 || t.Poll.MaxEvents < 0 {
+			add(".poll: interval and max_events must not be negative")
 		}
 		if _, err := t.mapper(); err != nil {
 			add(".%v", err)
@@ -151,13 +159,15 @@ type Receiver struct {
 	kv           jetstream.KeyValue
 	now          func() time.Time
 	log          *slog.Logger
+	client       *http.Client
 }
 
 type transmitter struct {
-	cfg           TransmitterConfig
-	authorization []byte
-	verifier      *claims.Verifier
-	mapper        *Mapper
+	cfg               TransmitterConfig
+	authorization     []byte
+	pollAuthorization []byte
+	verifier          *claims.Verifier
+	mapper            *Mapper
 }
 
 // NewReceiver validates cfg, reads each transmitter's authorization and
@@ -186,7 +196,7 @@ func NewReceiver(ctx context.Context, nc *nats.Conn, pub Publisher, cfg Config, 
 	if tokens.Leeway == 0 {
 		tokens.Leeway = claims.DefaultLeeway
 	}
-	r := &Receiver{transmitters: map[string]*transmitter{}, pub: pub, now: opts.Now, log: opts.Logger.With("component", "signals")}
+	r := &Receiver{transmitters: map[string]*transmitter{}, pub: pub, now: opts.Now, log: opts.Logger.With("component", "signals"), client: opts.HTTPClient}
 	for i, tc := range cfg.Transmitters {
 		t, err := newTransmitter(ctx, tc, tokens, opts)
 		if err != nil {
@@ -212,13 +222,15 @@ func NewReceiver(ctx context.Context, nc *nats.Conn, pub Publisher, cfg Config, 
 }
 
 func newTransmitter(ctx context.Context, tc TransmitterConfig, tokens claims.Config, opts Options) (*transmitter, error) {
-	auth, err := os.ReadFile(tc.AuthorizationFile)
+	auth, err := readAuthorization(tc.AuthorizationFile)
 	if err != nil {
 		return nil, fmt.Errorf("authorization_file: %w", err)
 	}
-	auth = []byte(strings.TrimRight(string(auth), "\r\n"))
-	if len(auth) < 16 {
-		return nil, fmt.Errorf("authorization_file %s: under 16 characters; use e.g. Bearer and 32 random characters", tc.AuthorizationFile)
+	var pollAuth []byte
+	if tc.Poll.URL != "" {
+		if pollAuth, err = readAuthorization(tc.Poll.AuthorizationFile); err != nil {
+			return nil, fmt.Errorf("poll.authorization_file: %w", err)
+		}
 	}
 	jwksURL := tc.JWKSURL
 	if tc.ConfigURL != "" {
@@ -240,7 +252,21 @@ func newTransmitter(ctx context.Context, tc TransmitterConfig, tokens claims.Con
 	if err != nil {
 		return nil, err
 	}
-	return &transmitter{cfg: tc, authorization: auth, verifier: v, mapper: m}, nil
+	return &transmitter{cfg: tc, authorization: auth, pollAuthorization: pollAuth, verifier: v, mapper: m}, nil
+}
+
+// readAuthorization reads an Authorization header value from a file (one
+// trailing newline ignored) and refuses one too short to be a secret.
+func readAuthorization(path string) ([]byte, error) {
+	auth, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	auth = []byte(strings.TrimRight(string(auth), "\r\n"))
+	if len(auth) < 16 {
+		return nil, fmt.Errorf("%s: under 16 characters; use e.g. Bearer and 32 random characters", path)
+	}
+	return auth, nil
 }
 
 // discover reads the transmitter's configuration metadata (SSF 1.0 §7.1)

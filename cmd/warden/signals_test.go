@@ -57,9 +57,9 @@ func newSSFTransmitter(t testing.TB) *ssfTransmitter {
 	return tr
 }
 
-// config writes a Warden configuration naming the transmitter as "idp"
-// and returns its path.
-func (tr *ssfTransmitter) config(t testing.TB) string {
+// config writes a Warden configuration naming the transmitter as "idp",
+// with extra lines appended to its entry, and returns its path.
+func (tr *ssfTransmitter) config(t testing.TB, extra string) string {
 	t.Helper()
 	dir := t.TempDir()
 	auth := filepath.Join(dir, "idp.auth")
@@ -76,7 +76,7 @@ func (tr *ssfTransmitter) config(t testing.TB) string {
       authorization_file: %s
       token_issuers: [warden-dev]
       subjects: {email: sub, opaque: sub}
-`, tr.srv.URL, ssfAudience, tr.srv.URL, auth)
+%s`, tr.srv.URL, ssfAudience, tr.srv.URL, auth, extra)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func jtiOf(t *testing.T, token string) string {
 func TestSignalsPushEnforcedOnEveryReplica(t *testing.T) {
 	tr := newSSFTransmitter(t)
 	dataDir := t.TempDir()
-	replicas := startReplicas(t, dataDir, 3, "--config", tr.config(t))
+	replicas := startReplicas(t, dataDir, 3, "--config", tr.config(t, ""))
 	later := func() map[string]any { return map[string]any{"event_timestamp": time.Now().Add(time.Second).Unix()} }
 
 	tests := []struct {
@@ -272,7 +272,7 @@ func listSignals(t testing.TB, baseURL, dataDir string) []signalView {
 func TestSignalsPushRefused(t *testing.T) {
 	tr := newSSFTransmitter(t)
 	dataDir := t.TempDir()
-	replicas := startReplicas(t, dataDir, 1, "--config", tr.config(t))
+	replicas := startReplicas(t, dataDir, 1, "--config", tr.config(t, ""))
 	base := replicas[0]
 	token := mint(t, dataDir, "--sub", "dave", "--roles", "manager")
 	const revoked = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
@@ -377,7 +377,7 @@ func must(s string, err error) string {
 func BenchmarkSignalPropagation(b *testing.B) {
 	tr := newSSFTransmitter(b)
 	dataDir := b.TempDir()
-	replicas := startReplicas(b, dataDir, 3, "--config", tr.config(b))
+	replicas := startReplicas(b, dataDir, 3, "--config", tr.config(b, ""))
 	dev, _, err := loadDevIssuer(dataDir)
 	if err != nil {
 		b.Fatal(err)

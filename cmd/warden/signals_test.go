@@ -215,6 +215,26 @@ func TestSignalsPushEnforcedOnEveryReplica(t *testing.T) {
 		})
 	}
 
+	t.Run("jwt_id revokes that token only", func(t *testing.T) {
+		// Another token of user6 (the jwt_id case above), issued before
+		// the change took effect, is still allowed: only the named token
+		// was revoked, not every session.
+		fresh := mint(t, dataDir, "--sub", "user6@example.com", "--roles", "manager")
+		awaitReason(t, replicas, fresh, "allowed")
+	})
+
+	t.Run("listed and enforced on every replica", func(t *testing.T) {
+		waitForWithin(t, 5*time.Second, func() (string, bool) {
+			list := listSignals(t, replicas[2], dataDir)
+			for _, s := range list {
+				if s.Enforced == nil || s.Enforced.Applied != 3 || s.Enforced.Total != 3 || s.Events[0].Outcome != "mapped" || s.TXN != "txn-1" {
+					return fmt.Sprintf("%+v", s), false
+				}
+			}
+			return fmt.Sprint(len(list), " signals"), len(list) == len(tests)
+		})
+	})
+
 	t.Run("risc account-enabled lifts account-disabled", func(t *testing.T) {
 		token := mint(t, dataDir, "--sub", "carol", "--roles", "manager")
 		disabled := tr.set(t, "https://schemas.openid.net/secevent/risc/event-type/account-disabled", map[string]any{"event_timestamp": time.Now().Add(time.Second).Unix()}, issSub("carol"), nil)

@@ -146,20 +146,11 @@ func TestSignalsPollAcrossRestart(t *testing.T) {
 
 func streamLastSeq(t *testing.T, base, dataDir string) uint64 {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+"/v1/status", nil)
-	req.Header.Set("Authorization", "Bearer "+mint(t, dataDir, "--sub", "admin", "--roles", "warden-admin"))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var st struct {
 		Events struct {
 			StreamLastSeq uint64 `json:"stream_last_seq"`
 		} `json:"events"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
+	getJSON(t, base+"/v1/status", mint(t, dataDir, "--sub", "admin", "--roles", "warden-admin"), &st)
 	return st.Events.StreamLastSeq
 }

@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -270,19 +269,10 @@ type signalView struct {
 	Enforced *struct{ Applied, Total int } `json:"enforced"`
 }
 
-func listSignals(t testing.TB, baseURL, dataDir string) []signalView {
+func listSignals(t *testing.T, baseURL, dataDir string) []signalView {
 	t.Helper()
-	req, _ := http.NewRequest("GET", baseURL+"/v1/signals", nil)
-	req.Header.Set("Authorization", "Bearer "+mint(t.(*testing.T), dataDir, "--sub", "admin", "--roles", "warden-admin"))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var out struct{ Signals []signalView }
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET /v1/signals: %d %v", resp.StatusCode, err)
-	}
+	getJSON(t, baseURL+"/v1/signals", mint(t, dataDir, "--sub", "admin", "--roles", "warden-admin"), &out)
 	return out.Signals
 }
 
@@ -423,19 +413,9 @@ func BenchmarkSignalPropagation(b *testing.B) {
 			b.Fatalf("push: %v %v", err, resp)
 		}
 		resp.Body.Close()
-		for _, r := range replicas {
-			for decide(b, client, r, tokens[i]) != "token_revoked" {
-				if time.Since(start) > 5*time.Second {
-					b.Fatalf("%s did not deny user-%d within 5s", r, i)
-				}
-			}
-		}
+		awaitAll(b, client, replicas, tokens[i], "token_revoked", start)
 		lat = append(lat, time.Since(start))
 	}
 	b.StopTimer()
-	slices.Sort(lat)
-	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
-	b.ReportMetric(q(0.50), "p50-ms")
-	b.ReportMetric(q(0.99), "p99-ms")
-	b.ReportMetric(q(1), "max-ms")
+	reportLatencies(b, lat)
 }

@@ -69,7 +69,8 @@ func (s *server) signalError(c *gin.Context, name string, err error) {
 	var se *signals.Error
 	if !errors.As(err, &se) {
 		s.metrics.signals.WithLabelValues(name, "error").Inc()
-		s.writeError(c, err)
+		s.logger.Error("signal not recorded", "transmitter", name, "err", err)
+		s.writeError(c, errorf(codeUnavailable, "the SET could not be recorded (event stream unreachable); nothing changed, deliver it again"))
 		return
 	}
 	if name != "" && se.Status != http.StatusNotFound {

@@ -70,7 +70,7 @@ func (s *server) signalError(c *gin.Context, name string, err error) {
 	if !errors.As(err, &se) {
 		s.metrics.signals.WithLabelValues(name, "error").Inc()
 		s.logger.Error("signal not recorded", "transmitter", name, "err", err)
-		s.writeError(c, errorf(codeUnavailable, "the SET could not be recorded (event stream unreachable); nothing changed, deliver it again"))
+		s.writeError(c, errorf(codeUnavailable, "the SET could not be recorded (event stream unreachable); deliver it again"))
 		return
 	}
 	if name != "" && se.Status != http.StatusNotFound {

@@ -313,6 +313,20 @@ func TestSignalsPushRefused(t *testing.T) {
 			}
 		})
 	}
+	for _, auth := range []string{"", "Bearer " + token, ssfAuth} { // none, a user's token, the transmitter's credential
+		req, _ := http.NewRequest("GET", base+"/v1/signals", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
+			t.Errorf("GET /v1/signals with %q: %d, want 401 or 403", auth, resp.StatusCode)
+		}
+	}
 	if got := listSignals(t, base, dataDir); len(got) != 0 {
 		t.Errorf("refused pushes were recorded: %+v", got)
 	}

@@ -12,7 +12,6 @@ type metrics struct {
 	decisions          *prometheus.CounterVec
 	latency            prometheus.Histogram
 	adminPolicyChanges prometheus.Counter
-	signals            *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, v Verifier, e Engine) *metrics {
@@ -31,12 +30,8 @@ func newMetrics(reg prometheus.Registerer, v Verifier, e Engine) *metrics {
 			Name: "warden_admin_policy_changes_total",
 			Help: "Changes of the admin policy (package warden.admin or its data) stored through this replica: security events.",
 		}),
-		signals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "warden_signals_total",
-			Help: "Security Event Tokens pushed to this replica, by transmitter and outcome: per event mapped, verification, unknown_type, ignored, unresolved, invalid, refused; per SET duplicate, or the RFC 8935 error code, or error.",
-		}, []string{"transmitter", "outcome"}),
 	}
-	reg.MustRegister(m.decisions, m.latency, m.adminPolicyChanges, m.signals,
+	reg.MustRegister(m.decisions, m.latency, m.adminPolicyChanges,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "warden_token_cache_hits_total",
 			Help: "Token verifications answered from the verification cache.",
@@ -130,4 +125,24 @@ func (m *metrics) registerDecisionLog(reg prometheus.Registerer, l *decisionlog.
 			Help: "Decision streams (GET /v1/decisions/stream) open now.",
 		}, func() float64 { return float64(len(streams)) }),
 	)
+}
+
+// signalsCollector exports the receiver's counts, read at scrape time.
+type signalsCollector struct {
+	s    Signals
+	desc *prometheus.Desc
+}
+
+func (m *metrics) registerSignals(reg prometheus.Registerer, s Signals) {
+	reg.MustRegister(signalsCollector{s: s, desc: prometheus.NewDesc("warden_signals_total",
+		"Security Event Tokens received by this replica (pushed or polled), by transmitter and outcome: per event mapped, verification, unknown_type, ignored, unresolved, invalid, refused; per SET duplicate, the RFC 8935 error code, or error (NATS).",
+		[]string{"transmitter", "outcome"}, nil)})
+}
+
+func (c signalsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c signalsCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, n := range c.s.Counts() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n.N), n.Transmitter, n.Outcome)
+	}
 }

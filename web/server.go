@@ -242,6 +242,9 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 	if s.policies != nil {
 		s.metrics.registerPolicies(opts.Registerer, s.policies)
 	}
+	if s.signals != nil {
+		s.metrics.registerSignals(opts.Registerer, s.signals)
+	}
 	if opts.GRPCServer != nil {
 		authv3.RegisterAuthorizationServer(opts.GRPCServer, extAuthz{s: s})
 	}

@@ -14,8 +14,9 @@ import (
 // Signals receives Security Event Tokens from identity providers
 // (events/signals, docs/signals.md).
 type Signals interface {
-	Push(ctx context.Context, transmitter, authorization, contentType string, body []byte) (signals.Delivery, error)
+	Push(ctx context.Context, transmitter, authorization, contentType string, body io.Reader) (signals.Delivery, error)
 	Recent(ctx context.Context, limit int) ([]signals.Delivery, error)
+	Counts() []signals.Count
 }
 
 var _ Signals = (*signals.Receiver)(nil)
@@ -27,36 +28,15 @@ const maxSignalsListed = 500
 // delivery: 202 with no body when the SET is accepted (a replayed jti
 // too: it changes nothing), otherwise the RFC's error object
 // {"err","description"} with 400, 401 (authentication_failed), 404 (no
-// such transmitter) or 413 (a body over signals.MaxSETBytes, refused
-// before it is read; RFC 8935 leaves the size to the receiver and 413 says
-// what happened).
+// such transmitter) or 413 (a body over signals.MaxSETBytes; RFC 8935
+// leaves the size to the receiver and 413 says what happened).
 func (s *server) handlePushSignal() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		name := c.Param("transmitter")
-		if c.Request.ContentLength > signals.MaxSETBytes {
-			s.signalError(c, name, &signals.Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Description: "the SET is larger than the limit"})
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, signals.MaxSETBytes))
-		var maxBytes *http.MaxBytesError
-		switch {
-		case errors.As(err, &maxBytes):
-			s.signalError(c, name, &signals.Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Description: "the SET is larger than the limit"})
-			return
-		case err != nil:
-			s.signalError(c, name, &signals.Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: "cannot read the request body", Cause: err})
-			return
-		}
-		d, err := s.signals.Push(c.Request.Context(), name, c.GetHeader("Authorization"), c.GetHeader("Content-Type"), body)
+		_, err := s.signals.Push(c.Request.Context(), name, c.GetHeader("Authorization"), c.GetHeader("Content-Type"), c.Request.Body)
 		if err != nil {
 			s.signalError(c, name, err)
 			return
-		}
-		if d.Duplicate {
-			s.metrics.signals.WithLabelValues(name, "duplicate").Inc()
-		}
-		for _, m := range d.Events {
-			s.metrics.signals.WithLabelValues(name, string(m.Outcome)).Inc()
 		}
 		c.Status(http.StatusAccepted)
 	}
@@ -68,13 +48,9 @@ func (s *server) handlePushSignal() gin.HandlerFunc {
 func (s *server) signalError(c *gin.Context, name string, err error) {
 	var se *signals.Error
 	if !errors.As(err, &se) {
-		s.metrics.signals.WithLabelValues(name, "error").Inc()
 		s.logger.Error("signal not recorded", "transmitter", name, "err", err)
 		s.writeError(c, errorf(codeUnavailable, "the SET could not be recorded (event stream unreachable); deliver it again"))
 		return
-	}
-	if name != "" && se.Status != http.StatusNotFound {
-		s.metrics.signals.WithLabelValues(name, se.Code).Inc()
 	}
 	s.logger.Warn("signal refused", "transmitter", name, "err", se.Code, "description", se.Description, "cause", se.Cause)
 	c.JSON(se.Status, gin.H{"err": se.Code, "description": se.Description})

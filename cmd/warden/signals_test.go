@@ -365,6 +365,24 @@ func TestSignalsPushRefused(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // what a replica would need to apply it, were it published
 	})
 
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`warden_signals_total{outcome="authentication_failed",transmitter="idp"} 2`,
+		`warden_signals_total{outcome="invalid_key",transmitter="idp"} 1`,
+		`warden_signals_total{outcome="invalid_request",transmitter="idp"} 4`,
+		`warden_signals_total{outcome="unknown_type",transmitter="idp"} 2`,
+		`warden_signals_total{outcome="verification",transmitter="idp"} 1`,
+		`warden_signals_total{outcome="duplicate",transmitter="idp"} 1`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	if reason := askDecision(t, base, token, "orders:approve").Reason; reason != "allowed" {
 		t.Errorf("dave's token after the refused and ignored pushes: %s, want allowed", reason)
 	}

@@ -85,7 +85,8 @@ func (r *Receiver) poll(ctx context.Context, t *transmitter) {
 		}
 		req.Ack, req.SetErrs = []string{}, nil
 		for jti, set := range resp.Sets {
-			_, err := r.receive(ctx, t, set)
+			d, err := r.receive(ctx, t, set)
+			r.count(t.cfg.Name, d, err)
 			var se *Error
 			switch {
 			case err == nil:

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -160,6 +161,8 @@ type Receiver struct {
 	now          func() time.Time
 	log          *slog.Logger
 	client       *http.Client
+	countsMu     sync.Mutex
+	counts       map[[2]string]uint64 // (transmitter, outcome)
 }
 
 type transmitter struct {
@@ -196,7 +199,7 @@ func NewReceiver(ctx context.Context, nc *nats.Conn, pub Publisher, cfg Config, 
 	if tokens.Leeway == 0 {
 		tokens.Leeway = claims.DefaultLeeway
 	}
-	r := &Receiver{transmitters: map[string]*transmitter{}, pub: pub, now: opts.Now, log: opts.Logger.With("component", "signals"), client: opts.HTTPClient}
+	r := &Receiver{transmitters: map[string]*transmitter{}, pub: pub, now: opts.Now, log: opts.Logger.With("component", "signals"), client: opts.HTTPClient, counts: map[[2]string]uint64{}}
 	for i, tc := range cfg.Transmitters {
 		t, err := newTransmitter(ctx, tc, tokens, opts)
 		if err != nil {
@@ -333,20 +336,75 @@ type Delivery struct {
 }
 
 // Push receives one pushed SET (RFC 8935 §2): authorization is the
-// request's Authorization header, contentType its Content-Type. A nil
-// error means 202 Accepted. Errors are *Error.
-func (r *Receiver) Push(ctx context.Context, name, authorization, contentType string, body []byte) (Delivery, error) {
+// request's Authorization header, contentType its Content-Type, body the
+// request body (read up to MaxSETBytes). A nil error means 202 Accepted.
+// Errors are *Error, except when NATS fails (the SET was not recorded).
+func (r *Receiver) Push(ctx context.Context, name, authorization, contentType string, body io.Reader) (Delivery, error) {
 	t, ok := r.transmitters[name]
 	if !ok {
+		// Not counted: the name comes from anyone.
 		return Delivery{}, refuse(http.StatusNotFound, "invalid_request", "no transmitter "+strconv.Quote(clip(name))+" is configured", nil)
 	}
+	d, err := r.push(ctx, t, authorization, contentType, body)
+	r.count(t.cfg.Name, d, err)
+	return d, err
+}
+
+func (r *Receiver) push(ctx context.Context, t *transmitter, authorization, contentType string, body io.Reader) (Delivery, error) {
 	if subtle.ConstantTimeCompare([]byte(authorization), t.authorization) != 1 {
 		return Delivery{}, refuse(http.StatusUnauthorized, "authentication_failed", "the Authorization header is missing or wrong", nil)
 	}
 	if mt, _, err := mime.ParseMediaType(contentType); err != nil || mt != "application/secevent+jwt" {
 		return Delivery{}, refuse(http.StatusBadRequest, "invalid_request", "Content-Type must be application/secevent+jwt", err)
 	}
-	return r.receive(ctx, t, strings.TrimSpace(string(body)))
+	data, err := io.ReadAll(io.LimitReader(body, MaxSETBytes+1))
+	switch {
+	case err != nil:
+		return Delivery{}, refuse(http.StatusBadRequest, "invalid_request", "cannot read the request body", err)
+	case len(data) > MaxSETBytes:
+		return Delivery{}, refuse(http.StatusRequestEntityTooLarge, "invalid_request", fmt.Sprintf("the SET is larger than %d bytes", MaxSETBytes), nil)
+	}
+	return r.receive(ctx, t, strings.TrimSpace(string(data)))
+}
+
+// Count is how many SETs or events of a transmitter had an outcome.
+type Count struct {
+	Transmitter, Outcome string
+	N                    uint64
+}
+
+// count records what became of one delivery: per event its Outcome, per
+// SET "duplicate", the RFC 8935 error code, or "error" (NATS).
+func (r *Receiver) count(name string, d Delivery, err error) {
+	var outcomes []string
+	var se *Error
+	switch {
+	case errors.As(err, &se):
+		outcomes = []string{se.Code}
+	case err != nil:
+		outcomes = []string{"error"}
+	case d.Duplicate:
+		outcomes = []string{"duplicate"}
+	}
+	for _, m := range d.Events {
+		outcomes = append(outcomes, string(m.Outcome))
+	}
+	r.countsMu.Lock()
+	defer r.countsMu.Unlock()
+	for _, o := range outcomes {
+		r.counts[[2]string{name, o}]++
+	}
+}
+
+// Counts returns every count so far, for warden_signals_total.
+func (r *Receiver) Counts() []Count {
+	r.countsMu.Lock()
+	defer r.countsMu.Unlock()
+	out := make([]Count, 0, len(r.counts))
+	for k, n := range r.counts {
+		out = append(out, Count{Transmitter: k[0], Outcome: k[1], N: n})
+	}
+	return out
 }
 
 // receive verifies, deduplicates, maps and publishes one SET.

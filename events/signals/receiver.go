@@ -105,6 +105,13 @@ func (c Config) Validate() error {
 		if t.ConfigURL == "" && t.JWKSURL == "" && len(t.PublicKeys) == 0 {
 			add(": has no keys; set config_url, jwks_url or public_keys")
 		}
+		for _, u := range []struct{ key, url string }{{"config_url", t.ConfigURL}, {"jwks_url", t.JWKSURL}, {"poll.url", t.Poll.URL}} {
+			if u.url != "" {
+				if err := claims.CheckURL(u.url); err != nil {
+					add(".%s: %v", u.key, err)
+				}
+			}
+		}
 		if t.AuthorizationFile == "" {
 			add(".authorization_file: is empty; every push must be authenticated")
 		}

@@ -23,7 +23,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no audiences", func(c *TransmitterConfig) { c.Audiences = nil }, ".audiences"},
 		{"no keys", func(c *TransmitterConfig) { c.ConfigURL = "" }, "has no keys"},
 		{"plain http config_url", func(c *TransmitterConfig) { c.ConfigURL = "http://idp.example.com/x" }, ".config_url"},
-		{"plain http poll url", func(c *TransmitterConfig) { c.Poll = PollConfig{URL: "http://idp.example.com/poll", AuthorizationFile: "f"} }, ".poll.url"},
+		{"plain http poll url", func(c *TransmitterConfig) {
+			c.Poll = PollConfig{URL: "http://idp.example.com/poll", AuthorizationFile: "f"}
+		}, ".poll.url"},
 		{"poll without credential", func(c *TransmitterConfig) { c.Poll.URL = "https://idp.example.com/poll" }, ".poll.authorization_file"},
 		{"no authorization", func(c *TransmitterConfig) { c.AuthorizationFile = "" }, ".authorization_file"},
 		{"unknown mapping target", func(c *TransmitterConfig) { c.Mapping = map[string]string{CAEPSessionRevoked: "logout"} }, "mapping"},

@@ -22,6 +22,7 @@ type pollQueue struct {
 	mu        sync.Mutex
 	pending   map[string]string // jti -> SET
 	acks      map[string]int
+	errs      map[string]string // jti -> the err Warden reported in setErrs
 	holdAfter string
 	holding   bool
 }
@@ -53,7 +54,8 @@ func (q *pollQueue) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q.acks[jti]++
 		delete(q.pending, jti)
 	}
-	for jti := range req.SetErrs {
+	for jti, e := range req.SetErrs {
+		q.errs[jti], _ = e["err"].(string)
 		delete(q.pending, jti)
 	}
 	sets := map[string]string{}
@@ -84,10 +86,11 @@ func (q *pollQueue) acked(jti string) int {
 // TestSignalsPollAcrossRestart polls a transmitter, stops Warden after it
 // applied a SET but before it could acknowledge it, queues another SET
 // while Warden is down, and restarts Warden: every SET is applied, none
-// twice, and every one is acknowledged once.
+// twice, and every one is acknowledged once; a SET it refuses is reported
+// in setErrs with its RFC 8935 code.
 func TestSignalsPollAcrossRestart(t *testing.T) {
 	tr := newSSFTransmitter(t)
-	q := &pollQueue{pending: map[string]string{}, acks: map[string]int{}}
+	q := &pollQueue{pending: map[string]string{}, acks: map[string]int{}, errs: map[string]string{}}
 	srv := httptest.NewServer(q)
 	t.Cleanup(srv.Close)
 	poll := srv.URL + "/poll"
@@ -137,6 +140,20 @@ func TestSignalsPollAcrossRestart(t *testing.T) {
 	for _, jti := range []string{jti1, jti2, jti3} {
 		waitForWithin(t, 5*time.Second, func() (string, bool) { n := q.acked(jti); return fmt.Sprint(jti, " acked ", n), n == 1 })
 	}
+	// A SET Warden refuses is reported in setErrs with its RFC 8935 code,
+	// not acknowledged, and changes nothing.
+	bad := tr.set(t, "https://schemas.openid.net/secevent/risc/event-type/account-disabled", map[string]any{}, issSub("u1"),
+		func(c map[string]any, _ *jose.SignerOptions) { c["jti"], c["aud"] = "poll-bad", "someone-else" })
+	q.add("poll-bad", bad)
+	waitForWithin(t, 5*time.Second, func() (string, bool) {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.errs["poll-bad"], q.errs["poll-bad"] == "invalid_audience"
+	})
+	if n := q.acked("poll-bad"); n != 0 {
+		t.Errorf("the refused SET was acknowledged %d times", n)
+	}
+
 	// Three SETs, three events in the stream: the SET delivered again
 	// after the restart was not published twice.
 	if got := streamLastSeq(t, base, dataDir); got != 3 {

@@ -314,17 +314,8 @@ func TestSignalsPushRefused(t *testing.T) {
 		})
 	}
 	for _, auth := range []string{"", "Bearer " + token, ssfAuth} { // none, a user's token, the transmitter's credential
-		req, _ := http.NewRequest("GET", base+"/v1/signals", nil)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
-			t.Errorf("GET /v1/signals with %q: %d, want 401 or 403", auth, resp.StatusCode)
+		if status, _, _ := adminDo(t, "GET", base+"/v1/signals", "", "", "", "Authorization", auth); status != http.StatusUnauthorized && status != http.StatusForbidden {
+			t.Errorf("GET /v1/signals with %q: %d, want 401 or 403", auth, status)
 		}
 	}
 	if got := listSignals(t, base, dataDir); len(got) != 0 {

@@ -132,7 +132,7 @@ func (c Config) Validate() error {
 			add("%s.hmac_secret_file: cannot be combined with jwks_url or public_keys; use a separate issuer", key)
 		}
 		if is.JWKSURL != "" {
-			if err := checkJWKSURL(is.JWKSURL); err != nil {
+			if err := CheckURL(is.JWKSURL); err != nil {
 				add("%s.jwks_url: %v", key, err)
 			}
 		}
@@ -161,9 +161,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// checkJWKSURL refuses URLs a JWKS must not come from: keys fetched over
-// plain http from another host can be replaced by anyone on the path.
-func checkJWKSURL(raw string) error {
+// CheckURL refuses URLs that keys, or what points to keys, must not come
+// from: fetched over plain http from another host, they can be replaced by
+// anyone on the path. It accepts https, and http for loopback hosts only.
+func CheckURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("%q is not a URL: %w", raw, err)

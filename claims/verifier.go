@@ -24,6 +24,7 @@ type Verifier struct {
 	maxSize     int
 	clock       func() time.Time
 	cache       *cache // nil when disabled
+	set         bool   // verifies Security Event Tokens (WithSETs)
 }
 
 // issuer is one trusted issuer, ready to verify.
@@ -46,6 +47,7 @@ type options struct {
 	cacheSize          int
 	refreshInterval    time.Duration
 	unknownKIDInterval time.Duration
+	set                bool
 }
 
 // WithHTTPClient sets the client JWKS fetches use. The Verifier uses a copy
@@ -65,6 +67,18 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.clock 
 // WithCacheSize sets how many verified tokens are cached (default
 // DefaultCacheSize); 0 disables the cache.
 func WithCacheSize(n int) Option { return func(o *options) { o.cacheSize = n } }
+
+// WithSETs makes the Verifier verify Security Event Tokens (RFC 8417) instead
+// of access tokens, with the same keys, algorithms and checks otherwise: the
+// header typ must be secevent+jwt (RFC 8417 §2.3, whatever required_type
+// says), iat is required, sub and exp are not (a SET describes a subject in
+// its events and does not expire; an exp present is still checked), and
+// the lifetime check applies only when exp is present. The cache is off:
+// a SET is delivered once, and its jti is the receiver's to deduplicate.
+func WithSETs() Option { return func(o *options) { o.set, o.cacheSize = true, 0 } }
+
+// SETType is the header typ of a Security Event Token (RFC 8417 §2.3).
+const SETType = "secevent+jwt"
 
 // WithJWKSRefresh sets how often every JWKS is fetched again (default
 // DefaultJWKSRefreshInterval) and the least time between two fetches of one
@@ -117,6 +131,7 @@ func NewVerifier(ctx context.Context, cfg Config, opts ...Option) (*Verifier, er
 		maxLifetime: cfg.MaxLifetime,
 		maxSize:     cfg.MaxSize,
 		clock:       o.clock,
+		set:         o.set,
 	}
 	for i, ic := range cfg.Issuers {
 		is, err := newIssuer(ctx, ic, cfg.Leeway, &o)
@@ -140,6 +155,11 @@ func newIssuer(ctx context.Context, ic IssuerConfig, leeway time.Duration, o *op
 		pins:         algSetOf(ic.Algorithms),
 		requiredType: normalizeType(ic.RequiredType),
 		pvClaim:      ic.PermissionVersionClaim,
+	}
+	expiry := jwt.WithExpirationRequired()
+	if o.set {
+		is.requiredType = SETType
+		expiry = jwt.WithIssuedAt() // a harmless repeat: SETs need no exp
 	}
 	var keys []*verifyKey
 	for j, path := range ic.PublicKeys {
@@ -188,7 +208,7 @@ func newIssuer(ctx context.Context, ic IssuerConfig, leeway time.Duration, o *op
 		//
 		// The claims golang-jwt validates: exp (required), nbf, iat not in
 		// the future, and aud against any of the configured audiences.
-		jwt.WithExpirationRequired(),
+		expiry,
 		jwt.WithIssuedAt(),
 		jwt.WithAudience(ic.Audiences...),
 		jwt.WithLeeway(leeway),
@@ -287,12 +307,12 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, *cacheEnt
 		return nil, nil, fail(CodeWrongIssuer, "", "iss %q is not a configured issuer", clip(tc.iss))
 	}
 	switch {
-	case tc.exp == nil:
+	case tc.exp == nil && !v.set:
 		return nil, nil, missingClaim("exp")
 	case tc.iat == nil:
 		// Revocation compares iat with the time of permission changes.
 		return nil, nil, missingClaim("iat")
-	case tc.sub == "":
+	case tc.sub == "" && !v.set:
 		return nil, nil, missingClaim("sub")
 	case !tc.hasAud:
 		return nil, nil, fail(CodeWrongAudience, "", "the token has no aud")
@@ -314,12 +334,16 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, *cacheEnt
 		return nil, nil, classify(err)
 	}
 
-	exp, iat := tc.exp.Time, tc.iat.Time
-	if exp.Before(iat) {
-		return nil, nil, malformed("the token expires before it was issued", "exp %v is before iat %v", exp, iat)
-	}
-	if life := exp.Sub(iat); life > v.maxLifetime {
-		return nil, nil, fail(CodeLifetimeTooLong, "", "exp - iat = %v, the maximum is %v", life, v.maxLifetime)
+	iat := tc.iat.Time
+	var exp time.Time
+	if tc.exp != nil {
+		exp = tc.exp.Time
+		if exp.Before(iat) {
+			return nil, nil, malformed("the token expires before it was issued", "exp %v is before iat %v", exp, iat)
+		}
+		if life := exp.Sub(iat); life > v.maxLifetime {
+			return nil, nil, fail(CodeLifetimeTooLong, "", "exp - iat = %v, the maximum is %v", life, v.maxLifetime)
+		}
 	}
 	if is.requiredType != "" && normalizeType(h.Typ) != is.requiredType {
 		return nil, nil, fail(CodeWrongType, "", "typ %q, want %q", clip(h.Typ), is.requiredType)
@@ -330,7 +354,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, *cacheEnt
 		Issuer:         tc.iss,
 		Audience:       slices.Clone([]string(tc.aud)),
 		IssuedAt:       iat.UTC(),
-		ExpiresAt:      exp.UTC(),
+		ExpiresAt:      exp.UTC(), // zero for a SET without exp
 		ID:             tc.jti,
 		PermVersion:    pv,
 		HasPermVersion: hasPV,

@@ -131,3 +131,23 @@ func (m *metrics) registerDecisionLog(reg prometheus.Registerer, l *decisionlog.
 		}, func() float64 { return float64(len(streams)) }),
 	)
 }
+
+// signalsCollector exports the receiver's counts, read at scrape time.
+type signalsCollector struct {
+	s    Signals
+	desc *prometheus.Desc
+}
+
+func (m *metrics) registerSignals(reg prometheus.Registerer, s Signals) {
+	reg.MustRegister(signalsCollector{s: s, desc: prometheus.NewDesc("warden_signals_total",
+		"Security Event Tokens received by this replica (pushed or polled), by transmitter and outcome: per event mapped, verification, unknown_type, ignored, unresolved, invalid, refused; per SET duplicate, the RFC 8935 error code, or error (NATS).",
+		[]string{"transmitter", "outcome"}, nil)})
+}
+
+func (c signalsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c signalsCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, n := range c.s.Counts() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n.N), n.Transmitter, n.Outcome)
+	}
+}

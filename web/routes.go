@@ -74,6 +74,12 @@ func (s *server) routes() http.Handler {
 		adm.GET("/status", s.handleStatus())
 		adm.GET("/replicas", s.handleReplicas())
 	}
+	if s.signals != nil {
+		// Transmitters authenticate with their own Authorization header
+		// (signals.authorization_file), not an admin token.
+		v1.POST("/signals/:transmitter", s.handlePushSignal())
+		v1.GET("/signals", s.requireAdmin, s.handleListSignals())
+	}
 	if s.policies != nil {
 		adm := v1.Group("", s.requireAdmin)
 		adm.GET("/policies", s.handleListPolicies())

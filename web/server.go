@@ -61,6 +61,9 @@ var (
 
 // Options are the optional settings of the HTTP server.
 type Options struct {
+	// Signals, when set, receives Security Event Tokens: POST
+	// /v1/signals/{transmitter} and the admin's GET /v1/signals.
+	Signals Signals
 	// MaxBodyBytes bounds a request body; larger bodies get 413. Default 64 KiB.
 	MaxBodyBytes int64
 	// Proxy configures the routes proxies ask (forward auth, Envoy).
@@ -161,6 +164,7 @@ type server struct {
 	events    *Events
 	policies  Policies
 	drafts    Drafts
+	signals   Signals // nil: no transmitter configured
 
 	decisionLog *decisionlog.Log // nil: decisions are not logged
 	tickets     *ticketStore     // stream tickets; with decisionLog
@@ -231,6 +235,7 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 		events:    opts.Events,
 		policies:  opts.Policies,
 		drafts:    opts.Drafts,
+		signals:   opts.Signals,
 		guard:     newDecisionGuard(opts.DecisionClients, opts.DecisionRate, opts.DecisionBurst),
 		revokers:  newRevokers(opts.RevocationClients),
 		proxyWarn: rate.NewLimiter(1, 1),
@@ -243,6 +248,9 @@ func NewServer(logger *slog.Logger, verifier Verifier, engine Engine, opts Optio
 	}
 	if s.policies != nil {
 		s.metrics.registerPolicies(opts.Registerer, s.policies)
+	}
+	if s.signals != nil {
+		s.metrics.registerSignals(opts.Registerer, s.signals)
 	}
 	if opts.GRPCServer != nil {
 		authv3.RegisterAuthorizationServer(opts.GRPCServer, extAuthz{s: s})

@@ -23,6 +23,7 @@ import (
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
 	"github.com/wardenauthz/warden/events"
+	"github.com/wardenauthz/warden/events/signals"
 	"github.com/wardenauthz/warden/policyset"
 	"github.com/wardenauthz/warden/web"
 	"github.com/wardenauthz/warden/web/decisionlog"
@@ -39,6 +40,7 @@ type Config struct {
 	Tokens      claims.Config     `yaml:"tokens"`
 	Policies    PoliciesConfig    `yaml:"policies"`
 	Events      EventsConfig      `yaml:"events"`
+	Signals     signals.Config    `yaml:"signals"`
 	DecisionLog DecisionLogConfig `yaml:"decision_log"`
 	DecisionAPI DecisionAPIConfig `yaml:"decision_api"`
 	Revocation  RevocationConfig  `yaml:"revocation"`
@@ -328,6 +330,7 @@ func defaultConfig() Config {
 			MinSeqWait:     web.DefaultMinSeqWait,
 			EmbeddedSync:   "2m",
 		},
+		Signals: signals.Config{Bucket: signals.DefaultBucket},
 		DecisionLog: DecisionLogConfig{
 			Buffer:    decisionlog.DefaultBuffer,
 			MaxSizeMB: 100,
@@ -536,6 +539,9 @@ func (c Config) validate() error {
 		errs = append(errs, "data_dir: must not be empty; set a directory Warden may write, e.g. ./warden-data")
 	}
 	if err := c.Tokens.Validate(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if err := c.Signals.Validate(); err != nil {
 		errs = append(errs, err.Error())
 	}
 	switch c.Policies.Source {

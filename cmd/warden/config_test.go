@@ -103,6 +103,8 @@ func TestConfigErrors(t *testing.T) {
 		{"embedded listen with a URL", "", []string{"--events-nats-url", "nats://x:4222", "--events-embedded-listen", "127.0.0.1:4222"}, nil, []string{"events.embedded_listen"}},
 		{"half a client certificate", "", []string{"--events-tls-cert-file", "c.pem"}, nil, []string{"events.tls_key_file"}},
 		{"negative decision cache", "", []string{"--policies-decision-cache", "-1"}, nil, []string{"policies.decision_cache"}},
+		{"transmitter without authorization", "signals:\n  transmitters:\n    - name: okta\n      issuer: https://idp.example.com\n      audiences: [warden]\n      jwks_url: https://idp.example.com/jwks\n", nil, nil, []string{"signals.transmitters[0].authorization_file"}},
+		{"unknown transmitter key", "signals:\n  transmitters:\n    - name: okta\n      jwks_uri: https://idp.example.com/jwks\n", nil, nil, []string{"unknown key jwks_uri"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/decision"
 	"github.com/wardenauthz/warden/events"
+	"github.com/wardenauthz/warden/events/signals"
 	"github.com/wardenauthz/warden/policies"
 	"github.com/wardenauthz/warden/policyset"
 	"github.com/wardenauthz/warden/web"
@@ -158,6 +159,17 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 		return err
 	}
 
+	var receiver *signals.Receiver
+	if len(cfg.Signals.Transmitters) > 0 {
+		receiver, err = signals.NewReceiver(ctx, feed.nc, feed.publisher, cfg.Signals, signals.Options{
+			Tokens: cfg.Tokens, Logger: logger, Replicas: cfg.Events.StreamReplicas,
+		})
+		if err != nil {
+			return err
+		}
+		receiver.Poll(ctx)
+	}
+
 	trusted, _ := cfg.Proxy.trustedProxies() // validated
 	var grpcServer *grpc.Server
 	if grpcLn != nil {
@@ -180,6 +192,9 @@ func serve(ctx context.Context, prog string, args []string, getenv func(string) 
 	}
 	if grpcServer != nil {
 		webOpts.GRPCServer = grpcServer
+	}
+	if receiver != nil {
+		webOpts.Signals = receiver
 	}
 	if dev != nil {
 		// Only this machine's names: a page rebound to 127.0.0.1 by DNS

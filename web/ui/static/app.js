@@ -8,10 +8,11 @@ import * as signin from "./signin.js";
 import * as overview from "./overview.js";
 import * as subjects from "./subjects.js";
 import * as revocations from "./revocations.js";
+import * as signals from "./signals.js";
 import * as policies from "./policies.js";
 import * as live from "./live.js";
 
-const views = { signin, overview, subjects, revocations, policies, live };
+const views = { signin, overview, subjects, revocations, signals, policies, live };
 let current = null;
 
 // go shows a view, leaving the current one first.

@@ -8,7 +8,8 @@
 # Phases: the agreement check (Warden and OPA must give the same decision
 # and reasons on 2,000 requests), then for each server the mix and one
 # request repeated; then Warden at half its saturating mix rate (open loop)
-# for the p99; then Warden on both cores.
+# for the p99, and the bare handler at the same rate, whose latency is the
+# generator's and the network's share; then Warden on both cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d)
@@ -68,6 +69,7 @@ load -url "$O" -shape opa -repeat -label "opa repeated"
 load -url "$B" -repeat -label "bare repeated"
 half=$(awk '{printf "%d", $3/2}' "$tmp/warden-mix")
 load -url "$W" -rate "$half" -c 64 -label "warden mix at $half/s"
+load -url "$B" -rate "$half" -c 64 -label "bare mix at $half/s"   # the generator's own share of the latency
 kill "$wpid"; wait "$wpid" 2>/dev/null || true
 start_warden 2 0,1
 load -url "$W" -label "warden mix, 2 cores (shared)"

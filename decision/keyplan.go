@@ -269,20 +269,28 @@ func (p *keyPlan) writeKey(b *strings.Builder, in *Input, token func(*claims.Cla
 // value that is not a JSON object, it answers that value: it holds the path,
 // and keying on more of the input only makes the key finer.
 func lookup(in *Input, path []string) (any, bool) {
-	var v any = in.Resource
+	v, _, found := walk(in, path)
+	return v, found
+}
+
+// walk follows path (["resource", ...] or ["context", ...]) through the
+// decoded JSON objects of in: the value reached, the rest of the path below
+// a value that is not a map[string]any, and whether the value is defined.
+func walk(in *Input, path []string) (v any, rest []string, found bool) {
+	v = in.Resource
 	if path[0] == "context" {
 		v = in.Context
 	}
-	for _, k := range path[1:] {
+	for i, k := range path[1:] {
 		m, ok := v.(map[string]any)
 		if !ok {
-			return v, true
+			return v, path[1+i:], true
 		}
 		if v, ok = m[k]; !ok {
-			return nil, false
+			return nil, nil, false
 		}
 	}
-	return v, true
+	return v, nil, true
 }
 
 // term is the operand's value for in as the policy sees it: nil when it
@@ -303,25 +311,18 @@ func (o operand) term(in *Input, token func(*claims.Claims) *ast.Term) (*ast.Ter
 		t := token(in.Claims)
 		return find(t, o.path[1:]), t != nil
 	}
-	var v any = in.Resource
-	if o.path[0] == "context" {
-		v = in.Context
-	}
-	for i, k := range o.path[1:] {
-		m, ok := v.(map[string]any)
-		if !ok { // not decoded JSON: convert it and look below
-			t, err := valueTerm(v)
-			if err != nil {
-				return nil, false
-			}
-			return find(t, o.path[1+i:]), true
-		}
-		if v, ok = m[k]; !ok {
-			return nil, true
-		}
+	v, rest, found := walk(in, o.path)
+	if !found {
+		return nil, true
 	}
 	t, err := valueTerm(v)
-	return t, err == nil
+	if err != nil {
+		return nil, false
+	}
+	if len(rest) > 0 { // not decoded JSON: look below its conversion
+		t = find(t, rest)
+	}
+	return t, true
 }
 
 // find is the term at path below t, nil when undefined.
@@ -331,7 +332,7 @@ func find(t *ast.Term, path []string) *ast.Term {
 		if !ok {
 			return nil
 		}
-		if t = obj.Get(ast.StringTerm(k)); t == nil {
+		if t = obj.Get(stringTerm(k)); t == nil {
 			return nil
 		}
 	}

@@ -27,8 +27,8 @@ const maxSignalsListed = 500
 // handlePushSignal answers POST /v1/signals/:transmitter, RFC 8935 push
 // delivery: 202 with no body when the SET is accepted (a replayed jti
 // too: it changes nothing), otherwise the RFC's error object
-// {"err","description"} with 400, 401 (authentication_failed), 404 (no
-// such transmitter) or 413 (a body over signals.MaxSETBytes; RFC 8935
+// {"err","description"} with 400, 401 (authentication_failed, also for a
+// transmitter name that is not configured) or 413 (a body over signals.MaxSETBytes; RFC 8935
 // leaves the size to the receiver and 413 says what happened).
 func (s *server) handlePushSignal() gin.HandlerFunc {
 	return func(c *gin.Context) {

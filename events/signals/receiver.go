@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -349,8 +348,10 @@ type Delivery struct {
 func (r *Receiver) Push(ctx context.Context, name, authorization, contentType string, body io.Reader) (Delivery, error) {
 	t, ok := r.transmitters[name]
 	if !ok {
-		// Not counted: the name comes from anyone.
-		return Delivery{}, refuse(http.StatusNotFound, "invalid_request", "no transmitter "+strconv.Quote(clip(name))+" is configured", nil)
+		// The same answer as a wrong Authorization header, so that a
+		// caller without credentials cannot learn which transmitters
+		// exist. Not counted: the name comes from anyone.
+		return Delivery{}, refuse(http.StatusUnauthorized, "authentication_failed", "the Authorization header is missing or wrong", nil)
 	}
 	d, err := r.push(ctx, t, authorization, contentType, body)
 	r.count(t.cfg.Name, d, err)

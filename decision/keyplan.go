@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"slices"
@@ -29,9 +30,11 @@ import (
 //
 //   - a sub-document of input.resource or input.context that the residual
 //     compares, as a whole expression of a rule body, with a constant or
-//     another part of the input (=, ==, !=) matters only through the
-//     comparison's outcome: equal, different, or one side undefined. Those
-//     outcomes are an atom of the key;
+//     another part of the input matters only through the comparison's
+//     outcome. For =, == and != that is equal, different, or one side
+//     undefined; for <, <=, > and >= it is less, equal, greater (in the
+//     order of values OPA compares by) or undefined. Those outcomes are an
+//     atom of the key;
 //   - any other sub-document it reads is a value of the key, its JSON in
 //     full: passed to a function or built-in, used in a rule's value,
 //     iterated, compared with a variable, tested for being defined;
@@ -50,8 +53,11 @@ type keyPlan struct {
 }
 
 // atom is a comparison of two operands, at least one below input.resource
-// or input.context.
-type atom struct{ a, b operand }
+// or input.context: by equality, or by order.
+type atom struct {
+	a, b  operand
+	order bool
+}
 
 // operand is a path into the input or a scalar constant.
 type operand struct {
@@ -164,17 +170,21 @@ func stringPath(r ast.Ref) ([]string, bool) {
 }
 
 // atomOf recognises a comparison whose only use is its outcome: a whole
-// body expression, possibly negated, =, == or != between two operands of
-// which one is below input.resource or input.context and the other is too,
-// or is another part of the input (token, subject, action), or a scalar
-// constant. As a body expression, false and undefined both fail it, so the
-// outcome decides the evaluation.
+// body expression, possibly negated, =, ==, !=, <, <=, > or >= between two
+// operands of which one is below input.resource or input.context and the
+// other is too, or is another part of the input (token, subject, action),
+// or a scalar constant. As a body expression, false and undefined both
+// fail it, so the outcome decides the evaluation.
 func atomOf(e *ast.Expr) (atom, bool) {
 	if !e.IsCall() || len(e.With) > 0 || len(e.Operands()) != 2 {
 		return atom{}, false
 	}
-	op := e.Operator()
-	if !op.Equal(ast.Equality.Ref()) && !op.Equal(ast.Equal.Ref()) && !op.Equal(ast.NotEqual.Ref()) {
+	var order bool
+	switch op := e.Operator(); {
+	case op.Equal(ast.Equality.Ref()), op.Equal(ast.Equal.Ref()), op.Equal(ast.NotEqual.Ref()):
+	case op.Equal(ast.LessThan.Ref()), op.Equal(ast.LessThanEq.Ref()), op.Equal(ast.GreaterThan.Ref()), op.Equal(ast.GreaterThanEq.Ref()):
+		order = true
+	default:
 		return atom{}, false
 	}
 	var ops [2]operand
@@ -197,7 +207,7 @@ func atomOf(e *ast.Expr) (atom, bool) {
 			return atom{}, false
 		}
 	}
-	return atom{ops[0], ops[1]}, request
+	return atom{ops[0], ops[1], order}, request
 }
 
 // inputPart says whether path names something the key can look up: below
@@ -214,7 +224,7 @@ func inputPart(path []string) bool {
 	return false
 }
 
-func (a atom) equal(b atom) bool { return a.a.equal(b.a) && a.b.equal(b.b) }
+func (a atom) equal(b atom) bool { return a.a.equal(b.a) && a.b.equal(b.b) && a.order == b.order }
 
 func (o operand) equal(p operand) bool {
 	if o.constant != nil || p.constant != nil {
@@ -256,6 +266,8 @@ func (p *keyPlan) writeKey(b *strings.Builder, in *Input, token func(*claims.Cla
 			return false
 		case x == nil || y == nil:
 			b.WriteByte('u')
+		case a.order: // as OPA's <, <=, > and >= compare
+			b.WriteByte("<=>"[cmp.Compare(x.Value.Compare(y.Value), 0)+1])
 		case x.Equal(y):
 			b.WriteByte('=')
 		default:

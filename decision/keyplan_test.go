@@ -41,7 +41,14 @@ allow if input.resource.owner == input.subject
 reasons contains sprintf("order %v", [input.resource.id]) if allow`, "resource.id", "resource.owner~subject"},
 	{"a number compared by order", `
 allow if input.context.level > 3
-reasons contains "level" if allow`, "context.level", ""},
+reasons contains "level" if allow`, "", "context.level<>3"},
+	{"an amount under a limit, one of several orders", `
+allow if {
+	input.resource.type == "order"
+	not input.context.level < 2
+	input.context.level <= input.resource.level
+}
+reasons contains "within" if allow`, "", "resource.type~\"order\" context.level<>2 context.level<>resource.level"},
 	{"a key known once the data is", `
 allow if {
 	some k in ["owner", "editor"]
@@ -94,7 +101,11 @@ func describePlan(p *keyPlan) (values, atoms string) {
 		return strings.Join(o.path, ".")
 	}
 	for _, x := range p.atoms {
-		a = append(a, side(x.a)+"~"+side(x.b))
+		op := "~"
+		if x.order {
+			op = "<>"
+		}
+		a = append(a, side(x.a)+op+side(x.b))
 	}
 	return strings.Join(v, " "), strings.Join(a, " ")
 }
@@ -135,7 +146,7 @@ func TestKeyPlanDifferential(t *testing.T) {
 	subjects := []string{"alice", "bob", ""}
 	ownerValues := []any{"alice", "bob", "root", nil, json.Number("1"), "1", json.Number("1.0"), map[string]any{"a": "alice"}, []any{"alice"}}
 	typeValues := []any{"order", "ORDER", nil}
-	levels := []any{json.Number("2"), json.Number("3"), json.Number("4"), "4"}
+	levels := []any{json.Number("2"), json.Number("3"), json.Number("3.0"), json.Number("4"), "4", nil}
 	rng := rand.New(rand.NewPCG(14, 2))
 	inputs := make([]Input, 3000)
 	for i := range inputs {
@@ -157,6 +168,9 @@ func TestKeyPlanDifferential(t *testing.T) {
 		}
 		if rng.IntN(10) == 0 {
 			in.Resource["editor"] = sub
+		}
+		if rng.IntN(4) > 0 {
+			in.Resource["level"] = levels[rng.IntN(len(levels))]
 		}
 		inputs[i] = in
 	}

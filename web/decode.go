@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-json-experiment/json"
@@ -30,18 +31,68 @@ import (
 // are these rules.
 var strictJSON = json.JoinOptions(
 	json.RejectUnknownMembers(true),
-	json.WithUnmarshalers(json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v *any) error {
-		if dec.PeekKind() != '0' {
-			return json.SkipFunc
-		}
-		tok, err := dec.ReadToken()
-		if err != nil {
+	json.WithUnmarshalers(json.JoinUnmarshalers(
+		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v *any) error {
+			val, err := readValue(dec)
+			*v = val
 			return err
-		}
-		*v = stdjson.Number(tok.String())
-		return nil
-	})),
+		}),
+		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, v *map[string]any) error {
+			if dec.PeekKind() != '{' {
+				return json.SkipFunc // null, or the wrong kind for the default to name
+			}
+			val, err := readValue(dec)
+			*v, _ = val.(map[string]any)
+			return err
+		}),
+	)),
 )
+
+// readValue reads one JSON value from dec as a Go value: map[string]any,
+// []any, string, encoding/json's Number, bool or nil. It is what
+// strictJSON decodes a free-form value (resource, context, data) with: one
+// pass over the decoder's tokens, which checks the syntax, duplicate names
+// and UTF-8, instead of a reflective decoder per member.
+func readValue(dec *jsontext.Decoder) (any, error) {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case '"':
+		return tok.String(), nil
+	case '0':
+		return stdjson.Number(tok.String()), nil
+	case 't', 'f':
+		return tok.Bool(), nil
+	case '{':
+		m := make(map[string]any)
+		for dec.PeekKind() != '}' {
+			name, err := dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			if m[name.String()], err = readValue(dec); err != nil {
+				return nil, err
+			}
+		}
+		_, err := dec.ReadToken()
+		return m, err
+	case '[':
+		a := []any{}
+		for dec.PeekKind() != ']' {
+			v, err := readValue(dec)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		_, err := dec.ReadToken()
+		return a, err
+	default: // 'n'
+		return nil, nil
+	}
+}
 
 // decodeJSON reads a request body, a JSON object, into v. It answers every
 // way a body can be wrong with an *APIError that says what to fix: a
@@ -61,15 +112,34 @@ func (s *server) decodeJSONUpTo(c *gin.Context, v any, limit int64) error {
 // decodeBody reads a body of mediaType, at most limit bytes, strictly into
 // v.
 func (s *server) decodeBody(c *gin.Context, mediaType string, limit int64, v any) error {
-	data, err := s.readBody(c, limit, mediaType)
-	if err != nil {
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			buf.Reset()
+			bodyBuffers.Put(buf)
+		}
+	}()
+	if err := s.readInto(buf, c, limit, mediaType); err != nil {
 		return err
+	}
+	data := buf.Bytes()
+	if len(bytes.TrimSpace(data)) == 0 {
+		return errorf(codeInvalidRequest, "request body is empty")
 	}
 	if err := json.Unmarshal(data, v, strictJSON); err != nil {
 		return s.decodeError(data, err)
 	}
 	return nil
 }
+
+// bodyBuffers are the buffers decodeBody reads bodies into, reused: strict
+// decoding copies every string and number it keeps, so nothing decoded
+// points into the buffer, and a decision request allocates no body.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody is the largest buffer bodyBuffers keeps: one for a body at
+// the default limit, not the megabytes of a policy set.
+const maxPooledBody = DefaultMaxBodyBytes + bytes.MinRead
 
 // readBody reads a non-empty body of at most limit bytes, of one of the
 // media types (the first is the one to name in an error). A body declared
@@ -87,24 +157,36 @@ func (s *server) readBody(c *gin.Context, limit int64, mediaTypes ...string) ([]
 // readAny is readBody for a body that may be empty, and of any media type
 // when none is given (the caller checks it).
 func (s *server) readAny(c *gin.Context, limit int64, mediaTypes ...string) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := s.readInto(&buf, c, limit, mediaTypes...); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// readInto is readAny appending to buf.
+func (s *server) readInto(buf *bytes.Buffer, c *gin.Context, limit int64, mediaTypes ...string) error {
 	if len(mediaTypes) > 0 {
 		mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 		if err != nil || !slices.Contains(mediaTypes, mt) {
-			return nil, errorf(codeUnsupportedMedia, "Content-Type must be "+mediaTypes[0])
+			return errorf(codeUnsupportedMedia, "Content-Type must be "+mediaTypes[0])
 		}
 	}
 	if c.Request.ContentLength > limit {
-		return nil, tooLarge(limit)
+		return tooLarge(limit)
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	if n := c.Request.ContentLength; n > 0 {
+		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead free to read the end
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	var maxBytes *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxBytes):
-		return nil, tooLarge(maxBytes.Limit)
+		return tooLarge(maxBytes.Limit)
 	case err != nil:
-		return nil, errorf(codeInvalidRequest, "cannot read the request body: "+err.Error())
+		return errorf(codeInvalidRequest, "cannot read the request body: "+err.Error())
 	}
-	return data, nil
+	return nil
 }
 
 func tooLarge(limit int64) error {

@@ -11,6 +11,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/wardenauthz/warden/claims"
 )
@@ -30,10 +31,13 @@ import (
 //
 //   - a sub-document of input.resource or input.context that the residual
 //     compares, as a whole expression of a rule body, with a constant or
-//     another part of the input matters only through the comparison's
-//     outcome. For =, == and != that is equal, different, or one side
-//     undefined; for <, <=, > and >= it is less, equal, greater (in the
-//     order of values OPA compares by) or undefined. Those outcomes are an
+//     another part of the input, or tests with one of the pure built-ins
+//     of atomBuiltins (startswith, in, regex.match, ...), matters only
+//     through the expression's outcome. For =, == and != that is equal,
+//     different, or an operand undefined; for <, <=, > and >= it is less,
+//     equal, greater (in the order of values OPA compares by) or
+//     undefined; for a built-in it is true, false or undefined, as OPA's
+//     own implementation of the built-in answers. Those outcomes are an
 //     atom of the key;
 //   - any other sub-document it reads is a value of the key, its JSON in
 //     full: passed to a function or built-in, used in a rule's value,
@@ -52,11 +56,24 @@ type keyPlan struct {
 	atoms  []atom
 }
 
-// atom is a comparison of two operands, at least one below input.resource
-// or input.context: by equality, or by order.
+// atom is a test of operands, at least one below input.resource or
+// input.context: a comparison by equality (op "equal": =, ==, !=) or by
+// order (op "order": <, <=, >, >=), or a call of the built-in op.
 type atom struct {
-	a, b  operand
-	order bool
+	op  string
+	ops []operand
+	fn  topdown.BuiltinFunc // op's implementation, for a built-in
+}
+
+// atomBuiltins are the built-ins whose calls can be atoms: deterministic,
+// free of side effects and of the evaluation's state, answering from their
+// operands alone.
+var atomBuiltins = map[string]bool{
+	ast.StartsWith.Name: true, ast.EndsWith.Name: true, ast.Contains.Name: true,
+	ast.Member.Name: true, ast.RegexMatch.Name: true,
+	ast.AnyPrefixMatch.Name: true, ast.AnySuffixMatch.Name: true,
+	ast.IsString.Name: true, ast.IsNumber.Name: true, ast.IsBoolean.Name: true,
+	ast.IsArray.Name: true, ast.IsObject.Name: true, ast.IsSet.Name: true, ast.IsNull.Name: true,
 }
 
 // operand is a path into the input or a scalar constant.
@@ -169,25 +186,34 @@ func stringPath(r ast.Ref) ([]string, bool) {
 	return path, true
 }
 
-// atomOf recognises a comparison whose only use is its outcome: a whole
-// body expression, possibly negated, =, ==, !=, <, <=, > or >= between two
-// operands of which one is below input.resource or input.context and the
+// atomOf recognises a test whose only use is its outcome: a whole body
+// expression, possibly negated, that is =, ==, !=, <, <=, > or >= between
+// two operands, or a call of one of atomBuiltins with no output operand,
+// where one operand is below input.resource or input.context and each
 // other is too, or is another part of the input (token, subject, action),
-// or a scalar constant. As a body expression, false and undefined both
-// fail it, so the outcome decides the evaluation.
+// or a constant. As a body expression, false and undefined both fail it,
+// so the outcome decides the evaluation.
 func atomOf(e *ast.Expr) (atom, bool) {
-	if !e.IsCall() || len(e.With) > 0 || len(e.Operands()) != 2 {
+	if !e.IsCall() || len(e.With) > 0 {
 		return atom{}, false
 	}
-	var order bool
-	switch op := e.Operator(); {
-	case op.Equal(ast.Equality.Ref()), op.Equal(ast.Equal.Ref()), op.Equal(ast.NotEqual.Ref()):
-	case op.Equal(ast.LessThan.Ref()), op.Equal(ast.LessThanEq.Ref()), op.Equal(ast.GreaterThan.Ref()), op.Equal(ast.GreaterThanEq.Ref()):
-		order = true
+	var a atom
+	switch name := e.Operator().String(); name {
+	case ast.Equality.Name, ast.Equal.Name, ast.NotEqual.Name:
+		a.op = "equal"
+	case ast.LessThan.Name, ast.LessThanEq.Name, ast.GreaterThan.Name, ast.GreaterThanEq.Name:
+		a.op = "order"
 	default:
+		b, ok := ast.BuiltinMap[name]
+		if !atomBuiltins[name] || !ok || len(e.Operands()) != b.Decl.Arity() {
+			return atom{}, false
+		}
+		a.op, a.fn = name, topdown.GetBuiltin(name)
+	}
+	if (a.op == "equal" || a.op == "order") && len(e.Operands()) != 2 {
 		return atom{}, false
 	}
-	var ops [2]operand
+	a.ops = make([]operand, len(e.Operands()))
 	request := false
 	for i, t := range e.Operands() {
 		switch v := t.Value.(type) {
@@ -200,14 +226,18 @@ func atomOf(e *ast.Expr) (atom, bool) {
 				return atom{}, false
 			}
 			request = request || requestPart(path[0])
-			ops[i].path = path
-		case ast.String, ast.Number, ast.Boolean, ast.Null:
-			ops[i].constant = t
+			a.ops[i].path = path
 		default:
-			return atom{}, false
+			if !ast.IsConstant(v) {
+				return atom{}, false
+			}
+			a.ops[i].constant = t
 		}
 	}
-	return atom{ops[0], ops[1], order}, request
+	if a.op == ast.RegexMatch.Name && a.ops[0].constant == nil {
+		return atom{}, false // a pattern from the input is compiled at evaluation, under its deadline, not for the key
+	}
+	return a, request
 }
 
 // inputPart says whether path names something the key can look up: below
@@ -224,7 +254,9 @@ func inputPart(path []string) bool {
 	return false
 }
 
-func (a atom) equal(b atom) bool { return a.a.equal(b.a) && a.b.equal(b.b) && a.order == b.order }
+func (a atom) equal(b atom) bool {
+	return a.op == b.op && slices.EqualFunc(a.ops, b.ops, operand.equal)
+}
 
 func (o operand) equal(p operand) bool {
 	if o.constant != nil || p.constant != nil {
@@ -256,25 +288,60 @@ func (p *keyPlan) writeKey(b *strings.Builder, in *Input, token func(*claims.Cla
 	}
 	b.WriteByte(0)
 	for _, a := range p.atoms {
-		x, ok := a.a.term(in, token)
+		outcome, ok := a.outcome(in, token)
 		if !ok {
 			return false
 		}
-		y, ok := a.b.term(in, token)
-		switch {
-		case !ok:
-			return false
-		case x == nil || y == nil:
-			b.WriteByte('u')
-		case a.order: // as OPA's <, <=, > and >= compare
-			b.WriteByte("<=>"[cmp.Compare(x.Value.Compare(y.Value), 0)+1])
-		case x.Equal(y):
-			b.WriteByte('=')
-		default:
-			b.WriteByte('!')
-		}
+		b.WriteByte(outcome)
 	}
 	return true
+}
+
+// outcome is the atom's outcome for in, one byte: 'u' when an operand or
+// the built-in's result is undefined, else '=' or '!' for equality, '<',
+// '=' or '>' for order, 't' or 'f' for a built-in (a result other than
+// false passes a body expression, as true does). It reports false when an
+// operand cannot be converted or the built-in fails; the decision is then
+// not cached, and the evaluation meets the failure itself.
+func (a atom) outcome(in *Input, token func(*claims.Claims) *ast.Term) (byte, bool) {
+	var buf [4]*ast.Term
+	terms := buf[:0]
+	undefined := false
+	for _, o := range a.ops {
+		t, ok := o.term(in, token)
+		if !ok {
+			return 0, false
+		}
+		undefined = undefined || t == nil
+		terms = append(terms, t)
+	}
+	if undefined {
+		return 'u', true
+	}
+	switch a.op {
+	case "equal":
+		if terms[0].Equal(terms[1]) {
+			return '=', true
+		}
+		return '!', true
+	case "order": // as OPA's <, <=, > and >= compare
+		return "<=>"[cmp.Compare(terms[0].Value.Compare(terms[1].Value), 0)+1], true
+	}
+	var result *ast.Term
+	err := a.fn(topdown.BuiltinContext{Context: context.Background()}, terms, func(t *ast.Term) error {
+		result = t
+		return nil
+	})
+	switch {
+	case err != nil:
+		return 0, false
+	case result == nil:
+		return 'u', true
+	case result.Value.Compare(ast.Boolean(false)) == 0:
+		return 'f', true
+	default:
+		return 't', true
+	}
 }
 
 // lookup finds the Go value at path in in.Resource or in.Context. Below a

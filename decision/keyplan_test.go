@@ -3,7 +3,6 @@ package decision
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
@@ -11,6 +10,9 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/wardenauthz/warden/claims"
 )
@@ -49,6 +51,27 @@ allow if {
 	input.context.level <= input.resource.level
 }
 reasons contains "within" if allow`, "", "resource.type~\"order\" context.level<>2 context.level<>resource.level"},
+	{"an id by its prefix, a type in a set", `
+allow if {
+	startswith(input.resource.id, "ord-")
+	input.resource.type in {"order", "ORDER"}
+}
+reasons contains "prefixed" if allow`, "", "startswith(resource.id,\"ord-\") internal.member_2(resource.type,{\"ORDER\", \"order\"})"},
+	{"an owner in a list from the data, an id by a pattern", `
+allow if {
+	input.resource.owner in data.owners
+	not regex.match("^[0-9]+$", input.resource.id)
+}
+reasons contains "listed" if allow`, "", "internal.member_2(resource.owner,[\"alice\", \"bob\"]) regex.match(\"^[0-9]+$\",resource.id)"},
+	{"a pattern from the input", `
+allow if regex.match(input.context.pattern, input.resource.id)
+reasons contains "matched" if allow`, "context.pattern resource.id", ""},
+	{"a built-in with its result bound", `
+allow if {
+	x := startswith(input.resource.id, "ord-")
+	x
+}
+reasons contains "bound" if allow`, "resource.id", ""},
 	{"a key known once the data is", `
 allow if {
 	some k in ["owner", "editor"]
@@ -101,11 +124,18 @@ func describePlan(p *keyPlan) (values, atoms string) {
 		return strings.Join(o.path, ".")
 	}
 	for _, x := range p.atoms {
-		op := "~"
-		if x.order {
-			op = "<>"
+		switch x.op {
+		case "equal":
+			a = append(a, side(x.ops[0])+"~"+side(x.ops[1]))
+		case "order":
+			a = append(a, side(x.ops[0])+"<>"+side(x.ops[1]))
+		default:
+			var args []string
+			for _, o := range x.ops {
+				args = append(args, side(o))
+			}
+			a = append(a, x.op+"("+strings.Join(args, ",")+")")
 		}
-		a = append(a, side(x.a)+op+side(x.b))
 	}
 	return strings.Join(v, " "), strings.Join(a, " ")
 }
@@ -125,6 +155,11 @@ func planEngine(t *testing.T, rego string) *Engine {
 
 // TestKeyPlan checks what each policy's plan keys on.
 func TestKeyPlan(t *testing.T) {
+	for name := range atomBuiltins {
+		if topdown.GetBuiltin(name) == nil || ast.BuiltinMap[name] == nil {
+			t.Errorf("atom built-in %s is not one of OPA's", name)
+		}
+	}
 	for _, tc := range planPolicies {
 		t.Run(tc.name, func(t *testing.T) {
 			values, atoms := describePlan(planEngine(t, tc.rego).set.Load().memo.plan)
@@ -147,11 +182,12 @@ func TestKeyPlanDifferential(t *testing.T) {
 	ownerValues := []any{"alice", "bob", "root", nil, json.Number("1"), "1", json.Number("1.0"), map[string]any{"a": "alice"}, []any{"alice"}}
 	typeValues := []any{"order", "ORDER", nil}
 	levels := []any{json.Number("2"), json.Number("3"), json.Number("3.0"), json.Number("4"), "4", nil}
+	ids := []any{"0", "1", "42", "ord-1", "ord-2", "ORD-1", json.Number("7"), nil}
 	rng := rand.New(rand.NewPCG(14, 2))
 	inputs := make([]Input, 3000)
 	for i := range inputs {
 		sub := subjects[rng.IntN(len(subjects))]
-		in := Input{Action: "read", Resource: map[string]any{"id": fmt.Sprint(rng.IntN(5))}, Context: map[string]any{}}
+		in := Input{Action: "read", Resource: map[string]any{"id": ids[rng.IntN(len(ids))]}, Context: map[string]any{}}
 		if rng.IntN(5) == 0 {
 			in.Subject = sub + "-asserted" // no token
 		} else {
@@ -165,6 +201,9 @@ func TestKeyPlanDifferential(t *testing.T) {
 		}
 		if rng.IntN(3) > 0 {
 			in.Context["level"] = levels[rng.IntN(len(levels))]
+		}
+		if rng.IntN(2) > 0 {
+			in.Context["pattern"] = []any{"^ord-", "^[0-9]+$", "("}[rng.IntN(3)]
 		}
 		if rng.IntN(10) == 0 {
 			in.Resource["editor"] = sub

@@ -5,6 +5,7 @@
 # one core (GOMAXPROCS=1, CPU 0) with the load generator on the other.
 #   testdata/load/mix.sh                 # 10 s a phase, 16 connections
 #   DURATION=20s CONNECTIONS=32 testdata/load/mix.sh
+#   ROUNDS=3 DURATION=6s testdata/load/mix.sh   # each phase three times, alternated
 # Phases: the agreement check (Warden and OPA must give the same decision
 # and reasons on 2,000 requests), then for each server the mix and one
 # request repeated; then Warden at half its saturating mix rate (open loop)
@@ -61,15 +62,19 @@ B=http://127.0.0.1:$bport/v1/decision
 taskset -c 1 "$tmp/mix" check -dir "$tmp" -warden "$W" -opa "$O" -n 2000
 
 load() { taskset -c 1 "$tmp/mix" load -dir "$tmp" -c "$c" -d "$d" "$@"; }
-load -url "$W" -label "warden mix" | tee "$tmp/warden-mix"
-load -url "$O" -shape opa -label "opa mix"
-load -url "$B" -label "bare mix"
-load -url "$W" -repeat -label "warden repeated"
-load -url "$O" -shape opa -repeat -label "opa repeated"
-load -url "$B" -repeat -label "bare repeated"
-half=$(awk '{printf "%d", $3/2}' "$tmp/warden-mix")
-load -url "$W" -rate "$half" -c 64 -label "warden mix at $half/s"
-load -url "$B" -rate "$half" -c 64 -label "bare mix at $half/s"   # the generator's own share of the latency
+for round in $(seq "${ROUNDS:-1}"); do # rounds alternate the servers, so a slow spell of the machine shows as a spread
+  load -url "$W" -label "warden mix" | tee -a "$tmp/warden-mix"
+  load -url "$O" -shape opa -label "opa mix"
+  load -url "$B" -label "bare mix"
+  load -url "$W" -repeat -label "warden repeated"
+  load -url "$O" -shape opa -repeat -label "opa repeated"
+  load -url "$B" -repeat -label "bare repeated"
+done
+half=$(awk 'NR == 1 {printf "%d", $3/2}' "$tmp/warden-mix")
+for round in $(seq "${ROUNDS:-1}"); do
+  load -url "$W" -rate "$half" -c 64 -label "warden mix at $half/s"
+  load -url "$B" -rate "$half" -c 64 -label "bare mix at $half/s" # the generator's and the machine's share of the latency
+done
 kill "$wpid"; wait "$wpid" 2>/dev/null || true
 start_warden 2 0,1
 load -url "$W" -label "warden mix, 2 cores (shared)"

@@ -23,6 +23,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 )
 
@@ -78,6 +79,17 @@ func TestManifests(t *testing.T) {
 	}
 	if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
 		t.Error("the container's root file system is writable or it may escalate")
+	}
+	memLimit := c.Resources.Limits.Memory()
+	var softLimit string
+	for _, e := range c.Env {
+		if e.Name == "GOMEMLIMIT" {
+			softLimit = e.Value
+		}
+	}
+	// GOMEMLIMIT's units are Go's (MiB); a quantity's are Kubernetes' (Mi).
+	if soft, err := resource.ParseQuantity(strings.TrimSuffix(softLimit, "B")); err != nil || memLimit.IsZero() || soft.Cmp(*memLimit) >= 0 {
+		t.Errorf("GOMEMLIMIT %q must be set below the memory limit %v, so the collector tightens before the pod is killed", softLimit, memLimit)
 	}
 	mounts := map[string]corev1.VolumeMount{}
 	for _, m := range c.VolumeMounts {

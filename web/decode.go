@@ -218,7 +218,7 @@ func (s *server) decodeError(data []byte, err error) error {
 		if semantic.GoType == nil || semantic.JSONKind == 0 {
 			return errorf(codeInvalidRequest, fmt.Sprintf("field %s: %v", pointerName(semantic.JSONPointer), semantic.Err))
 		}
-		return errorf(codeInvalidRequest, fmt.Sprintf("field %s must be %s, not %s", pointerName(semantic.JSONPointer), jsonKind(semantic.GoType.Kind()), semantic.JSONKind))
+		return errorf(codeInvalidRequest, fmt.Sprintf("field %s must be %s, not %s", pointerName(semantic.JSONPointer), jsonKind(semantic.GoType.Kind()), valueKind(semantic.JSONKind)))
 	default:
 		return errorf(codeInvalidRequest, "invalid request body: "+err.Error())
 	}
@@ -239,6 +239,25 @@ func pointerName(p jsontext.Pointer) string {
 		name += tok
 	}
 	return strconv.Quote(name)
+}
+
+// valueKind names the kind of a JSON value that was sent, the way
+// jsonKind names the one expected: "an array", not jsontext's "[".
+func valueKind(k jsontext.Kind) string {
+	switch k {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	default:
+		return k.String() // null
+	}
 }
 
 // jsonKind names a Go kind the way a JSON author thinks of it.

@@ -2,13 +2,18 @@ package web
 
 import (
 	"bufio"
+	stdjson "encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json"
 )
 
 // TestStrictJSON sends the bodies a parser differential is made of: a name
@@ -69,5 +74,49 @@ func TestBodyTooLargeWithExpectContinue(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("status %s, want 413 before the body is sent", resp.Status)
+	}
+}
+
+// TestStrictJSONValues decodes free-form members (resource, context) as the
+// policy input takes them: objects, arrays, strings, booleans and null as
+// Go values, every number as its JSON text; and refuses in them what
+// strictJSON refuses anywhere, each with the message a client sees.
+func TestStrictJSONValues(t *testing.T) {
+	var req decisionRequest
+	body := `{"action":"a","resource":{"n":1e400,"m":10,"f":1.50,"s":"x\u00e9","t":true,"z":null,` +
+		`"a":[1,"b",[],{}],"o":{"p":{"q":-0}}},"context":null}`
+	if err := json.Unmarshal([]byte(body), &req, strictJSON); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"n": stdjson.Number("1e400"), "m": stdjson.Number("10"), "f": stdjson.Number("1.50"),
+		"s": "xé", "t": true, "z": nil,
+		"a": []any{stdjson.Number("1"), "b", []any{}, map[string]any{}},
+		"o": map[string]any{"p": map[string]any{"q": stdjson.Number("-0")}},
+	}
+	if !reflect.DeepEqual(req.Resource, want) || req.Context != nil {
+		t.Errorf("resource %#v, context %#v; want %#v and nil", req.Resource, req.Context, want)
+	}
+
+	for _, tc := range []struct{ body, want string }{
+		{`{"resource":{"a":{"b":1,"b":2}}}`, `member "resource.a.b" appears twice`},
+		{`{"resource":{"a":[{"b":1,"b":2}]}}`, `member "resource.a[0].b" appears twice`},
+		{`{"resource":"order 42"}`, `field "resource" must be an object, not a string`},
+		{`{"context":[1]}`, `field "context" must be an object, not an array`},
+		{`{"action":{}}`, `field "action" must be a string, not an object`},
+		{`{"resource":{"a":[1,2}}`, "malformed JSON"},
+		{`{"resource":{"a":`, "truncated JSON"},
+		{"{\"resource\":{\"a\":\"\xff\"}}", "malformed JSON"},
+	} {
+		var req decisionRequest
+		err := json.Unmarshal([]byte(tc.body), &req, strictJSON)
+		if err == nil {
+			t.Errorf("%s: decoded", tc.body)
+			continue
+		}
+		var ae *APIError
+		if !errors.As((&server{}).decodeError([]byte(tc.body), err), &ae) || !strings.Contains(ae.Message, tc.want) {
+			t.Errorf("%s: %v, want a message with %q", tc.body, ae, tc.want)
+		}
 	}
 }

@@ -116,10 +116,10 @@ func malformed(description string, causeFormat string, args ...any) *Error {
 	return fail(CodeMalformed, description, causeFormat, args...)
 }
 
-// clip shortens attacker-controlled text before it goes into a cause, so a
-// log line stays a line of reasonable length. It cuts on a whole UTF-8
-// sequence: half a character would make the log line invalid UTF-8.
-func clip(s string) string {
+// Clip shortens attacker-controlled text before it goes into an error or a
+// log line, so the line stays of reasonable length. It cuts on a whole
+// UTF-8 sequence: half a character would make the line invalid UTF-8.
+func Clip(s string) string {
 	const max = 64
 	if len(s) <= max {
 		return s

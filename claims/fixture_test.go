@@ -307,11 +307,11 @@ func newTestVerifier(tb testing.TB, opts ...Option) (*Verifier, *jwksServer) {
 // character, so the log line stays valid UTF-8.
 func TestClipKeepsUTF8(t *testing.T) {
 	long := strings.Repeat("é", 40) // 80 bytes
-	got := clip(long)
+	got := Clip(long)
 	if !utf8.ValidString(got) || !strings.HasSuffix(got, "…") || len(got) > 64+len("…") {
 		t.Errorf("clip = %q (%d bytes)", got, len(got))
 	}
-	if clip("short") != "short" {
+	if Clip("short") != "short" {
 		t.Error("clip changed a short string")
 	}
 }

@@ -137,7 +137,7 @@ func parseHeader(b []byte) (header, *Error) {
 			"header alg %q", h.Alg)
 	}
 	if _, ok := algBits[h.Alg]; !ok {
-		return header{}, fail(CodeAlgNotAllowed, "", "unsupported alg %q", clip(h.Alg))
+		return header{}, fail(CodeAlgNotAllowed, "", "unsupported alg %q", Clip(h.Alg))
 	}
 	return h, nil
 }
@@ -195,9 +195,9 @@ func readObject(dec *json.Decoder, depth int) (map[string]any, error) {
 		fk := foldKey(name)
 		if prev, dup := seen[fk]; dup {
 			if prev == name {
-				return nil, fmt.Errorf("duplicate member %q", clip(name))
+				return nil, fmt.Errorf("duplicate member %q", Clip(name))
 			}
-			return nil, fmt.Errorf("member %q and %q differ only in case", clip(prev), clip(name))
+			return nil, fmt.Errorf("member %q and %q differ only in case", Clip(prev), Clip(name))
 		}
 		seen[fk] = name
 		v, err := readValue(dec, depth)

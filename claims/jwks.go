@@ -117,7 +117,7 @@ func (j *jwksSource) refreshForUnknownKID(ctx context.Context, kid string) {
 	if ctx.Err() != nil || !j.unknownKID.Allow() {
 		return
 	}
-	j.log.Debug("fetching the JWKS for an unknown kid", "kid", clip(kid))
+	j.log.Debug("fetching the JWKS for an unknown kid", "kid", Clip(kid))
 	// KeyRead misses in the store and so fetches; the new keys land in
 	// j.keys through keyStore.KeyReplaceAll, whatever KeyRead returns.
 	if _, err := j.refresher.KeyRead(ctx, kid); err != nil && !errors.Is(err, jwkset.ErrKeyNotFound) {

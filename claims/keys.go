@@ -229,7 +229,7 @@ func publicHalf(key any, allowPrivate bool) (any, error) {
 // HMAC secret with a public key or a P-384 key with ES256).
 func checkKeyAlg(alg string, k *verifyKey) error {
 	if !k.algs.has(alg) {
-		return fmt.Errorf("key %q (%v, origin %s) verifies %v, not %s", k.kid, k.kind, k.origin, k.algs, clip(alg))
+		return fmt.Errorf("key %q (%v, origin %s) verifies %v, not %s", k.kid, k.kind, k.origin, k.algs, Clip(alg))
 	}
 	var ok bool
 	switch alg {

@@ -89,7 +89,7 @@ func numericDate(name string, v any) (*jwt.NumericDate, *Error) {
 	f, err := n.Float64()
 	if err != nil || f < 0 || f > maxNumericDate {
 		return nil, malformed(fmt.Sprintf("the claim %q is not a valid time", name),
-			"%s = %s is out of range", name, clip(n.String()))
+			"%s = %s is out of range", name, Clip(n.String()))
 	}
 	sec, frac := math.Modf(f)
 	return jwt.NewNumericDate(time.Unix(int64(sec), int64(frac*1e9))), nil
@@ -133,7 +133,7 @@ func permVersion(raw map[string]any, name string) (int64, bool, *Error) {
 	pv, err := strconv.ParseInt(n.String(), 10, 64)
 	if err != nil {
 		return 0, false, malformed(fmt.Sprintf("the claim %q must be an integer", name),
-			"%s = %s: %w", name, clip(n.String()), err)
+			"%s = %s: %w", name, Clip(n.String()), err)
 	}
 	return pv, true, nil
 }

@@ -156,10 +156,8 @@ func newIssuer(ctx context.Context, ic IssuerConfig, leeway time.Duration, o *op
 		requiredType: normalizeType(ic.RequiredType),
 		pvClaim:      ic.PermissionVersionClaim,
 	}
-	expiry := jwt.WithExpirationRequired()
 	if o.set {
 		is.requiredType = SETType
-		expiry = jwt.WithIssuedAt() // a harmless repeat: SETs need no exp
 	}
 	var keys []*verifyKey
 	for j, path := range ic.PublicKeys {
@@ -196,7 +194,7 @@ func newIssuer(ctx context.Context, ic IssuerConfig, leeway time.Duration, o *op
 			valid = hmacAlgs
 		}
 	}
-	is.parser = jwt.NewParser(
+	parserOpts := []jwt.ParserOption{
 		// Our own checks ran first and decided the codes; these repeat the
 		// essential ones inside golang-jwt as a second line.
 		jwt.WithValidMethods(valid.names()),
@@ -206,14 +204,18 @@ func newIssuer(ctx context.Context, ic IssuerConfig, leeway time.Duration, o *op
 		// nothing (tokenClaims.UnmarshalJSON); Claims.Raw comes from
 		// decodeStrict, which keeps numbers as json.Number.
 		//
-		// The claims golang-jwt validates: exp (required), nbf, iat not in
-		// the future, and aud against any of the configured audiences.
-		expiry,
+		// The claims golang-jwt validates: exp (required, but for a SET),
+		// nbf, iat not in the future, and aud against any of the
+		// configured audiences.
 		jwt.WithIssuedAt(),
 		jwt.WithAudience(ic.Audiences...),
 		jwt.WithLeeway(leeway),
 		jwt.WithTimeFunc(o.clock),
-	)
+	}
+	if !o.set {
+		parserOpts = append(parserOpts, jwt.WithExpirationRequired())
+	}
+	is.parser = jwt.NewParser(parserOpts...)
 
 	if ic.JWKSURL != "" {
 		src, err := newJWKSSource(ctx, ic.JWKSURL, is.pins, o)
@@ -304,7 +306,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, *cacheEnt
 	}
 	is, ok := v.issuers[tc.iss]
 	if !ok {
-		return nil, nil, fail(CodeWrongIssuer, "", "iss %q is not a configured issuer", clip(tc.iss))
+		return nil, nil, fail(CodeWrongIssuer, "", "iss %q is not a configured issuer", Clip(tc.iss))
 	}
 	switch {
 	case tc.exp == nil && !v.set:
@@ -346,7 +348,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, *cacheEnt
 		}
 	}
 	if is.requiredType != "" && normalizeType(h.Typ) != is.requiredType {
-		return nil, nil, fail(CodeWrongType, "", "typ %q, want %q", clip(h.Typ), is.requiredType)
+		return nil, nil, fail(CodeWrongType, "", "typ %q, want %q", Clip(h.Typ), is.requiredType)
 	}
 
 	c := &Claims{

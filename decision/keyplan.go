@@ -304,28 +304,27 @@ func (p *keyPlan) writeKey(b *strings.Builder, in *Input, token func(*claims.Cla
 // operand cannot be converted or the built-in fails; the decision is then
 // not cached, and the evaluation meets the failure itself.
 func (a atom) outcome(in *Input, token func(*claims.Claims) *ast.Term) (byte, bool) {
-	var buf [4]*ast.Term
-	terms := buf[:0]
-	undefined := false
-	for _, o := range a.ops {
-		t, ok := o.term(in, token)
-		if !ok {
+	if a.fn == nil { // a comparison: its two operands stay on the stack
+		var pair [2]*ast.Term
+		switch defined, ok := a.operands(in, token, pair[:]); {
+		case !ok:
 			return 0, false
-		}
-		undefined = undefined || t == nil
-		terms = append(terms, t)
-	}
-	if undefined {
-		return 'u', true
-	}
-	switch a.op {
-	case "equal":
-		if terms[0].Equal(terms[1]) {
+		case !defined:
+			return 'u', true
+		case a.op == "order": // as OPA's <, <=, > and >= compare
+			return "<=>"[cmp.Compare(pair[0].Value.Compare(pair[1].Value), 0)+1], true
+		case pair[0].Equal(pair[1]):
 			return '=', true
+		default:
+			return '!', true
 		}
-		return '!', true
-	case "order": // as OPA's <, <=, > and >= compare
-		return "<=>"[cmp.Compare(terms[0].Value.Compare(terms[1].Value), 0)+1], true
+	}
+	terms := make([]*ast.Term, len(a.ops)) // the built-in may keep its operands
+	switch defined, ok := a.operands(in, token, terms); {
+	case !ok:
+		return 0, false
+	case !defined:
+		return 'u', true
 	}
 	var result *ast.Term
 	err := a.fn(topdown.BuiltinContext{Context: context.Background()}, terms, func(t *ast.Term) error {
@@ -342,6 +341,21 @@ func (a atom) outcome(in *Input, token func(*claims.Claims) *ast.Term) (byte, bo
 	default:
 		return 't', true
 	}
+}
+
+// operands fills dst with the atom's operands for in, and reports whether
+// all are defined, and false when one cannot be converted.
+func (a atom) operands(in *Input, token func(*claims.Claims) *ast.Term, dst []*ast.Term) (defined, ok bool) {
+	defined = true
+	for i, o := range a.ops {
+		t, ok := o.term(in, token)
+		if !ok {
+			return false, false
+		}
+		defined = defined && t != nil
+		dst[i] = t
+	}
+	return defined, true
 }
 
 // lookup finds the Go value at path in in.Resource or in.Context. Below a

@@ -87,7 +87,10 @@ func (m *memo) key(in *Input, token func(*claims.Claims) *ast.Term) (memoKey, bo
 		b.WriteString(strconv.Quote(in.Subject))
 	}
 	b.WriteString(in.Action)
-	var request any = in.Request
+	var request, authzen any // nil, not a nil pointer: written as null without encoding
+	if in.Request != nil {
+		request = in.Request
+	}
 	if in.Request != nil && (m.unread.headers || m.unread.query || m.unread.host) {
 		r := *in.Request
 		if m.unread.headers {
@@ -101,9 +104,8 @@ func (m *memo) key(in *Input, token func(*claims.Claims) *ast.Term) (memoKey, bo
 		}
 		request = r
 	}
-	authzen := in.AuthZEN
-	if m.unread.authzen {
-		authzen = nil
+	if in.AuthZEN != nil && !m.unread.authzen {
+		authzen = in.AuthZEN
 	}
 	parts := []any{in.Resource, in.Context, request, authzen}
 	if m.plan != nil {
@@ -114,6 +116,10 @@ func (m *memo) key(in *Input, token func(*claims.Claims) *ast.Term) (memoKey, bo
 	}
 	for _, v := range parts {
 		b.WriteByte(0)
+		if v == nil { // the decision API's request and AuthZEN entities
+			b.WriteString("null")
+			continue
+		}
 		raw, err := json.Marshal(v)
 		if err != nil {
 			return memoKey{}, false

@@ -123,8 +123,8 @@ func (s *server) decodeBody(c *gin.Context, mediaType string, limit int64, v any
 		return err
 	}
 	data := buf.Bytes()
-	if len(bytes.TrimSpace(data)) == 0 {
-		return errorf(codeInvalidRequest, "request body is empty")
+	if err := requireBody(data); err != nil {
+		return err
 	}
 	if err := json.Unmarshal(data, v, strictJSON); err != nil {
 		return s.decodeError(data, err)
@@ -148,10 +148,21 @@ const maxPooledBody = DefaultMaxBodyBytes + bytes.MinRead
 // then a reset connection.
 func (s *server) readBody(c *gin.Context, limit int64, mediaTypes ...string) ([]byte, error) {
 	data, err := s.readAny(c, limit, mediaTypes...)
-	if err == nil && len(bytes.TrimSpace(data)) == 0 {
-		return nil, errorf(codeInvalidRequest, "request body is empty")
+	if err == nil {
+		err = requireBody(data)
 	}
-	return data, err
+	if err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// requireBody refuses a body that is empty or only white space.
+func requireBody(data []byte) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return errorf(codeInvalidRequest, "request body is empty")
+	}
+	return nil
 }
 
 // readAny is readBody for a body that may be empty, and of any media type

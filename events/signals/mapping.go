@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/wardenauthz/warden/claims"
 	"github.com/wardenauthz/warden/events"
 )
 
@@ -176,7 +177,7 @@ func (m *Mapper) resolve(subject map[string]any) (identity, error) {
 			return identity{}, err
 		}
 		if !slices.Contains(m.tokenIssuers, iss) {
-			return identity{}, fmt.Errorf("iss_sub of issuer %q, not one of the transmitter's token_issuers", clip(iss))
+			return identity{}, fmt.Errorf("iss_sub of issuer %q, not one of the transmitter's token_issuers", claims.Clip(iss))
 		}
 		return identity{sub: sub, iss: iss}, nil
 	case "email", "opaque":
@@ -207,5 +208,5 @@ func (m *Mapper) resolve(subject map[string]any) (identity, error) {
 		}
 		return id, nil
 	}
-	return identity{}, fmt.Errorf("subject format %q cannot be resolved to a token's sub", clip(format))
+	return identity{}, fmt.Errorf("subject format %q cannot be resolved to a token's sub", claims.Clip(format))
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/wardenauthz/warden/claims"
 )
 
 // PollConfig makes Warden poll a transmitter that only offers poll
@@ -96,11 +98,11 @@ func (r *Receiver) poll(ctx context.Context, t *transmitter) {
 					req.SetErrs = map[string]setErr{}
 				}
 				req.SetErrs[jti] = setErr{Err: se.Code, Description: se.Description}
-				r.log.Warn("signal refused", "transmitter", t.cfg.Name, "jti", clip(jti), "err", se.Code, "description", se.Description, "cause", se.Cause)
+				r.log.Warn("signal refused", "transmitter", t.cfg.Name, "jti", claims.Clip(jti), "err", se.Code, "description", se.Description, "cause", se.Cause)
 			default:
 				// NATS failed: neither acknowledged nor refused, so the
 				// transmitter delivers it again.
-				r.log.Warn("signals: polled SET not applied", "transmitter", t.cfg.Name, "jti", clip(jti), "err", err)
+				r.log.Warn("signals: polled SET not applied", "transmitter", t.cfg.Name, "jti", claims.Clip(jti), "err", err)
 			}
 		}
 		if len(resp.Sets) == 0 && !resp.MoreAvailable && len(req.Ack) == 0 && len(req.SetErrs) == 0 {

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -39,7 +38,8 @@ type Config struct {
 const DefaultBucket = "WARDEN_SIGNALS"
 
 // MaxSETBytes is the largest SET body accepted (RFC 8935 leaves the limit
-// to the receiver); a larger push is refused with 413 before it is read.
+// to the receiver); a larger push is refused with 413, having read no more
+// than one byte past it.
 const MaxSETBytes = 64 << 10
 
 // TransmitterConfig is one identity provider that sends Warden SETs.
@@ -302,7 +302,7 @@ func discover(ctx context.Context, client *http.Client, url, issuer string) (str
 	}
 	switch {
 	case meta.Issuer != issuer:
-		return "", fmt.Errorf("its issuer is %q, not the configured %q", clip(meta.Issuer), issuer)
+		return "", fmt.Errorf("its issuer is %q, not the configured %q", claims.Clip(meta.Issuer), issuer)
 	case meta.JWKSURI == "":
 		return "", fmt.Errorf("it has no jwks_uri")
 	}
@@ -491,16 +491,6 @@ func setError(err error) *Error {
 		return refuse(http.StatusRequestEntityTooLarge, "invalid_request", desc, err)
 	}
 	return refuse(http.StatusBadRequest, "invalid_request", desc, err)
-}
-
-// Transmitters lists the configured transmitters' names, sorted.
-func (r *Receiver) Transmitters() []string {
-	names := make([]string, 0, len(r.transmitters))
-	for n := range r.transmitters {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }
 
 // Recent returns the received SETs the bucket still holds, newest first,

@@ -80,7 +80,7 @@ func ParseSET(c *claims.Claims) (SET, error) {
 	for typ, p := range evs {
 		payload, ok := p.(map[string]any)
 		if !ok {
-			return SET{}, fmt.Errorf("event %q is not an object", clip(typ))
+			return SET{}, fmt.Errorf("event %q is not an object", claims.Clip(typ))
 		}
 		s.Events = append(s.Events, SETEvent{Type: typ, Payload: payload})
 	}
@@ -105,12 +105,4 @@ func (e SETEvent) at(iat time.Time) (time.Time, error) {
 	}
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
-}
-
-// clip keeps hostile strings short in errors.
-func clip(s string) string {
-	if len(s) <= 80 {
-		return s
-	}
-	return s[:80] + "…"
 }

@@ -208,7 +208,9 @@ func atomOf(e *ast.Expr) (atom, bool) {
 		if !atomBuiltins[name] || !ok || len(e.Operands()) != b.Decl.Arity() {
 			return atom{}, false
 		}
-		a.op, a.fn = name, topdown.GetBuiltin(name)
+		if a.op, a.fn = name, topdown.GetBuiltin(name); a.fn == nil {
+			return atom{}, false // outcome takes an atom without fn for a comparison
+		}
 	}
 	if (a.op == "equal" || a.op == "order") && len(e.Operands()) != 2 {
 		return atom{}, false

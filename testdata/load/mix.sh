@@ -15,7 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+wpid=
+trap 'kill "${pids[@]}" $wpid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 go build -o "$tmp/warden" ./cmd/warden
 go build -o "$tmp/opa" github.com/open-policy-agent/opa   # a tool of go.mod
 go build -o "$tmp/bare" ./testdata/load/bare

@@ -15,9 +15,9 @@ import (
 // DefaultDecisionCacheSize is the number of policy results an engine keeps
 // per policy set unless Options.DecisionCacheSize says otherwise. With the
 // shipped policy a user has about four entries (two actions, owner or not:
-// keyplan.go), so this keeps 12,500 active users' decisions in about
-// 30 MB.
-const DefaultDecisionCacheSize = 50000
+// keyplan.go), so this keeps the decisions of as many users as the token
+// cache keeps tokens (claims.DefaultCacheSize).
+const DefaultDecisionCacheSize = 200000
 
 // memo remembers the policy's verdicts for one policy set.
 //

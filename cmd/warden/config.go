@@ -623,7 +623,7 @@ func (c Config) validate() error {
 		errs = append(errs, "events.tls_cert_file and events.tls_key_file: set both for mutual TLS, or neither")
 	}
 	if c.Policies.DecisionCache < 0 {
-		errs = append(errs, fmt.Sprintf("policies.decision_cache: %d must be 0 (off) or a number of entries, e.g. 50000", c.Policies.DecisionCache))
+		errs = append(errs, fmt.Sprintf("policies.decision_cache: %d must be 0 (off) or a number of entries, e.g. 200000", c.Policies.DecisionCache))
 	}
 	if c.DecisionAPI.RateLimit < 0 || c.DecisionAPI.RateBurst < 0 {
 		errs = append(errs, fmt.Sprintf("decision_api.rate_limit and decision_api.rate_burst: %v and %d must not be negative (0 turns the limit off)", c.DecisionAPI.RateLimit, c.DecisionAPI.RateBurst))

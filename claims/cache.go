@@ -9,15 +9,14 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 )
 
-// DefaultCacheSize is the number of verified tokens remembered (WithCacheSize):
-// 50,000 active users' tokens. A user whose token
-// has left the cache pays a signature check again, and every decision cached
-// for that token is lost with it (the decision cache keys on the verified
-// claims), so a service whose active users outnumber this falls from cached
-// decisions to evaluated ones: with the cache at 10,000, the mix with 20,000
-// users ran at a quarter of its speed with 10,000 (docs/performance.md).
-// Memory: about 4 KB of heap per active user, with the token's cached
-// decisions (docs/deploy.md). OPA's io_jwt cache is unbounded by default.
+// DefaultCacheSize is the number of verified tokens remembered
+// (WithCacheSize). A token that has left the cache pays a signature check
+// again, and every decision cached for it is lost with it (the decision
+// cache keys on the verified claims), so a service whose active users
+// outnumber this falls from cached decisions to evaluated ones: with the
+// cache at 10,000, the mix with 20,000 users ran at a quarter of its speed
+// with 10,000 (docs/performance.md). An active user costs about 4 KB of
+// heap, with its token's cached decisions (docs/deploy.md).
 const DefaultCacheSize = 50000
 
 // cache remembers verified tokens, keyed by the SHA-256 of the whole compact

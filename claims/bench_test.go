@@ -10,7 +10,7 @@ import (
 // disabled, so every call pays the structural checks, the key lookup, the
 // signature and the claims.
 func BenchmarkVerifyCold(b *testing.B) {
-	v, _ := newTestVerifier(b, WithCacheSize(0))
+	v, _ := newTestVerifier(b, WithoutCache())
 	idp := claimsFor(idpIssuer)
 	for _, tc := range []struct{ name, token string }{
 		{"RS256", idpToken(b, "rs256", idp)},

@@ -10,7 +10,7 @@ import (
 )
 
 // DefaultCacheSize is the number of verified tokens remembered
-// (WithCacheSize). A token that has left the cache pays a signature check
+// (tokens.cache_size). A token that has left the cache pays a signature check
 // again, and every decision cached for it is lost with it (the decision
 // cache keys on the verified claims), so a service whose active users
 // outnumber this falls from cached decisions to evaluated ones: with the

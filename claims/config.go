@@ -35,6 +35,10 @@ type Config struct {
 	// MaxSize is the largest compact token accepted, in bytes; it is checked
 	// before anything is decoded.
 	MaxSize int `yaml:"max_size" help:"largest compact token accepted, in bytes"`
+	// CacheSize is how many verified tokens are remembered (cache.go). A
+	// token that has left the cache is verified again, and the decisions
+	// cached for it are lost.
+	CacheSize int `yaml:"cache_size" help:"verified tokens remembered, with their cached decisions (about 4 KB of heap per active user)"`
 	// Issuers are the trusted issuers. An empty list is valid here: the
 	// caller substitutes the development issuer (DESIGN §6). NewVerifier
 	// needs at least one.
@@ -78,6 +82,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxSize == 0 {
 		c.MaxSize = DefaultMaxSize
 	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
+	}
 	return c
 }
 
@@ -104,6 +111,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxSize < MinMaxSize || c.MaxSize > MaxMaxSize {
 		add("tokens.max_size: %d bytes is outside %d..%d; the default is %d", c.MaxSize, MinMaxSize, MaxMaxSize, DefaultMaxSize)
+	}
+	if c.CacheSize < 0 {
+		add("tokens.cache_size: %d is negative; give a number of tokens, e.g. %d", c.CacheSize, DefaultCacheSize)
 	}
 
 	seen := map[string]int{}

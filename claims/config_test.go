@@ -17,11 +17,11 @@ import (
 
 func TestConfigDefaults(t *testing.T) {
 	got := Config{}.withDefaults()
-	want := Config{Leeway: DefaultLeeway, MaxLifetime: DefaultMaxLifetime, MaxSize: DefaultMaxSize}
+	want := Config{Leeway: DefaultLeeway, MaxLifetime: DefaultMaxLifetime, MaxSize: DefaultMaxSize, CacheSize: DefaultCacheSize}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("withDefaults (-want +got):\n%s", diff)
 	}
-	set := Config{Leeway: time.Second, MaxLifetime: time.Minute, MaxSize: 1024}
+	set := Config{Leeway: time.Second, MaxLifetime: time.Minute, MaxSize: 1024, CacheSize: 10}
 	if diff := cmp.Diff(set, set.withDefaults()); diff != "" {
 		t.Errorf("withDefaults changed set fields (-want +got):\n%s", diff)
 	}
@@ -50,6 +50,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative max_lifetime", Config{MaxLifetime: -time.Hour}, []string{"tokens.max_lifetime: -1h0m0s is negative"}},
 		{"max_size too small", Config{MaxSize: 10}, []string{"tokens.max_size: 10 bytes is outside 512..65536"}},
 		{"max_size too large", Config{MaxSize: 1 << 20}, []string{"tokens.max_size"}},
+		{"negative cache_size", Config{CacheSize: -1}, []string{"tokens.cache_size: -1 is negative"}},
 		{"no issuer name", issuer(func(c *IssuerConfig) { c.Issuer = "" }), []string{"tokens.issuers[0].issuer: is empty"}},
 		{"duplicate issuer", Config{Issuers: []IssuerConfig{ok, ok}},
 			[]string{`tokens.issuers[1].issuer: "https://idp/" is already tokens.issuers[0]`}},
@@ -195,7 +196,6 @@ func TestNewVerifierRefuses(t *testing.T) {
 		name string
 		opt  Option
 	}{
-		{"negative cache size", WithCacheSize(-1)},
 		{"zero refresh interval", WithJWKSRefresh(0, time.Minute)},
 		{"nil clock", WithClock(nil)},
 	} {

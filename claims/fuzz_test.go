@@ -99,7 +99,7 @@ func fuzzVerifier(tb testing.TB) (*Verifier, map[string]fuzzSigned) {
 		{Issuer: idpIssuer, Audiences: []string{"orders-api"}, PublicKeys: []string{writeFile(tb, dir, "jwks.json", []byte(js(set)))}},
 		{Issuer: devIssuer, Audiences: []string{"warden"}, HMACSecretFile: writeFile(tb, dir, "secret", k.hmac)},
 	}}
-	v, err := NewVerifier(tb.Context(), cfg, WithCacheSize(0), WithClock(func() time.Time { return testNow }), WithLogger(quietLog()))
+	v, err := NewVerifier(tb.Context(), cfg, WithoutCache(), WithClock(func() time.Time { return testNow }), WithLogger(quietLog()))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -64,9 +64,9 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // WithClock sets the source of the current time, for tests.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
 
-// WithCacheSize sets how many verified tokens are cached (default
-// DefaultCacheSize); 0 disables the cache.
-func WithCacheSize(n int) Option { return func(o *options) { o.cacheSize = n } }
+// WithoutCache verifies every token afresh instead of remembering verified
+// ones (tokens.cache_size), for benchmarks and tests of verification itself.
+func WithoutCache() Option { return func(o *options) { o.cacheSize = 0 } }
 
 // WithSETs makes the Verifier verify Security Event Tokens (RFC 8417) instead
 // of access tokens, with the same keys, algorithms and checks otherwise: the
@@ -107,7 +107,7 @@ func NewVerifier(ctx context.Context, cfg Config, opts ...Option) (*Verifier, er
 	o := options{
 		log:                slog.New(slog.DiscardHandler),
 		clock:              time.Now,
-		cacheSize:          DefaultCacheSize,
+		cacheSize:          cfg.CacheSize,
 		refreshInterval:    DefaultJWKSRefreshInterval,
 		unknownKIDInterval: DefaultUnknownKIDInterval,
 	}
@@ -115,8 +115,6 @@ func NewVerifier(ctx context.Context, cfg Config, opts ...Option) (*Verifier, er
 		opt(&o)
 	}
 	switch {
-	case o.cacheSize < 0:
-		return nil, fmt.Errorf("claims: cache size %d is negative", o.cacheSize)
 	case o.refreshInterval <= 0 || o.unknownKIDInterval <= 0:
 		return nil, fmt.Errorf("claims: JWKS refresh intervals must be positive, got %v and %v", o.refreshInterval, o.unknownKIDInterval)
 	case o.log == nil || o.clock == nil:

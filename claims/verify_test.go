@@ -318,7 +318,7 @@ func TestVerifyRefuses(t *testing.T) {
 // TestVerifyPSSSaltLength guards keyFunc's replacement of golang-jwt's PS*
 // method: if golang-jwt stopped honouring it, PS* would accept any salt.
 func TestVerifyPSSSaltLength(t *testing.T) {
-	v, _ := newTestVerifier(t, WithCacheSize(0))
+	v, _ := newTestVerifier(t, WithoutCache())
 	idp := claimsFor(idpIssuer)
 	for _, tc := range []struct {
 		salt int
@@ -381,8 +381,35 @@ func TestVerifyCache(t *testing.T) {
 	}
 }
 
+// TestVerifyCacheSize: tokens.cache_size bounds the cache, and the token
+// used least recently is the one that leaves it.
+func TestVerifyCacheSize(t *testing.T) {
+	srv := newJWKSServer(t)
+	srv.publish(t, idpJWKS()...)
+	cfg := testConfig(t, srv.URL)
+	cfg.CacheSize = 2
+	v, err := NewVerifier(t.Context(), cfg, WithClock(func() time.Time { return testNow }), WithLogger(quietLog()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[string]string{}
+	for _, sub := range []string{"a", "b", "c"} {
+		tokens[sub] = idpToken(t, "es256", with(claimsFor(idpIssuer), "sub", sub))
+	}
+	// a, b fill the cache; a is used again, so c evicts b, the least recent.
+	for i, sub := range []string{"a", "b", "a", "c", "a", "b"} {
+		if _, err := v.Verify(t.Context(), tokens[sub]); err != nil {
+			t.Fatalf("Verify #%d (%s): %v", i, sub, err)
+		}
+	}
+	// misses: a, b, c, and b again; hits: a twice.
+	if hits, misses := v.CacheStats(); hits != 2 || misses != 4 {
+		t.Errorf("CacheStats = %d hits, %d misses; want 2, 4", hits, misses)
+	}
+}
+
 func TestVerifyWithoutCache(t *testing.T) {
-	v, _ := newTestVerifier(t, WithCacheSize(0))
+	v, _ := newTestVerifier(t, WithoutCache())
 	token := devToken(t, claimsFor(devIssuer))
 	for range 3 {
 		if _, err := v.Verify(t.Context(), token); err != nil {

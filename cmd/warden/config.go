@@ -312,6 +312,7 @@ func defaultConfig() Config {
 			Leeway:      claims.DefaultLeeway,
 			MaxLifetime: claims.DefaultMaxLifetime,
 			MaxSize:     claims.DefaultMaxSize,
+			CacheSize:   claims.DefaultCacheSize,
 		},
 		Policies: PoliciesConfig{
 			Source:        policyset.SourceNATS,

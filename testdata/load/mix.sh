@@ -6,6 +6,7 @@
 #   testdata/load/mix.sh                 # 10 s a phase, 16 connections
 #   DURATION=20s CONNECTIONS=32 testdata/load/mix.sh
 #   ROUNDS=3 DURATION=6s testdata/load/mix.sh   # each phase three times, alternated
+#   USERS=20000 ROUNDS=2 testdata/load/mix.sh   # more users (1,000 by default): round 1 cold, 2 warm
 # Phases: the agreement check (Warden and OPA must give the same decision
 # and reasons on 2,000 requests), then for each server the mix and one
 # request repeated; then Warden at half its saturating mix rate (open loop)
@@ -25,8 +26,8 @@ d=${DURATION:-10s}
 c=${CONNECTIONS:-16}
 wport=18481 oport=18491 bport=18499 jwks=127.0.0.1:18470
 
-taskset -c 1 "$tmp/mix" issuer -dir "$tmp" -listen "$jwks" & pids+=($!)
-for _ in $(seq 100); do [ -s "$tmp/jwks.json" ] && break; sleep 0.1; done
+taskset -c 1 "$tmp/mix" issuer -dir "$tmp" -listen "$jwks" -users "${USERS:-1000}" & pids+=($!)
+for _ in $(seq 3000); do [ -s "$tmp/jwks.json" ] && break; sleep 0.1; done # minting takes ~1.5 ms a token
 
 cat > "$tmp/warden.yaml" <<YAML
 data_dir: $tmp/warden-data

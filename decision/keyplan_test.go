@@ -41,6 +41,11 @@ reasons contains "ok" if allow`, "", "resource.type~\"order\" resource.owner~\"r
 	{"the id in a reason", `
 allow if input.resource.owner == input.subject
 reasons contains sprintf("order %v", [input.resource.id]) if allow`, "resource.id", "resource.owner~subject"},
+	{"a function whose definitions conflict for some ids", `
+f(x) := "short" if count(x) < 3
+f(x) := "long" if count(x) > 1
+allow if input.resource.owner == input.subject
+reasons contains sprintf("order %v", [f(input.resource.id)]) if allow`, "resource.id", "resource.owner~subject"},
 	{"a number compared by order", `
 allow if input.context.level > 3
 reasons contains "level" if allow`, "", "context.level<>3"},
@@ -176,13 +181,21 @@ func TestKeyPlan(t *testing.T) {
 // and headers for each: the plan must never make two inputs the policy
 // tells apart share an entry. The values are the cases where a comparison
 // is subtle: undefined, null, a number and its string, numbers equal in
-// value but not in spelling, objects.
+// value but not in spelling, objects. Where the plain evaluation fails (a
+// function whose definitions conflict), the engine must deny with
+// policy_error: an answer cached for another input must not stand in.
 func TestKeyPlanDifferential(t *testing.T) {
 	subjects := []string{"alice", "bob", ""}
 	ownerValues := []any{"alice", "bob", "root", nil, json.Number("1"), "1", json.Number("1.0"), map[string]any{"a": "alice"}, []any{"alice"}}
 	typeValues := []any{"order", "ORDER", nil}
 	levels := []any{json.Number("2"), json.Number("3"), json.Number("3.0"), json.Number("4"), "4", nil}
 	ids := []any{"0", "1", "42", "ord-1", "ord-2", "ORD-1", json.Number("7"), nil}
+	// One verified token per subject, as the verifier hands out: the cache
+	// keys on the claims pointer, so requests collide only through it.
+	tokens := map[string]*claims.Claims{}
+	for _, sub := range subjects {
+		tokens[sub] = &claims.Claims{Subject: sub, Header: claims.Header{Alg: "RS256"}, Raw: map[string]any{"sub": sub}}
+	}
 	rng := rand.New(rand.NewPCG(14, 2))
 	inputs := make([]Input, 3000)
 	for i := range inputs {
@@ -191,7 +204,7 @@ func TestKeyPlanDifferential(t *testing.T) {
 		if rng.IntN(5) == 0 {
 			in.Subject = sub + "-asserted" // no token
 		} else {
-			in.Claims = &claims.Claims{Subject: sub, Header: claims.Header{Alg: "RS256"}, Raw: map[string]any{"sub": sub}}
+			in.Claims = tokens[sub]
 		}
 		if v := ownerValues[rng.IntN(len(ownerValues)+1)%len(ownerValues)]; rng.IntN(6) > 0 {
 			in.Resource["owner"] = v
@@ -217,7 +230,7 @@ func TestKeyPlanDifferential(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := planEngine(t, tc.rego)
 			set := e.set.Load()
-			allowed := 0
+			allowed, errs := 0, 0
 			for i, in := range inputs {
 				got := e.Decide(context.Background(), in)
 				input, err := buildInput(&in, nil)
@@ -225,8 +238,12 @@ func TestKeyPlanDifferential(t *testing.T) {
 					t.Fatal(err)
 				}
 				r, err := e.eval(context.Background(), set.authz, input, nil, false)
-				if err != nil {
-					t.Fatalf("request %d: plain evaluation: %v", i, err)
+				if err != nil { // the policy errs on this input: the engine must deny with policy_error, never reuse an answer
+					if got.Allow || got.Reason != ReasonPolicyError {
+						t.Fatalf("request %d (%+v): plain evaluation fails (%v), engine %+v", i, in, err, got)
+					}
+					errs++
+					continue
 				}
 				v, err := readDecision(r)
 				if err != nil {
@@ -238,6 +255,10 @@ func TestKeyPlanDifferential(t *testing.T) {
 				if got.Allow {
 					allowed++
 				}
+			}
+			// Only the conflicting function errs, and it must, on some ids.
+			if wantErrs := tc.name == "a function whose definitions conflict for some ids"; (errs > 0) != wantErrs {
+				t.Errorf("%d of %d plain evaluations failed", errs, len(inputs))
 			}
 			hits, _ := e.DecisionCacheStats()
 			if tc.values != "none" && hits == 0 {

@@ -26,8 +26,16 @@ import (
 //
 // The plan is derived, once per set, from OPA's partial evaluation of the
 // decision with the whole input unknown. The residual policy is equivalent
-// to the set for every input, and every place it reads the input is
-// explicit in it (rules, functions and data are evaluated away), so:
+// to the set for every input on which the set does not fail, and every
+// place it reads the input is explicit in it (rules, functions and data
+// are evaluated away). Only a set that cannot fail with a conflict
+// (conflictFree) gets a plan: partial evaluation drops the definitions of
+// a rule that cannot give the value asked for, and turns those of a
+// function into ordinary bodies, while the evaluation still runs them all
+// and fails when two give different values, on inputs the residual may
+// not even read. The other failures do not depend on the input's values
+// in a way the key misses: decisions evaluate with OPA's default, under
+// which a built-in's error makes its expression undefined. So:
 //
 //   - a sub-document of input.resource or input.context that the residual
 //     compares, as a whole expression of a rule body, with a constant or
@@ -43,7 +51,14 @@ import (
 //     full: passed to a function or built-in, used in a rule's value,
 //     iterated, compared with a variable, tested for being defined;
 //   - a key computed at evaluation (input.resource[k]) makes the document
-//     above it a value.
+//     above it a value;
+//   - a value read only in residual bodies that each fail for this input is
+//     not read at all: a body fails when one of its own top-level
+//     expressions does, and such an expression that is an atom, or a test
+//     of the same shape on the token, subject or action (a guard), fails on
+//     an outcome the key holds anyway. A policy that quotes the order's id
+//     only in the reason it gives an owner then keys on the id only for
+//     owners.
 //
 // Two inputs with the same token, action, request, AuthZEN entities and
 // the same values and atom outcomes make the residual evaluate the same
@@ -52,17 +67,39 @@ import (
 // runs out of time or grows past maxResidual, all leave the set without a
 // plan: its key holds the whole resource and context, as it always may.
 type keyPlan struct {
-	values [][]string // paths such as ["resource", "owner"]
-	atoms  []atom
+	values []keyValue
+	// atoms are the key's atoms (request) and the guards, which only
+	// decide whether a value is read: their outcome follows from the
+	// token, subject and action, which the key holds anyway.
+	atoms []atom
 }
 
-// atom is a test of operands, at least one below input.resource or
-// input.context: a comparison by equality (op "equal": =, ==, !=) or by
-// order (op "order": <, <=, >, >=), or a call of the built-in op.
+// keyValue is a sub-document keyed in full, such as ["resource", "id"]:
+// always, or only for inputs on which one of the bodies reading it may
+// succeed (when).
+type keyValue struct {
+	path   []string
+	always bool
+	when   [][]cond // each a body's conditions; the value is read if all of one body's hold
+}
+
+// cond is a top-level expression of a residual body that is an atom or a
+// guard: the body fails on every input on which it fails.
+type cond struct {
+	atom    int    // in keyPlan.atoms
+	op      string // the expression's operator: =, ==, !=, <, ... or the built-in
+	negated bool
+}
+
+// atom is a test of operands: a comparison by equality (op "equal": =, ==,
+// !=) or by order (op "order": <, <=, >, >=), or a call of the built-in op.
+// request says that an operand is below input.resource or input.context:
+// its outcome is part of the key. The others are guards.
 type atom struct {
-	op  string
-	ops []operand
-	fn  topdown.BuiltinFunc // op's implementation, for a built-in
+	op      string
+	ops     []operand
+	fn      topdown.BuiltinFunc // op's implementation, for a built-in
+	request bool
 }
 
 // atomBuiltins are the built-ins whose calls can be atoms: deterministic,
@@ -90,8 +127,12 @@ const (
 )
 
 // planKey partially evaluates each part of the decision at entry with the
-// input unknown and derives the set's keyPlan; nil when there is none.
+// input unknown and derives the set's keyPlan; nil when there is none. A set
+// that may fail with a conflict has none (conflictFree).
 func planKey(ctx context.Context, compiler *ast.Compiler, store storage.Store, entry ast.Ref) *keyPlan {
+	if !conflictFree(compiler) {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, planTimeout)
 	defer cancel()
 	var residual []any // ast.Body and *ast.Module, to walk
@@ -118,19 +159,47 @@ func planKey(ctx context.Context, compiler *ast.Compiler, store storage.Store, e
 
 // analyseResidual derives the plan from the residual's bodies and modules.
 func analyseResidual(residual []any) *keyPlan {
-	p := &keyPlan{}
-	exprs, whole := 0, false
+	a := &analysis{plan: &keyPlan{}}
+	for _, x := range residual {
+		switch x := x.(type) {
+		case ast.Body:
+			a.unit(x, nil)
+		case *ast.Module:
+			for _, r := range x.Rules {
+				for ; r != nil; r = r.Else {
+					a.unit(r.Body, r.Head)
+				}
+			}
+		}
+	}
+	if a.whole || a.exprs > maxResidual {
+		return nil
+	}
+	return a.plan
+}
+
+// analysis is the state of analyseResidual.
+type analysis struct {
+	plan  *keyPlan
+	exprs int
+	whole bool // the residual reads the input as a whole or rebinds it
+}
+
+// unit analyses one residual body, with the head of its rule (nil for a
+// query): what the head reads is read only when the body succeeds.
+func (a *analysis) unit(body ast.Body, head *ast.Head) {
+	var reads [][]string
 	var vis *ast.GenericVisitor
 	vis = ast.NewGenericVisitor(func(x any) bool {
 		switch x := x.(type) {
 		case *ast.Expr:
-			exprs++
+			a.exprs++
 			if len(x.With) > 0 {
-				whole = true // the input rebound
+				a.whole = true // the input rebound
 			}
-			if a, ok := atomOf(x); ok {
-				if !slices.ContainsFunc(p.atoms, a.equal) {
-					p.atoms = append(p.atoms, a)
+			if at, ok := atomOf(x); ok {
+				if at.request {
+					a.atomIndex(at)
 				}
 				return true // its operands count only through the outcome
 			}
@@ -138,16 +207,16 @@ func analyseResidual(residual []any) *keyPlan {
 			switch v := x.Value.(type) {
 			case ast.Var:
 				if v.Equal(ast.InputRootDocument.Value) {
-					whole = true // the input as a whole
+					a.whole = true // the input as a whole
 				}
 			case ast.Ref:
 				if !v.HasPrefix(ast.InputRootRef) {
 					return false
 				}
 				if path, _ := stringPath(v); len(path) == 0 {
-					whole = true
-				} else if requestPart(path[0]) && !slices.ContainsFunc(p.values, func(q []string) bool { return slices.Equal(q, path) }) {
-					p.values = append(p.values, path)
+					a.whole = true
+				} else if requestPart(path[0]) && !slices.ContainsFunc(reads, func(q []string) bool { return slices.Equal(q, path) }) {
+					reads = append(reads, path)
 				}
 				for _, k := range v[1:] { // a key computed from the input reads it too
 					vis.Walk(k)
@@ -157,13 +226,48 @@ func analyseResidual(residual []any) *keyPlan {
 		}
 		return false
 	})
-	for _, x := range residual {
-		vis.Walk(x)
+	vis.Walk(body)
+	if head != nil {
+		vis.Walk(head)
 	}
-	if whole || exprs > maxResidual {
-		return nil
+	if len(reads) == 0 {
+		return
 	}
-	return p
+	var conds []cond
+	for _, e := range body {
+		if at, ok := atomOf(e); ok {
+			conds = append(conds, cond{atom: a.atomIndex(at), op: e.Operator().String(), negated: e.Negated})
+		}
+	}
+	for _, path := range reads {
+		a.read(path, conds)
+	}
+}
+
+// atomIndex is at's index in the plan's atoms, added if new.
+func (a *analysis) atomIndex(at atom) int {
+	if i := slices.IndexFunc(a.plan.atoms, at.equal); i >= 0 {
+		return i
+	}
+	a.plan.atoms = append(a.plan.atoms, at)
+	return len(a.plan.atoms) - 1
+}
+
+// read records that path is read in a body with conds (none: always).
+func (a *analysis) read(path []string, conds []cond) {
+	i := slices.IndexFunc(a.plan.values, func(v keyValue) bool { return slices.Equal(v.path, path) })
+	if i < 0 {
+		a.plan.values = append(a.plan.values, keyValue{path: path})
+		i = len(a.plan.values) - 1
+	}
+	v := &a.plan.values[i]
+	switch {
+	case v.always:
+	case len(conds) == 0:
+		v.always, v.when = true, nil
+	case !slices.ContainsFunc(v.when, func(w []cond) bool { return slices.Equal(w, conds) }):
+		v.when = append(v.when, conds)
+	}
 }
 
 // requestPart says whether the input document name is one the plan covers:
@@ -189,9 +293,9 @@ func stringPath(r ast.Ref) ([]string, bool) {
 // atomOf recognises a test whose only use is its outcome: a whole body
 // expression, possibly negated, that is =, ==, !=, <, <=, > or >= between
 // two operands, or a call of one of atomBuiltins with no output operand,
-// where one operand is below input.resource or input.context and each
-// other is too, or is another part of the input (token, subject, action),
-// or a constant. As a body expression, false and undefined both fail it,
+// where each operand is below input.resource or input.context, another
+// part of the input (token, subject, action), or a constant, and one is
+// not a constant. As a body expression, false and undefined both fail it,
 // so the outcome decides the evaluation.
 func atomOf(e *ast.Expr) (atom, bool) {
 	if !e.IsCall() || len(e.With) > 0 {
@@ -216,7 +320,7 @@ func atomOf(e *ast.Expr) (atom, bool) {
 		return atom{}, false
 	}
 	a.ops = make([]operand, len(e.Operands()))
-	request := false
+	input := false
 	for i, t := range e.Operands() {
 		switch v := t.Value.(type) {
 		case ast.Ref:
@@ -227,7 +331,8 @@ func atomOf(e *ast.Expr) (atom, bool) {
 			if !all || len(path) == 0 || !inputPart(path) {
 				return atom{}, false
 			}
-			request = request || requestPart(path[0])
+			a.request = a.request || requestPart(path[0])
+			input = true
 			a.ops[i].path = path
 		default:
 			if !ast.IsConstant(v) {
@@ -239,7 +344,7 @@ func atomOf(e *ast.Expr) (atom, bool) {
 	if a.op == ast.RegexMatch.Name && a.ops[0].constant == nil {
 		return atom{}, false // a pattern from the input is compiled at evaluation, under its deadline, not for the key
 	}
-	return a, request
+	return a, input
 }
 
 // inputPart says whether path names something the key can look up: below
@@ -260,6 +365,42 @@ func (a atom) equal(b atom) bool {
 	return a.op == b.op && slices.EqualFunc(a.ops, b.ops, operand.equal)
 }
 
+// holds says whether the condition's expression succeeds on an input on
+// which its atom has outcome.
+func (c cond) holds(outcome byte) bool {
+	var ok bool
+	switch c.op {
+	case ast.Equality.Name, ast.Equal.Name:
+		ok = outcome == '='
+	case ast.NotEqual.Name:
+		ok = outcome == '!'
+	case ast.LessThan.Name:
+		ok = outcome == '<'
+	case ast.LessThanEq.Name:
+		ok = outcome == '<' || outcome == '='
+	case ast.GreaterThan.Name:
+		ok = outcome == '>'
+	case ast.GreaterThanEq.Name:
+		ok = outcome == '>' || outcome == '='
+	default:
+		ok = outcome == 't'
+	}
+	return ok != c.negated
+}
+
+// read says whether an input with these atom outcomes may read v.
+func (v *keyValue) read(outcomes []byte) bool {
+	if v.always {
+		return true
+	}
+	for _, body := range v.when {
+		if !slices.ContainsFunc(body, func(c cond) bool { return !c.holds(outcomes[c.atom]) }) {
+			return true
+		}
+	}
+	return false
+}
+
 func (o operand) equal(p operand) bool {
 	if o.constant != nil || p.constant != nil {
 		return o.constant != nil && p.constant != nil && o.constant.Equal(p.constant)
@@ -267,34 +408,44 @@ func (o operand) equal(p operand) bool {
 	return slices.Equal(o.path, p.path)
 }
 
-// writeKey writes in's part of the key the plan asks for: each value's
-// JSON, then each atom's outcome. token gives input.token for claims (nil
-// when they do not convert). It reports false when a value cannot be
-// encoded; the decision is then not cached.
+// writeKey writes in's part of the key the plan asks for: each atom's
+// outcome, then each value's JSON, or that this input does not read it.
+// token gives input.token for claims (nil when they do not convert). It
+// reports false when an outcome or a value cannot be computed; the
+// decision is then not cached.
 func (p *keyPlan) writeKey(b *strings.Builder, in *Input, token func(*claims.Claims) *ast.Term) bool {
-	for _, path := range p.values {
-		b.WriteByte(0)
-		v, found := lookup(in, path)
-		if !found {
-			b.WriteByte(1) // undefined; JSON never starts with 1
-			continue
-		}
-		raw, err := json.Marshal(v)
-		if err != nil {
-			return false
-		}
-		b.Write(raw)
-	}
-	if len(p.atoms) == 0 {
-		return true
-	}
-	b.WriteByte(0)
+	var buf [16]byte
+	outcomes := buf[:0]
 	for _, a := range p.atoms {
 		outcome, ok := a.outcome(in, token)
 		if !ok {
 			return false
 		}
-		b.WriteByte(outcome)
+		outcomes = append(outcomes, outcome)
+	}
+	b.WriteByte(0)
+	for i, a := range p.atoms {
+		if a.request {
+			b.WriteByte(outcomes[i])
+		}
+	}
+	for i := range p.values {
+		v := &p.values[i]
+		b.WriteByte(0)
+		if !v.read(outcomes) {
+			b.WriteByte(2) // not read: every body reading it fails
+			continue
+		}
+		x, found := lookup(in, v.path)
+		if !found {
+			b.WriteByte(1) // undefined; JSON never starts with 1
+			continue
+		}
+		raw, err := json.Marshal(x)
+		if err != nil {
+			return false
+		}
+		b.Write(raw)
 	}
 	return true
 }
@@ -432,4 +583,141 @@ func find(t *ast.Term, path []string) *ast.Term {
 		}
 	}
 	return t
+}
+
+// conflictFree says whether no evaluation of the set can fail with a
+// conflict, which a keyPlan cannot see (see there): no object
+// comprehension, no rule with a variable in its head (p[k] := v), and no
+// complete rule or function that can have two values. Several definitions
+// of one (defaults aside) must have the same constant value, or exclude
+// each other: one requires a test the other negates, a test without
+// variables (the shipped action := input.action if not http.proxied and
+// action := http.match.action if http.proxied). A definition with another
+// value must bind it once: no some, no `in` on a variable, no variable
+// among a reference's keys. The check is conservative: a set it refuses
+// gets no plan, and its decisions are cached on the whole input.
+func conflictFree(c *ast.Compiler) bool {
+	defs := map[string][]*ast.Rule{}
+	for _, m := range c.Modules {
+		free := true
+		ast.WalkTerms(m, func(t *ast.Term) bool {
+			if _, ok := t.Value.(*ast.ObjectComprehension); ok {
+				free = false
+			}
+			return !free
+		})
+		if !free {
+			return false
+		}
+		for _, r := range m.Rules {
+			switch {
+			case r.Head.RuleKind() == ast.MultiValue:
+				continue // a set: its elements cannot conflict
+			case !r.Head.Ref().IsGround():
+				return false // an object rule: two values for one key conflict
+			case r.Default:
+				continue
+			}
+			path := r.Ref().String()
+			defs[path] = append(defs[path], r)
+		}
+	}
+	for _, rules := range defs {
+		if len(rules) > 1 && sameConstant(rules) {
+			continue
+		}
+		for i, r := range rules {
+			if len(rules) > 1 && r.Else != nil {
+				return false
+			}
+			for b := r; b != nil; b = b.Else {
+				if !ast.IsConstant(b.Head.Value.Value) && !bindsOnce(b.Body) {
+					return false
+				}
+			}
+			for _, o := range rules[i+1:] {
+				if !excludes(r.Body, o.Body) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// sameConstant says whether every definition, else branches included, has
+// one constant value.
+func sameConstant(rules []*ast.Rule) bool {
+	first := rules[0].Head.Value
+	for _, r := range rules {
+		for b := r; b != nil; b = b.Else {
+			if !ast.IsConstant(b.Head.Value.Value) || !b.Head.Value.Equal(first) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// excludes says whether the two bodies cannot both succeed: one has a
+// top-level test that the other has negated, and the test reads only the
+// input, the data and constants.
+func excludes(a, b ast.Body) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x.Negated == y.Negated || len(x.With) > 0 || len(y.With) > 0 || !closed(x) {
+				continue
+			}
+			xc, yc := x.Copy(), y.Copy()
+			xc.Negated, yc.Negated, xc.Index, yc.Index = false, false, 0, 0
+			if xc.Equal(yc) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// closed says whether e has no variables but the roots data and input.
+func closed(e *ast.Expr) bool {
+	for v := range e.Vars(ast.VarVisitorParams{SkipRefCallHead: true}) {
+		if !v.Equal(ast.DefaultRootDocument.Value) && !v.Equal(ast.InputRootDocument.Value) {
+			return false
+		}
+	}
+	return true
+}
+
+// bindsOnce says whether body succeeds with one binding at most: it has no
+// some declaration, no `in` on a variable and no reference with a variable
+// among its keys, outside comprehensions (which make one collection).
+func bindsOnce(body ast.Body) bool {
+	once := true
+	vis := ast.NewGenericVisitor(func(x any) bool {
+		switch x := x.(type) {
+		case *ast.ArrayComprehension, *ast.SetComprehension, *ast.ObjectComprehension, *ast.Every:
+			return true
+		case *ast.SomeDecl:
+			once = false
+		case *ast.Expr:
+			if x.IsCall() {
+				if op := x.Operator().String(); op == ast.Member.Name || op == ast.MemberWithKey.Name {
+					for _, t := range x.Operands() {
+						if _, ok := t.Value.(ast.Var); ok {
+							once = false
+						}
+					}
+				}
+			}
+		case ast.Ref:
+			for _, k := range x[1:] {
+				if _, ok := k.Value.(ast.Var); ok {
+					once = false
+				}
+			}
+		}
+		return !once
+	})
+	vis.Walk(body)
+	return once
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/wardenauthz/warden/claims"
+	"github.com/wardenauthz/warden/policies"
 )
 
 // planPolicies are decision documents that read the resource and context
@@ -45,7 +46,37 @@ reasons contains sprintf("order %v", [input.resource.id]) if allow`, "resource.i
 f(x) := "short" if count(x) < 3
 f(x) := "long" if count(x) > 1
 allow if input.resource.owner == input.subject
-reasons contains sprintf("order %v", [f(input.resource.id)]) if allow`, "resource.id", "resource.owner~subject"},
+reasons contains sprintf("order %v", [f(input.resource.id)]) if allow`, "none", ""},
+	{"the id in the reason an owner gets", `
+allow if count(grants) > 0
+grants contains sprintf("%s owns order %v", [input.subject, input.resource.id]) if {
+	input.action == "read"
+	input.resource.owner == input.subject
+}
+grants contains "level" if input.context.level > 3
+reasons := grants`, `resource.id when eq action~"read" and eq resource.owner~subject`, "context.level<>3 resource.owner~subject"},
+	{"the id where the owner is not the subject, or the level is high", `
+allow if input.context.level >= 3
+reasons contains sprintf("not yours: %v", [input.resource.id]) if not input.resource.owner == input.subject
+reasons contains sprintf("high: %v", [input.resource.id]) if input.context.level >= 3`,
+		"resource.id when not eq resource.owner~subject or gte context.level<>3", "context.level<>3 resource.owner~subject"},
+	{"the id for owners, beside a rule whose definitions exclude each other", `
+kind := "mine" if input.resource.owner == input.subject
+kind := "theirs" if not input.resource.owner == input.subject
+allow if kind == "mine"
+reasons contains sprintf("order %v", [input.resource.id]) if input.resource.owner == input.subject`,
+		"resource.id when eq resource.owner~subject", "resource.owner~subject"},
+	{"the id for owners, beside a rule whose definitions conflict", `
+kind := "mine" if input.resource.owner == input.subject
+kind := "high" if input.context.level > 3
+allow if kind == "mine"
+reasons contains sprintf("order %v", [input.resource.id]) if input.resource.owner == input.subject`,
+		"none", ""},
+	{"the id for owners, beside a rule that iterates", `
+tag := t if some t in input.context.tags
+allow if input.resource.owner == input.subject
+reasons contains sprintf("order %v %v", [input.resource.id, tag]) if input.resource.owner == input.subject`,
+		"none", ""},
 	{"a number compared by order", `
 allow if input.context.level > 3
 reasons contains "level" if allow`, "", "context.level<>3"},
@@ -118,28 +149,48 @@ func describePlan(p *keyPlan) (values, atoms string) {
 	if p == nil {
 		return "none", ""
 	}
-	var v, a []string
-	for _, path := range p.values {
-		v = append(v, strings.Join(path, "."))
-	}
 	side := func(o operand) string {
 		if o.constant != nil {
 			return o.constant.String()
 		}
 		return strings.Join(o.path, ".")
 	}
-	for _, x := range p.atoms {
+	describe := func(x atom) string {
 		switch x.op {
 		case "equal":
-			a = append(a, side(x.ops[0])+"~"+side(x.ops[1]))
+			return side(x.ops[0]) + "~" + side(x.ops[1])
 		case "order":
-			a = append(a, side(x.ops[0])+"<>"+side(x.ops[1]))
-		default:
-			var args []string
-			for _, o := range x.ops {
-				args = append(args, side(o))
+			return side(x.ops[0]) + "<>" + side(x.ops[1])
+		}
+		var args []string
+		for _, o := range x.ops {
+			args = append(args, side(o))
+		}
+		return x.op + "(" + strings.Join(args, ",") + ")"
+	}
+	var v, a []string
+	for _, x := range p.values {
+		d := strings.Join(x.path, ".")
+		if !x.always { // "when" each body's conditions, "or" between bodies
+			var bodies []string
+			for _, body := range x.when {
+				var conds []string
+				for _, c := range body {
+					n := ""
+					if c.negated {
+						n = "not "
+					}
+					conds = append(conds, n+c.op+" "+describe(p.atoms[c.atom]))
+				}
+				bodies = append(bodies, strings.Join(conds, " and "))
 			}
-			a = append(a, x.op+"("+strings.Join(args, ",")+")")
+			d += " when " + strings.Join(bodies, " or ")
+		}
+		v = append(v, d)
+	}
+	for _, x := range p.atoms {
+		if x.request {
+			a = append(a, describe(x))
 		}
 	}
 	return strings.Join(v, " "), strings.Join(a, " ")
@@ -175,6 +226,58 @@ func TestKeyPlan(t *testing.T) {
 	}
 }
 
+// TestKeyPlanGuardedValue: a value read only in a body that fails for
+// the input is not in the key. The policy quotes the order's id only in
+// the reason an owner gets, so a non-owner's requests for other orders
+// share an entry, and an owner's do not.
+func TestKeyPlanGuardedValue(t *testing.T) {
+	var rego string
+	for _, p := range planPolicies {
+		if p.name == "the id in the reason an owner gets" {
+			rego = p.rego
+		}
+	}
+	e := planEngine(t, rego)
+	alice := &claims.Claims{Subject: "alice", Header: claims.Header{Alg: "RS256"}, Raw: map[string]any{"sub": "alice"}}
+	decide := func(action, owner, id string) Decision {
+		return e.Decide(context.Background(), Input{Claims: alice, Action: action, Resource: map[string]any{"owner": owner, "id": id}})
+	}
+	for _, id := range []string{"1", "2", "3"} {
+		if d := decide("read", "bob", id); d.Allow {
+			t.Fatalf("non-owner read %s: %+v", id, d)
+		}
+	}
+	if hits, misses := e.DecisionCacheStats(); hits != 2 || misses != 1 {
+		t.Errorf("non-owner: %d hits, %d misses; want 2, 1 (the id is not read)", hits, misses)
+	}
+	for _, id := range []string{"1", "2"} {
+		d := decide("read", "alice", id)
+		if want := []string{"alice owns order " + id}; !d.Allow || !reflect.DeepEqual(d.Reasons, want) {
+			t.Fatalf("owner read %s: %+v, want allow with %q", id, d, want)
+		}
+	}
+	if hits, misses := e.DecisionCacheStats(); hits != 2 || misses != 3 {
+		t.Errorf("owner: %d hits, %d misses; want 2, 3 (the id is read)", hits, misses)
+	}
+}
+
+// TestShippedPlan: the shipped set is conflict-free and has a plan, which
+// keys on whether the owner is the subject and on nothing else of the
+// resource.
+func TestShippedPlan(t *testing.T) {
+	e, err := NewEngine(context.Background(), policies.FS(), Options{DecisionCacheSize: 10, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !conflictFree(e.set.Load().compiler) {
+		t.Error("the shipped set is not conflict-free")
+	}
+	values, atoms := describePlan(e.set.Load().memo.plan)
+	if values != "" || atoms != "resource.owner~subject" {
+		t.Errorf("plan: values %q, atoms %q", values, atoms)
+	}
+}
+
 // TestKeyPlanDifferential decides requests drawn from small domains, so
 // that they collide on every key part, through each policy's engine and
 // through the plain evaluation, and requires the same decision, reasons
@@ -200,7 +303,7 @@ func TestKeyPlanDifferential(t *testing.T) {
 	inputs := make([]Input, 3000)
 	for i := range inputs {
 		sub := subjects[rng.IntN(len(subjects))]
-		in := Input{Action: "read", Resource: map[string]any{"id": ids[rng.IntN(len(ids))]}, Context: map[string]any{}}
+		in := Input{Action: []string{"read", "write"}[rng.IntN(2)], Resource: map[string]any{"id": ids[rng.IntN(len(ids))]}, Context: map[string]any{}}
 		if rng.IntN(5) == 0 {
 			in.Subject = sub + "-asserted" // no token
 		} else {
@@ -225,6 +328,10 @@ func TestKeyPlanDifferential(t *testing.T) {
 			in.Resource["level"] = levels[rng.IntN(len(levels))]
 		}
 		inputs[i] = in
+	}
+	erring := map[string]bool{
+		"a function whose definitions conflict for some ids":          true,
+		"the id for owners, beside a rule whose definitions conflict": true,
 	}
 	for _, tc := range planPolicies {
 		t.Run(tc.name, func(t *testing.T) {
@@ -256,8 +363,8 @@ func TestKeyPlanDifferential(t *testing.T) {
 					allowed++
 				}
 			}
-			// Only the conflicting function errs, and it must, on some ids.
-			if wantErrs := tc.name == "a function whose definitions conflict for some ids"; (errs > 0) != wantErrs {
+			// Only the shapes with conflicting definitions err, and they must, on some inputs.
+			if wantErrs := erring[tc.name]; (errs > 0) != wantErrs {
 				t.Errorf("%d of %d plain evaluations failed", errs, len(inputs))
 			}
 			hits, _ := e.DecisionCacheStats()

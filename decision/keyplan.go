@@ -586,31 +586,34 @@ func find(t *ast.Term, path []string) *ast.Term {
 }
 
 // conflictFree says whether no evaluation of the set can fail with a
-// conflict, which a keyPlan cannot see (see there): no object
-// comprehension, no rule with a variable in its head (p[k] := v), and no
-// complete rule or function that can have two values. Several definitions
-// of one (defaults aside) must have the same constant value, or exclude
-// each other: one requires a test the other negates, a test without
-// variables (the shipped action := input.action if not http.proxied and
-// action := http.match.action if http.proxied). A definition with another
-// value must bind it once: no some, no `in` on a variable, no variable
-// among a reference's keys. The check is conservative: a set it refuses
-// gets no plan, and its decisions are cached on the whole input.
+// conflict that depends on the input, which a keyPlan cannot see (see
+// there). Among the rules that read the input, directly or through other
+// rules, there must be no object comprehension, no rule with a variable in
+// its head (p[k] := v), and no complete rule or function that can have two
+// values. Several definitions of one (defaults aside) must have the same
+// constant value, or exclude each other: one requires a test the other
+// negates, a test without variables (the shipped action := input.action if
+// not http.proxied and action := http.match.action if http.proxied). A
+// definition with another value must bind it once: no some, no `in` on a
+// variable, no variable among a reference's keys. Rules that read only the
+// data give every input the same outcome. The check is conservative: a set
+// it refuses gets no plan, and its decisions are cached on the whole input.
 func conflictFree(c *ast.Compiler) bool {
+	reads := inputReaders(c)
 	defs := map[string][]*ast.Rule{}
 	for _, m := range c.Modules {
-		free := true
-		ast.WalkTerms(m, func(t *ast.Term) bool {
-			if _, ok := t.Value.(*ast.ObjectComprehension); ok {
-				free = false
-			}
-			return !free
-		})
-		if !free {
-			return false
-		}
 		for _, r := range m.Rules {
+			if !reads(r) {
+				continue
+			}
+			objects := false
+			ast.WalkTerms(r, func(t *ast.Term) bool {
+				_, objects = t.Value.(*ast.ObjectComprehension)
+				return objects
+			})
 			switch {
+			case objects:
+				return false // two values for one key conflict
 			case r.Head.RuleKind() == ast.MultiValue:
 				continue // a set: its elements cannot conflict
 			case !r.Head.Ref().IsGround():
@@ -643,6 +646,41 @@ func conflictFree(c *ast.Compiler) bool {
 		}
 	}
 	return true
+}
+
+// inputReaders returns whether a rule of c reads the input: itself, in one
+// of its else branches, or through a rule or function it uses. Every
+// function counts: its arguments may come from the input.
+func inputReaders(c *ast.Compiler) func(*ast.Rule) bool {
+	memo := map[*ast.Rule]bool{}
+	var reads func(r *ast.Rule) bool
+	reads = func(r *ast.Rule) bool {
+		if v, ok := memo[r]; ok {
+			return v
+		}
+		memo[r] = true                // a cycle (refused by the compiler) counts as reading
+		found := len(r.Head.Args) > 0 // a function reads what it is given
+		ast.WalkTerms(r, func(t *ast.Term) bool {
+			switch v := t.Value.(type) {
+			case ast.Ref:
+				found = found || v.HasPrefix(ast.InputRootRef)
+			case ast.Var:
+				found = found || v.Equal(ast.InputRootDocument.Value)
+			}
+			return found
+		})
+		for b := r; b != nil && !found; b = b.Else {
+			for d := range c.Graph.Dependencies(b) {
+				if dr, ok := d.(*ast.Rule); !ok || reads(dr) {
+					found = true
+					break
+				}
+			}
+		}
+		memo[r] = found
+		return found
+	}
+	return reads
 }
 
 // sameConstant says whether every definition, else branches included, has

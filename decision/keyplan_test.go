@@ -77,6 +77,16 @@ tag := t if some t in input.context.tags
 allow if input.resource.owner == input.subject
 reasons contains sprintf("order %v %v", [input.resource.id, tag]) if input.resource.owner == input.subject`,
 		"none", ""},
+	{"the id for owners, beside an object rule over the data only", `
+owner_index[o] := i if some i, o in data.owners
+allow if input.resource.owner == input.subject
+reasons contains sprintf("order %v", [input.resource.id]) if input.resource.owner == input.subject`,
+		"resource.id when eq resource.owner~subject", "resource.owner~subject"},
+	{"the id for owners, beside an object rule over the input", `
+by_owner[input.resource.owner] := input.resource.id
+allow if input.resource.owner == input.subject
+reasons contains sprintf("order %v", [input.resource.id]) if input.resource.owner == input.subject`,
+		"none", ""},
 	{"a number compared by order", `
 allow if input.context.level > 3
 reasons contains "level" if allow`, "", "context.level<>3"},

@@ -608,7 +608,8 @@ func conflictFree(c *ast.Compiler) bool {
 			}
 			objects := false
 			ast.WalkTerms(r, func(t *ast.Term) bool {
-				_, objects = t.Value.(*ast.ObjectComprehension)
+				_, ok := t.Value.(*ast.ObjectComprehension)
+				objects = objects || ok // the walk goes on past a true: keep what was found
 				return objects
 			})
 			switch {
@@ -727,8 +728,10 @@ func closed(e *ast.Expr) bool {
 }
 
 // bindsOnce says whether body succeeds with one binding at most: it has no
-// some declaration, no `in` on a variable and no reference with a variable
-// among its keys, outside comprehensions (which make one collection).
+// some declaration, no `in` on a variable, no call of a built-in that is a
+// relation (walk, which gives many outputs) and no reference with a
+// variable among its keys, outside comprehensions (which make one
+// collection).
 func bindsOnce(body ast.Body) bool {
 	once := true
 	vis := ast.NewGenericVisitor(func(x any) bool {
@@ -738,14 +741,18 @@ func bindsOnce(body ast.Body) bool {
 		case *ast.SomeDecl:
 			once = false
 		case *ast.Expr:
-			if x.IsCall() {
-				if op := x.Operator().String(); op == ast.Member.Name || op == ast.MemberWithKey.Name {
-					for _, t := range x.Operands() {
-						if _, ok := t.Value.(ast.Var); ok {
-							once = false
-						}
+			if !x.IsCall() {
+				break
+			}
+			switch op := x.Operator().String(); {
+			case op == ast.Member.Name || op == ast.MemberWithKey.Name:
+				for _, t := range x.Operands() {
+					if _, ok := t.Value.(ast.Var); ok {
+						once = false
 					}
 				}
+			case ast.BuiltinMap[op] != nil && ast.BuiltinMap[op].Relation:
+				once = false
 			}
 		case ast.Ref:
 			for _, k := range x[1:] {

@@ -87,6 +87,16 @@ by_owner[input.resource.owner] := input.resource.id
 allow if input.resource.owner == input.subject
 reasons contains sprintf("order %v", [input.resource.id]) if input.resource.owner == input.subject`,
 		"none", ""},
+	{"the id for owners, beside an object comprehension followed by other terms", `
+pairs := [{k: input.subject | some k in input.context.tags}, input.resource.type]
+allow if input.resource.owner == input.subject
+reasons contains sprintf("order %v", [input.resource.id]) if input.resource.owner == input.subject`,
+		"none", ""},
+	{"the id for owners, beside a rule that walks the input", `
+leaf := v if walk(input.context, [_, v])
+allow if input.resource.owner == input.subject
+reasons contains sprintf("order %v", [input.resource.id]) if input.resource.owner == input.subject`,
+		"none", ""},
 	{"a number compared by order", `
 allow if input.context.level > 3
 reasons contains "level" if allow`, "", "context.level<>3"},

@@ -208,11 +208,7 @@ func (s *Store) Current(ctx context.Context) (Set, error) {
 	if err != nil {
 		return Set{}, fmt.Errorf("policyset: policy store: get: %w", err)
 	}
-	set, err := s.decode(e)
-	if err != nil {
-		return Set{KVRevision: e.Revision()}, fmt.Errorf("policyset: policy store: revision %d: %w", e.Revision(), err)
-	}
-	return set, nil
+	return s.decode(e)
 }
 
 // Put stores set as the new version if the stored set is still the one at
@@ -299,13 +295,17 @@ func (s *Store) encode(set Set) ([]byte, Set, error) {
 	return data, set, nil
 }
 
+// decode reads a stored value as a set. A value that is not one gives the
+// same error whoever reads it (Current, the watch, the history), naming its
+// KV revision, with a set that carries only that revision: the manager
+// records one refusal per stored value, not one per reader.
 func (s *Store) decode(e jetstream.KeyValueEntry) (Set, error) {
 	// No file-count limit on reading: a replica configured with a lower
 	// MaxFiles than the one that stored the set must not split the fleet.
 	// MaxValueSize already bounds what a value can cost.
 	set, err := decodeSet(e.Value(), math.MaxInt)
 	if err != nil {
-		return Set{}, err
+		return Set{KVRevision: e.Revision()}, fmt.Errorf("policyset: policy store: revision %d: %w", e.Revision(), err)
 	}
 	set.KVRevision = e.Revision()
 	return set, nil

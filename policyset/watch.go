@@ -233,7 +233,6 @@ func (w *Watcher) take(e jetstream.KeyValueEntry, lastSeen *uint64) (set Set, ba
 	set, err := s.decode(e)
 	if err != nil {
 		w.skipped.Add(1)
-		return Set{KVRevision: rev}, err, true
 	}
-	return set, nil, true
+	return set, err, true
 }

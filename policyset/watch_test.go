@@ -114,6 +114,13 @@ func TestPolicyWatchSkipsMalformed(t *testing.T) {
 	if !errors.Is(err, ErrInvalid) || cur.KVRevision != good.KVRevision+3 {
 		t.Fatalf("Current = revision %d, %v; want ErrInvalid and revision %d", cur.KVRevision, err, good.KVRevision+3)
 	}
+	// And says it as the watch did: a manager that read the value both ways
+	// (at start and from its watch) records it once, not twice.
+	for i := range recs {
+		if errs, _ := recs[i].invalid(); errs[len(errs)-1].Error() != err.Error() {
+			t.Errorf("replica %d was handed %q; Current says %q", i, errs[len(errs)-1], err)
+		}
+	}
 	next, err := s.Put(ctx, policySet(3), cur.KVRevision)
 	if err != nil {
 		t.Fatal(err)

@@ -39,14 +39,16 @@ import (
 //
 //   - a sub-document of input.resource or input.context that the residual
 //     compares, as a whole expression of a rule body, with a constant or
-//     another part of the input, or tests with one of the pure built-ins
-//     of atomBuiltins (startswith, in, regex.match, ...), matters only
-//     through the expression's outcome. For =, == and != that is equal,
-//     different, or an operand undefined; for <, <=, > and >= it is less,
-//     equal, greater (in the order of values OPA compares by) or
-//     undefined; for a built-in it is true, false or undefined, as OPA's
-//     own implementation of the built-in answers. Those outcomes are an
-//     atom of the key;
+//     another part of the input, tests with one of the pure built-ins of
+//     atomBuiltins (startswith, in, regex.match, ...), or is itself the
+//     expression (input.resource.public), matters only through the
+//     expression's outcome. For =, == and != that is equal, different, or
+//     an operand undefined; for <, <=, > and >= it is less, equal, greater
+//     (in the order of values OPA compares by) or undefined; for a
+//     built-in it is true, false or undefined, as OPA's own implementation
+//     of the built-in answers; for the value itself, passing (defined and
+//     not false), false or undefined. Those outcomes are an atom of the
+//     key;
 //   - any other sub-document it reads is a value of the key, its JSON in
 //     full: passed to a function or built-in, used in a rule's value,
 //     iterated, compared with a variable, tested for being defined;
@@ -55,10 +57,15 @@ import (
 //   - a value read only in residual bodies that each fail for this input is
 //     not read at all: a body fails when one of its own top-level
 //     expressions does, and such an expression that is an atom, or a test
-//     of the same shape on the token, subject or action (a guard), fails on
-//     an outcome the key holds anyway. A policy that quotes the order's id
-//     only in the reason it gives an owner then keys on the id only for
-//     owners.
+//     of the same shape on the token, subject, action or a proxied
+//     request's method, path or host (a guard), fails on an outcome the
+//     key holds anyway. A policy that quotes the order's id only in the
+//     reason it gives an owner then keys on the id only for owners;
+//   - likewise an atom that is a top-level expression of residual bodies
+//     only, each of which fails on a guard for this input, is not keyed:
+//     the shipped owner rule tests the owner for reads only, so a user's
+//     approvals share one entry whoever owns the order. Only guards decide
+//     this, never other atoms, so no two atoms can each excuse the other.
 //
 // Two inputs with the same token, action, request, AuthZEN entities and
 // the same values and atom outcomes make the residual evaluate the same
@@ -76,11 +83,17 @@ type keyPlan struct {
 
 // keyValue is a sub-document keyed in full, such as ["resource", "id"]:
 // always, or only for inputs on which one of the bodies reading it may
-// succeed (when).
+// succeed.
 type keyValue struct {
-	path   []string
+	path []string
+	uses
+}
+
+// uses says for which inputs a value or an atom's outcome matters: always,
+// or when all the conditions of one of the bodies that read it hold.
+type uses struct {
 	always bool
-	when   [][]cond // each a body's conditions; the value is read if all of one body's hold
+	when   [][]cond // each a body's conditions
 }
 
 // cond is a top-level expression of a residual body that is an atom or a
@@ -100,6 +113,9 @@ type atom struct {
 	ops     []operand
 	fn      topdown.BuiltinFunc // op's implementation, for a built-in
 	request bool
+	// uses, for a request atom: the guards of the bodies it is a test of.
+	// Its outcome is keyed only where one of those bodies may succeed.
+	uses
 }
 
 // atomBuiltins are the built-ins whose calls can be atoms: deterministic,
@@ -175,7 +191,56 @@ func analyseResidual(residual []any) *keyPlan {
 	if a.whole || a.exprs > maxResidual {
 		return nil
 	}
+	a.plan.prune()
 	return a.plan
+}
+
+// prune drops the guards that no keyed value or atom depends on, so that
+// writeKey computes no outcome it does not use.
+func (p *keyPlan) prune() {
+	used := make([]bool, len(p.atoms))
+	mark := func(u uses) {
+		for _, body := range u.when {
+			for _, c := range body {
+				used[c.atom] = true
+			}
+		}
+	}
+	for i, a := range p.atoms {
+		if a.request {
+			used[i] = true
+			mark(a.uses)
+		}
+	}
+	for _, v := range p.values {
+		mark(v.uses)
+	}
+	index := make([]int, len(p.atoms))
+	var kept []atom
+	for i, a := range p.atoms {
+		if used[i] {
+			index[i] = len(kept)
+			kept = append(kept, a)
+		}
+	}
+	renumber := func(u *uses) { // bodies share their conditions' slices: copy, do not renumber twice
+		when := make([][]cond, len(u.when))
+		for i, body := range u.when {
+			when[i] = make([]cond, len(body))
+			for j, c := range body {
+				c.atom = index[c.atom]
+				when[i][j] = c
+			}
+		}
+		u.when = when
+	}
+	for i := range kept {
+		renumber(&kept[i].uses)
+	}
+	for i := range p.values {
+		renumber(&p.values[i].uses)
+	}
+	p.atoms = kept
 }
 
 // analysis is the state of analyseResidual.
@@ -188,6 +253,19 @@ type analysis struct {
 // unit analyses one residual body, with the head of its rule (nil for a
 // query): what the head reads is read only when the body succeeds.
 func (a *analysis) unit(body ast.Body, head *ast.Head) {
+	// The body's conditions: its top-level atoms and guards. A guard's
+	// outcome follows from what the key holds whatever it writes, so the
+	// guards alone decide whether the body's atoms are keyed.
+	var conds, guards []cond
+	for _, e := range body {
+		if at, ok := atomOf(e); ok {
+			c := cond{atom: a.atomIndex(at), op: cmp.Or(e.Operator().String(), at.op), negated: e.Negated}
+			conds = append(conds, c)
+			if !at.request {
+				guards = append(guards, c)
+			}
+		}
+	}
 	var reads [][]string
 	var vis *ast.GenericVisitor
 	vis = ast.NewGenericVisitor(func(x any) bool {
@@ -199,7 +277,12 @@ func (a *analysis) unit(body ast.Body, head *ast.Head) {
 			}
 			if at, ok := atomOf(x); ok {
 				if at.request {
-					a.atomIndex(at)
+					u := &a.plan.atoms[a.atomIndex(at)].uses
+					if slices.Contains(body, x) {
+						u.add(guards)
+					} else {
+						u.add(nil) // nested: in a comprehension, a negation's body, ...
+					}
 				}
 				return true // its operands count only through the outcome
 			}
@@ -230,15 +313,6 @@ func (a *analysis) unit(body ast.Body, head *ast.Head) {
 	if head != nil {
 		vis.Walk(head)
 	}
-	if len(reads) == 0 {
-		return
-	}
-	var conds []cond
-	for _, e := range body {
-		if at, ok := atomOf(e); ok {
-			conds = append(conds, cond{atom: a.atomIndex(at), op: e.Operator().String(), negated: e.Negated})
-		}
-	}
 	for _, path := range reads {
 		a.read(path, conds)
 	}
@@ -260,13 +334,17 @@ func (a *analysis) read(path []string, conds []cond) {
 		a.plan.values = append(a.plan.values, keyValue{path: path})
 		i = len(a.plan.values) - 1
 	}
-	v := &a.plan.values[i]
+	a.plan.values[i].add(conds)
+}
+
+// add records a body reading it with conds (none: always).
+func (u *uses) add(conds []cond) {
 	switch {
-	case v.always:
+	case u.always:
 	case len(conds) == 0:
-		v.always, v.when = true, nil
-	case !slices.ContainsFunc(v.when, func(w []cond) bool { return slices.Equal(w, conds) }):
-		v.when = append(v.when, conds)
+		u.always, u.when = true, nil
+	case !slices.ContainsFunc(u.when, func(w []cond) bool { return slices.Equal(w, conds) }):
+		u.when = append(u.when, conds)
 	}
 }
 
@@ -298,6 +376,17 @@ func stringPath(r ast.Ref) ([]string, bool) {
 // not a constant. As a body expression, false and undefined both fail it,
 // so the outcome decides the evaluation.
 func atomOf(e *ast.Expr) (atom, bool) {
+	if t, ok := e.Terms.(*ast.Term); ok && len(e.With) == 0 { // a value as a test: defined and not false
+		r, ok := t.Value.(ast.Ref)
+		if !ok || !r.HasPrefix(ast.InputRootRef) {
+			return atom{}, false
+		}
+		path, all := stringPath(r)
+		if !all || len(path) == 0 || !inputPart(path) {
+			return atom{}, false
+		}
+		return atom{op: truthy, ops: []operand{{path: path}}, request: requestPart(path[0])}, true
+	}
 	if !e.IsCall() || len(e.With) > 0 {
 		return atom{}, false
 	}
@@ -347,8 +436,12 @@ func atomOf(e *ast.Expr) (atom, bool) {
 	return a, input
 }
 
+// truthy is the op of an atom that is a value used as a test.
+const truthy = "truthy"
+
 // inputPart says whether path names something the key can look up: below
-// the resource, the context or the token, or the subject or action.
+// the resource, the context or the token, the subject or action, or the
+// method, path or host of a proxied request.
 func inputPart(path []string) bool {
 	switch path[0] {
 	case "resource", "context":
@@ -357,6 +450,8 @@ func inputPart(path []string) bool {
 		return true
 	case "subject", "action":
 		return len(path) == 1
+	case "request":
+		return len(path) == 2 && (path[1] == "method" || path[1] == "path" || path[1] == "host")
 	}
 	return false
 }
@@ -388,17 +483,57 @@ func (c cond) holds(outcome byte) bool {
 	return ok != c.negated
 }
 
-// read says whether an input with these atom outcomes may read v.
-func (v *keyValue) read(outcomes []byte) bool {
-	if v.always {
+// read says whether the input k keys may read it: whether all the
+// conditions of one of its bodies hold.
+func (u *uses) read(k *keying) bool {
+	if u.always {
 		return true
 	}
-	for _, body := range v.when {
-		if !slices.ContainsFunc(body, func(c cond) bool { return !c.holds(outcomes[c.atom]) }) {
+	for _, body := range u.when {
+		if k.hold(body) {
 			return true
 		}
 	}
 	return false
+}
+
+// keying is writeKey's state for one input: the outcomes of the plan's
+// atoms, each computed when first asked for, and the subject and action as
+// terms, made once.
+type keying struct {
+	in              *Input
+	token           func(*claims.Claims) *ast.Term
+	atoms           []atom
+	outcomes        [16]byte // 0 until computed; past 16 atoms, in more
+	more            []byte
+	subject, action *ast.Term
+	failed          bool // an outcome could not be computed
+}
+
+// hold says whether all conds hold for the input.
+func (k *keying) hold(conds []cond) bool {
+	for _, c := range conds {
+		if !c.holds(k.outcome(c.atom)) {
+			return false
+		}
+	}
+	return true
+}
+
+// outcome is atom i's outcome for the input.
+func (k *keying) outcome(i int) byte {
+	slot := &k.outcomes[min(i, len(k.outcomes)-1)]
+	if i >= len(k.outcomes) {
+		slot = &k.more[i-len(k.outcomes)]
+	}
+	if *slot == 0 {
+		o, ok := k.atoms[i].outcome(k)
+		if !ok {
+			k.failed, o = true, 'x'
+		}
+		*slot = o
+	}
+	return *slot
 }
 
 func (o operand) equal(p operand) bool {
@@ -411,28 +546,27 @@ func (o operand) equal(p operand) bool {
 // writeKey writes in's part of the key the plan asks for: each atom's
 // outcome, then each value's JSON, or that this input does not read it.
 // token gives input.token for claims (nil when they do not convert). It
-// reports false when an outcome or a value cannot be computed; the
-// decision is then not cached.
+// reports false when an outcome it needs or a value cannot be computed;
+// the decision is then not cached.
 func (p *keyPlan) writeKey(b *strings.Builder, in *Input, token func(*claims.Claims) *ast.Term) bool {
-	var buf [16]byte
-	outcomes := buf[:0]
-	for _, a := range p.atoms {
-		outcome, ok := a.outcome(in, token)
-		if !ok {
-			return false
-		}
-		outcomes = append(outcomes, outcome)
+	k := keying{in: in, token: token, atoms: p.atoms}
+	if n := len(p.atoms) - len(k.outcomes); n > 0 {
+		k.more = make([]byte, n)
 	}
 	b.WriteByte(0)
-	for i, a := range p.atoms {
-		if a.request {
-			b.WriteByte(outcomes[i])
+	for i := range p.atoms {
+		switch a := &p.atoms[i]; {
+		case !a.request:
+		case a.read(&k):
+			b.WriteByte(k.outcome(i))
+		default:
+			b.WriteByte('-') // every body testing it fails on a guard
 		}
 	}
 	for i := range p.values {
 		v := &p.values[i]
 		b.WriteByte(0)
-		if !v.read(outcomes) {
+		if !v.read(&k) {
 			b.WriteByte(2) // not read: every body reading it fails
 			continue
 		}
@@ -447,7 +581,7 @@ func (p *keyPlan) writeKey(b *strings.Builder, in *Input, token func(*claims.Cla
 		}
 		b.Write(raw)
 	}
-	return true
+	return !k.failed
 }
 
 // outcome is the atom's outcome for in, one byte: 'u' when an operand or
@@ -456,14 +590,19 @@ func (p *keyPlan) writeKey(b *strings.Builder, in *Input, token func(*claims.Cla
 // false passes a body expression, as true does). It reports false when an
 // operand cannot be converted or the built-in fails; the decision is then
 // not cached, and the evaluation meets the failure itself.
-func (a atom) outcome(in *Input, token func(*claims.Claims) *ast.Term) (byte, bool) {
-	if a.fn == nil { // a comparison: its two operands stay on the stack
+func (a *atom) outcome(k *keying) (byte, bool) {
+	if a.fn == nil { // a comparison or a test: its operands stay on the stack
 		var pair [2]*ast.Term
-		switch defined, ok := a.operands(in, token, pair[:]); {
+		switch defined, ok := a.operands(k, pair[:]); {
 		case !ok:
 			return 0, false
 		case !defined:
 			return 'u', true
+		case a.op == truthy:
+			if pair[0].Value.Compare(ast.Boolean(false)) == 0 {
+				return 'f', true
+			}
+			return 't', true
 		case a.op == "order": // as OPA's <, <=, > and >= compare
 			return "<=>"[cmp.Compare(pair[0].Value.Compare(pair[1].Value), 0)+1], true
 		case pair[0].Equal(pair[1]):
@@ -473,7 +612,7 @@ func (a atom) outcome(in *Input, token func(*claims.Claims) *ast.Term) (byte, bo
 		}
 	}
 	terms := make([]*ast.Term, len(a.ops)) // the built-in may keep its operands
-	switch defined, ok := a.operands(in, token, terms); {
+	switch defined, ok := a.operands(k, terms); {
 	case !ok:
 		return 0, false
 	case !defined:
@@ -498,10 +637,10 @@ func (a atom) outcome(in *Input, token func(*claims.Claims) *ast.Term) (byte, bo
 
 // operands fills dst with the atom's operands for in, and reports whether
 // all are defined, and false when one cannot be converted.
-func (a atom) operands(in *Input, token func(*claims.Claims) *ast.Term, dst []*ast.Term) (defined, ok bool) {
+func (a *atom) operands(k *keying, dst []*ast.Term) (defined, ok bool) {
 	defined = true
 	for i, o := range a.ops {
-		t, ok := o.term(in, token)
+		t, ok := o.term(k)
 		if !ok {
 			return false, false
 		}
@@ -541,21 +680,39 @@ func walk(in *Input, path []string) (v any, rest []string, found bool) {
 
 // term is the operand's value for in as the policy sees it: nil when it
 // is undefined, false when it cannot be converted.
-func (o operand) term(in *Input, token func(*claims.Claims) *ast.Term) (*ast.Term, bool) {
+func (o operand) term(k *keying) (*ast.Term, bool) {
 	if o.constant != nil {
 		return o.constant, true
 	}
+	in := k.in
 	switch o.path[0] {
 	case "subject":
-		return stringTerm(in.subject()), true
+		if k.subject == nil {
+			k.subject = stringTerm(in.subject())
+		}
+		return k.subject, true
 	case "action":
-		return stringTerm(in.Action), true
+		if k.action == nil {
+			k.action = stringTerm(in.Action)
+		}
+		return k.action, true
 	case "token":
 		if in.Claims == nil {
 			return nil, true // an asserted subject has no token
 		}
-		t := token(in.Claims)
+		t := k.token(in.Claims)
 		return find(t, o.path[1:]), t != nil
+	case "request": // as requestTerm writes it
+		if in.Request == nil {
+			return nil, true
+		}
+		switch o.path[1] {
+		case "method":
+			return stringTerm(in.Request.Method), true
+		case "path":
+			return stringTerm(in.Request.Path), true
+		}
+		return stringTerm(in.Request.Host), true
 	}
 	v, rest, found := walk(in, o.path)
 	if !found {

@@ -14,7 +14,8 @@ import (
 
 // DefaultDecisionCacheSize is the number of policy results an engine keeps
 // per policy set unless Options.DecisionCacheSize says otherwise. With the
-// shipped policy a user has about four entries (two actions, owner or not:
+// shipped policy a user has about three entries (reads by the owner or not,
+// approvals:
 // keyplan.go), so this keeps the decisions of as many users as the token
 // cache keeps tokens (claims.DefaultCacheSize).
 const DefaultDecisionCacheSize = 200000

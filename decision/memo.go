@@ -14,10 +14,9 @@ import (
 
 // DefaultDecisionCacheSize is the number of policy results an engine keeps
 // per policy set unless Options.DecisionCacheSize says otherwise. With the
-// shipped policy a user has about three entries (reads by the owner or not,
-// approvals:
-// keyplan.go), so this keeps the decisions of as many users as the token
-// cache keeps tokens (claims.DefaultCacheSize).
+// shipped policy a user has about three entries (reads by the owner or by
+// another, approvals: keyplan.go), so this keeps the decisions of more users
+// than the token cache keeps tokens (claims.DefaultCacheSize).
 const DefaultDecisionCacheSize = 200000
 
 // memo remembers the policy's verdicts for one policy set.

@@ -259,7 +259,7 @@ func (a *analysis) unit(body ast.Body, head *ast.Head) {
 	var conds, guards []cond
 	for _, e := range body {
 		if at, ok := atomOf(e); ok {
-			c := cond{atom: a.atomIndex(at), op: cmp.Or(e.Operator().String(), at.op), negated: e.Negated}
+			c := cond{atom: a.atomIndex(at), op: cmp.Or(callForm(e).Operator().String(), at.op), negated: e.Negated}
 			conds = append(conds, c)
 			if !at.request {
 				guards = append(guards, c)
@@ -376,6 +376,7 @@ func stringPath(r ast.Ref) ([]string, bool) {
 // not a constant. As a body expression, false and undefined both fail it,
 // so the outcome decides the evaluation.
 func atomOf(e *ast.Expr) (atom, bool) {
+	e = callForm(e)
 	if t, ok := e.Terms.(*ast.Term); ok && len(e.With) == 0 { // a value as a test: defined and not false
 		r, ok := t.Value.(ast.Ref)
 		if !ok || !r.HasPrefix(ast.InputRootRef) {
@@ -434,6 +435,24 @@ func atomOf(e *ast.Expr) (atom, bool) {
 		return atom{}, false // a pattern from the input is compiled at evaluation, under its deadline, not for the key
 	}
 	return a, input
+}
+
+// callForm is e as a call expression when it is a call used as a value,
+// which passes on the same outcomes: is_owner := input.resource.owner ==
+// input.subject, inlined by partial evaluation as the body expression
+// equal(input.resource.owner, input.subject).
+func callForm(e *ast.Expr) *ast.Expr {
+	t, ok := e.Terms.(*ast.Term)
+	if !ok {
+		return e
+	}
+	c, ok := t.Value.(ast.Call)
+	if !ok {
+		return e
+	}
+	x := ast.NewExpr([]*ast.Term(c))
+	x.Negated, x.With = e.Negated, e.With
+	return x
 }
 
 // truthy is the op of an atom that is a value used as a test.

@@ -122,12 +122,32 @@ reasons contains "listed" if allow`, "", "internal.member_2(resource.owner,[\"al
 	{"a pattern from the input", `
 allow if regex.match(input.context.pattern, input.resource.id)
 reasons contains "matched" if allow`, "context.pattern resource.id", ""},
-	{"a built-in with its result bound", `
+	{"a built-in with its result bound, then tested", `
 allow if {
 	x := startswith(input.resource.id, "ord-")
 	x
 }
-reasons contains "bound" if allow`, "resource.id", ""},
+reasons contains "bound" if allow`, "", `startswith(resource.id,"ord-")`},
+	{"a built-in's result in a reason", `
+allow if input.resource.owner == input.subject
+reasons contains sprintf("ord: %v", [startswith(input.resource.id, "ord-")]) if allow`, "resource.id", "resource.owner~subject"},
+	{"a comparison assigned to a rule", `
+is_owner := input.resource.owner == input.subject
+allow if {
+	input.action == "read"
+	is_owner
+}
+reasons contains "owner" if allow`, "", `(resource.owner~subject when eq action~"read")`},
+	{"an order comparison assigned to a rule, as a guard", `
+reader := input.action < "s"
+allow if {
+	reader
+	input.resource.owner == input.subject
+}
+reasons contains sprintf("id %v", [input.resource.id]) if {
+	reader
+	input.resource.owner == input.subject
+}`, `resource.id when lt action<>"s" and eq resource.owner~subject`, `(resource.owner~subject when lt action<>"s")`},
 	{"a key known once the data is", `
 allow if {
 	some k in ["owner", "editor"]

@@ -186,10 +186,10 @@ func (e *Engine) Decide(ctx context.Context, in Input) Decision {
 	var key memoKey
 	memoised := false
 	if set.memo != nil {
-		if key, memoised = set.memo.key(&in, e.tokenTerm); memoised {
-			if v, hit := set.memo.get(key); hit {
-				return v.apply(d)
-			}
+		var v verdict
+		var hit bool
+		if v, hit, key, memoised = set.memo.find(&in, e.tokenTerm); hit {
+			return v.apply(d)
 		}
 	}
 
@@ -207,7 +207,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) Decision {
 		var v verdict
 		if v, err = readDecision(r); err == nil {
 			if memoised {
-				set.memo.add(key, v)
+				set.memo.store(key, &in, e.tokenTerm, v)
 			}
 			return v.apply(d)
 		}

@@ -65,7 +65,15 @@ import (
 //     only, each of which fails on a guard for this input, is not keyed:
 //     the shipped owner rule tests the owner for reads only, so a user's
 //     approvals share one entry whoever owns the order. Only guards decide
-//     this, never other atoms, so no two atoms can each excuse the other.
+//     this, never other atoms, so no two atoms can each excuse the other;
+//   - a value read only in bodies that succeed on one answer alone (late:
+//     the body tests the decision's allow, or its rule is reached only from
+//     such bodies, as reasons := denials if not allow reaches denials) is
+//     keyed in a second step, once the first has given the answer
+//     (memo.find). No body that decides allow reads it, so every input with
+//     the same first step has the same answer. A policy that quotes the
+//     order's id in its denials then shares one entry for a user's allowed
+//     requests and keys the id for the denied ones.
 //
 // Two inputs with the same token, action, request, AuthZEN entities and
 // the same values and atom outcomes make the residual evaluate the same
@@ -87,6 +95,10 @@ type keyPlan struct {
 type keyValue struct {
 	path []string
 	uses
+	// late says that every body reading it tests the decision's own allow:
+	// whether it is read follows from the answer, so it is keyed in a
+	// second step, once the first has given allow (memo.find).
+	late bool
 }
 
 // uses says for which inputs a value or an atom's outcome matters: always,
@@ -97,12 +109,17 @@ type uses struct {
 }
 
 // cond is a top-level expression of a residual body that is an atom or a
-// guard: the body fails on every input on which it fails.
+// guard: the body fails on every input on which it fails. A late cond
+// (atom lateAllow) is the body's test of the decision's own allow, or the
+// test of a body through which the body's rule is reached (gates).
 type cond struct {
-	atom    int    // in keyPlan.atoms
+	atom    int    // in keyPlan.atoms, or lateAllow
 	op      string // the expression's operator: =, ==, !=, <, ... or the built-in
 	negated bool
 }
+
+// lateAllow is the atom of a late cond.
+const lateAllow = -1
 
 // atom is a test of operands: a comparison by equality (op "equal": =, ==,
 // !=) or by order (op "order": <, <=, >, >=), or a call of the built-in op.
@@ -170,29 +187,127 @@ func planKey(ctx context.Context, compiler *ast.Compiler, store storage.Store, e
 			residual = append(residual, m)
 		}
 	}
-	return analyseResidual(residual)
+	// The residual's rules live below data.partial (rego.Partial's default
+	// namespace): the decision's allow is data.partial.<entry>.allow there.
+	allow := append(ast.Ref{ast.DefaultRootDocument, ast.InternedTerm("partial")}, entry[1:]...).Append(keyAllow)
+	return analyseResidual(residual, allow)
 }
 
-// analyseResidual derives the plan from the residual's bodies and modules.
-func analyseResidual(residual []any) *keyPlan {
-	a := &analysis{plan: &keyPlan{}}
+// analyseResidual derives the plan from the residual's bodies and modules,
+// in which allow is the decision's allow rule.
+func analyseResidual(residual []any, allow ast.Ref) *keyPlan {
+	a := &analysis{plan: &keyPlan{}, allow: allow}
+	var units []residualUnit
 	for _, x := range residual {
 		switch x := x.(type) {
 		case ast.Body:
-			a.unit(x, nil)
+			units = append(units, newUnit(x, nil, nil))
 		case *ast.Module:
 			for _, r := range x.Rules {
+				path := r.Path()
 				for ; r != nil; r = r.Else {
-					a.unit(r.Body, r.Head)
+					units = append(units, newUnit(r.Body, r.Head, path))
 				}
 			}
 		}
+	}
+	gate := a.gates(units)
+	for _, u := range units {
+		a.unit(u.body, u.head, gate(u))
 	}
 	if a.whole || a.exprs > maxResidual {
 		return nil
 	}
 	a.plan.prune()
+	for i := range a.plan.values {
+		v := &a.plan.values[i]
+		v.late = !v.always && !slices.ContainsFunc(v.when, func(body []cond) bool {
+			return !slices.ContainsFunc(body, func(c cond) bool { return c.atom == lateAllow })
+		})
+	}
 	return a.plan
+}
+
+// residualUnit is a body of the residual: a query's, or a definition's of
+// the rule at rule, with its head.
+type residualUnit struct {
+	body ast.Body
+	head *ast.Head
+	rule ast.Ref   // nil for a query
+	refs []ast.Ref // the references to data in body and head
+}
+
+func newUnit(body ast.Body, head *ast.Head, rule ast.Ref) residualUnit {
+	u := residualUnit{body: body, head: head, rule: rule}
+	collect := func(t *ast.Term) bool {
+		if r, ok := t.Value.(ast.Ref); ok && r.HasPrefix(ast.DefaultRootRef) {
+			u.refs = append(u.refs, r)
+		}
+		return false
+	}
+	ast.WalkTerms(body, collect)
+	if head != nil {
+		ast.WalkTerms(head, collect)
+	}
+	return u
+}
+
+// reaches says whether u refers to the rule at path, or to a document
+// holding it.
+func (u residualUnit) reaches(path ast.Ref) bool {
+	return slices.ContainsFunc(u.refs, func(r ast.Ref) bool { return path.HasPrefix(r) || r.HasPrefix(path) })
+}
+
+// gates says, for each unit, whether it succeeds only when the decision
+// allows (1) or only when it denies (-1), or either (0): its body tests
+// allow itself, or every body that refers to its rule succeeds only on the
+// same answer (reasons := denials if not allow makes every definition of
+// denials a denial's). The allow rule's own definitions are never gated.
+func (a *analysis) gates(units []residualUnit) func(residualUnit) int8 {
+	memo := map[string]int8{}
+	var ofUnit func(residualUnit) int8
+	ofRule := func(path ast.Ref) int8 {
+		key := path.String()
+		if g, ok := memo[key]; ok {
+			return g
+		}
+		memo[key] = 0 // while computing: Rego has no recursion, but do not loop
+		if path.Equal(a.allow) {
+			return 0
+		}
+		g, seen := int8(0), false
+		for _, u := range units {
+			if !u.reaches(path) || u.rule.Equal(path) {
+				continue
+			}
+			ug := ofUnit(u)
+			if !seen {
+				g, seen = ug, true
+			} else if g != ug {
+				g = 0
+			}
+			if g == 0 {
+				break
+			}
+		}
+		memo[key] = g
+		return g
+	}
+	ofUnit = func(u residualUnit) int8 {
+		for _, e := range u.body {
+			if t, ok := e.Terms.(*ast.Term); ok && len(e.With) == 0 && ast.NewTerm(a.allow).Equal(t) {
+				if e.Negated {
+					return -1
+				}
+				return 1
+			}
+		}
+		if u.rule == nil {
+			return 0
+		}
+		return ofRule(u.rule)
+	}
+	return ofUnit
 }
 
 // prune drops the guards that no keyed value or atom depends on, so that
@@ -202,7 +317,9 @@ func (p *keyPlan) prune() {
 	mark := func(u uses) {
 		for _, body := range u.when {
 			for _, c := range body {
-				used[c.atom] = true
+				if c.atom != lateAllow {
+					used[c.atom] = true
+				}
 			}
 		}
 	}
@@ -228,7 +345,9 @@ func (p *keyPlan) prune() {
 		for i, body := range u.when {
 			when[i] = make([]cond, len(body))
 			for j, c := range body {
-				c.atom = index[c.atom]
+				if c.atom != lateAllow {
+					c.atom = index[c.atom]
+				}
 				when[i][j] = c
 			}
 		}
@@ -246,13 +365,15 @@ func (p *keyPlan) prune() {
 // analysis is the state of analyseResidual.
 type analysis struct {
 	plan  *keyPlan
+	allow ast.Ref // the decision's allow in the residual
 	exprs int
 	whole bool // the residual reads the input as a whole or rebinds it
 }
 
 // unit analyses one residual body, with the head of its rule (nil for a
-// query): what the head reads is read only when the body succeeds.
-func (a *analysis) unit(body ast.Body, head *ast.Head) {
+// query): what the head reads is read only when the body succeeds, and
+// only on the answer gate says (gates).
+func (a *analysis) unit(body ast.Body, head *ast.Head, gate int8) {
 	// The body's conditions: its top-level atoms and guards. A guard's
 	// outcome follows from what the key holds whatever it writes, so the
 	// guards alone decide whether the body's atoms are keyed.
@@ -312,6 +433,9 @@ func (a *analysis) unit(body ast.Body, head *ast.Head) {
 	vis.Walk(body)
 	if head != nil {
 		vis.Walk(head)
+	}
+	if gate != 0 {
+		conds = append(slices.Clip(conds), cond{atom: lateAllow, negated: gate < 0})
 	}
 	for _, path := range reads {
 		a.read(path, conds)
@@ -527,13 +651,23 @@ type keying struct {
 	more            []byte
 	subject, action *ast.Term
 	failed          bool // an outcome could not be computed
+	// allow is the decision's answer in writeLate: 1 allows, -1 denies; 0
+	// in writeKey, before it is known, where a late cond may hold.
+	allow int8
 }
 
 // hold says whether all conds hold for the input.
 func (k *keying) hold(conds []cond) bool {
 	for _, c := range conds {
-		if !c.holds(k.outcome(c.atom)) {
-			return false
+		switch {
+		case c.atom != lateAllow:
+			if !c.holds(k.outcome(c.atom)) {
+				return false
+			}
+		case k.allow != 0:
+			if (k.allow > 0) == c.negated {
+				return false
+			}
 		}
 	}
 	return true
@@ -583,24 +717,58 @@ func (p *keyPlan) writeKey(b *strings.Builder, in *Input, token func(*claims.Cla
 		}
 	}
 	for i := range p.values {
-		v := &p.values[i]
-		b.WriteByte(0)
-		if !v.read(&k) {
-			b.WriteByte(2) // not read: every body reading it fails
-			continue
+		if v := &p.values[i]; !v.late {
+			k.writeValue(b, v)
 		}
-		x, found := lookup(in, v.path)
-		if !found {
-			b.WriteByte(1) // undefined; JSON never starts with 1
-			continue
-		}
-		raw, err := json.Marshal(x)
-		if err != nil {
-			return false
-		}
-		b.Write(raw)
 	}
 	return !k.failed
+}
+
+// writeLate writes the second step of in's key, for an input on which the
+// decision's answer is allow: the late values, or that this answer does
+// not read them. It reports whether one is read; and false, as writeKey,
+// when one cannot be computed.
+func (p *keyPlan) writeLate(b *strings.Builder, in *Input, token func(*claims.Claims) *ast.Term, allow bool) (reads, ok bool) {
+	k := keying{in: in, token: token, atoms: p.atoms, allow: -1}
+	if allow {
+		k.allow = 1
+	}
+	if n := len(p.atoms) - len(k.outcomes); n > 0 {
+		k.more = make([]byte, n)
+	}
+	for i := range p.values {
+		if v := &p.values[i]; v.late {
+			reads = k.writeValue(b, v) || reads
+		}
+	}
+	return reads, !k.failed
+}
+
+// writeValue writes v's part of the key, and reports whether the input
+// reads it.
+func (k *keying) writeValue(b *strings.Builder, v *keyValue) bool {
+	b.WriteByte(0)
+	if !v.read(k) {
+		b.WriteByte(2) // not read: every body reading it fails
+		return false
+	}
+	x, found := lookup(k.in, v.path)
+	if !found {
+		b.WriteByte(1) // undefined; JSON never starts with 1
+		return true
+	}
+	raw, err := json.Marshal(x)
+	if err != nil {
+		k.failed = true
+		return true
+	}
+	b.Write(raw)
+	return true
+}
+
+// late says whether the plan keys a value in a second step.
+func (p *keyPlan) late() bool {
+	return slices.ContainsFunc(p.values, func(v keyValue) bool { return v.late })
 }
 
 // outcome is the atom's outcome for in, one byte: 'u' when an operand or

@@ -41,7 +41,23 @@ allow if {
 reasons contains "ok" if allow`, "", "resource.type~\"order\" resource.owner~\"root\""},
 	{"the id in a reason", `
 allow if input.resource.owner == input.subject
-reasons contains sprintf("order %v", [input.resource.id]) if allow`, "resource.id", "resource.owner~subject"},
+reasons contains sprintf("order %v", [input.resource.id]) if allow`, "late resource.id when allow", "resource.owner~subject"},
+	{"the id in a denial", `
+allow if input.resource.owner == input.subject
+reasons contains "owner" if allow
+reasons contains sprintf("%s may not touch order %v", [input.subject, input.resource.id]) if not allow`, "late resource.id when not allow", "resource.owner~subject"},
+	{"the id in denials, reached through reasons := denials if not allow", `
+allow if count(grants) > 0
+grants contains "owner" if input.resource.owner == input.subject
+denials contains sprintf("not the owner of order %v", [input.resource.id]) if input.resource.owner != input.subject
+denials contains "no grant" if true
+reasons := grants if allow
+reasons := denials if not allow`, "late resource.id when neq resource.owner~subject and not allow", "resource.owner~subject"},
+	{"the id in details given on either answer", `
+allow if input.resource.owner == input.subject
+details contains sprintf("order %v", [input.resource.id]) if true
+reasons := details if allow
+reasons := details if not allow`, "resource.id", "resource.owner~subject"},
 	{"a function whose definitions conflict for some ids", `
 f(x) := "short" if count(x) < 3
 f(x) := "long" if count(x) > 1
@@ -130,7 +146,7 @@ allow if {
 reasons contains "bound" if allow`, "", `startswith(resource.id,"ord-")`},
 	{"a built-in's result in a reason", `
 allow if input.resource.owner == input.subject
-reasons contains sprintf("ord: %v", [startswith(input.resource.id, "ord-")]) if allow`, "resource.id", "resource.owner~subject"},
+reasons contains sprintf("ord: %v", [startswith(input.resource.id, "ord-")]) if allow`, "late resource.id when allow", "resource.owner~subject"},
 	{"a comparison assigned to a rule", `
 is_owner := input.resource.owner == input.subject
 allow if {
@@ -248,6 +264,10 @@ func describePlan(p *keyPlan) (values, atoms string) {
 				if c.negated {
 					n = "not "
 				}
+				if c.atom == lateAllow {
+					conds = append(conds, n+"allow")
+					continue
+				}
 				conds = append(conds, n+c.op+" "+describe(p.atoms[c.atom]))
 			}
 			bodies = append(bodies, strings.Join(conds, " and "))
@@ -256,7 +276,11 @@ func describePlan(p *keyPlan) (values, atoms string) {
 	}
 	var v, a []string
 	for _, x := range p.values {
-		v = append(v, strings.Join(x.path, ".")+when(x.uses))
+		late := ""
+		if x.late { // keyed in the second step
+			late = "late "
+		}
+		v = append(v, late+strings.Join(x.path, ".")+when(x.uses))
 	}
 	for _, x := range p.atoms {
 		switch {
@@ -333,6 +357,38 @@ func TestKeyPlanGuardedValue(t *testing.T) {
 	if hits, misses := e.DecisionCacheStats(); hits != 2 || misses != 3 {
 		t.Errorf("owner: %d hits, %d misses; want 2, 3 (the id is read)", hits, misses)
 	}
+}
+
+// TestKeyPlanLate: a policy that quotes the order's id in its denials
+// keys on the id for denials only, in the key's second step; allowed
+// requests share one entry whatever the id.
+func TestKeyPlanLate(t *testing.T) {
+	e := planEngine(t, `
+allow if input.resource.owner == input.subject
+reasons contains "owner" if allow
+reasons contains sprintf("%s may not touch order %v", [input.subject, input.resource.id]) if not allow`)
+	alice := &claims.Claims{Subject: "alice", Header: claims.Header{Alg: "RS256"}, Raw: map[string]any{"sub": "alice"}}
+	step := func(owner, id string, allow bool, hits, misses uint64) {
+		t.Helper()
+		d := e.Decide(context.Background(), Input{Claims: alice, Action: "read", Resource: map[string]any{"owner": owner, "id": id}})
+		want := []string{"owner"}
+		if !allow {
+			want = []string{"alice may not touch order " + id}
+		}
+		if d.Allow != allow || !reflect.DeepEqual(d.Reasons, want) {
+			t.Fatalf("%s's order %s: %+v, want allow %v with %q", owner, id, d, allow, want)
+		}
+		if h, m := e.DecisionCacheStats(); h != hits || m != misses {
+			t.Errorf("%s's order %s: %d hits, %d misses; want %d, %d", owner, id, h, m, hits, misses)
+		}
+	}
+	step("bob", "1", false, 0, 1)
+	step("bob", "2", false, 0, 2) // the first step knows the answer, the second keys the id
+	step("bob", "1", false, 1, 2)
+	step("alice", "1", true, 1, 3)
+	step("alice", "2", true, 2, 3) // an allowed answer does not read the id
+	step("alice", "3", true, 3, 3)
+	step("bob", "3", false, 3, 4)
 }
 
 // TestShippedPlan: the shipped set is conflict-free and has a plan, which

@@ -40,6 +40,9 @@ type memo struct {
 	// plan is what of the resource and context the key holds; nil for
 	// all of them.
 	plan *keyPlan
+	// late says that the plan keys some values in a second step, once the
+	// answer is known (keyValue.late).
+	late bool
 }
 
 // unreadInput says which parts of the input a set never reads: of
@@ -65,6 +68,7 @@ func unreadParts(c *ast.Compiler) unreadInput {
 type memoKey struct {
 	claims *claims.Claims
 	rest   string // action, resource, context and request, canonical
+	second bool   // rest ends with the plan's late values (memo.find)
 }
 
 func newMemo(size int, unread unreadInput, plan *keyPlan) *memo {
@@ -75,7 +79,7 @@ func newMemo(size int, unread unreadInput, plan *keyPlan) *memo {
 	if err != nil {
 		return nil // only for size <= 0, excluded above
 	}
-	return &memo{verdicts: c, unread: unread, plan: plan}
+	return &memo{verdicts: c, unread: unread, plan: plan, late: plan != nil && plan.late()}
 }
 
 // key builds the memo key of in. encoding/json writes map keys in sorted
@@ -129,17 +133,61 @@ func (m *memo) key(in *Input, token func(*claims.Claims) *ast.Term) (memoKey, bo
 	return memoKey{claims: in.Claims, rest: b.String()}, true
 }
 
-func (m *memo) get(k memoKey) (verdict, bool) {
-	v, ok := m.verdicts.Get(k)
-	if ok {
+// find looks up the verdict for in. It returns the key to store an
+// evaluation's verdict under (store), and false when in cannot be keyed.
+//
+// With late values (keyValue.late) a key has two steps. The first leaves
+// them out: the allow of every input with that first step is the same,
+// because no residual body that decides allow reads them. Its entry is
+// the whole verdict when that answer reads none of them, and otherwise
+// only the answer (verdict.partial), which says how to write the second
+// step: a policy that quotes the order's id in its denials keys the id for
+// the denied and shares one entry for the allowed.
+func (m *memo) find(in *Input, token func(*claims.Claims) *ast.Term) (v verdict, hit bool, k memoKey, ok bool) {
+	if k, ok = m.key(in, token); !ok {
+		return verdict{}, false, k, false
+	}
+	v, hit = m.verdicts.Get(k)
+	if hit && v.partial {
+		if k, ok = m.second(k, in, token, v.allow); !ok {
+			return verdict{}, false, k, false
+		}
+		v, hit = m.verdicts.Get(k)
+	}
+	if hit {
 		m.hits.Add(1)
 	} else {
 		m.misses.Add(1)
 	}
-	return v, ok
+	return v, hit, k, true
 }
 
-func (m *memo) add(k memoKey, v verdict) { m.verdicts.Add(k, v) }
+// second is k with its second step for in, whose answer is allow.
+func (m *memo) second(k memoKey, in *Input, token func(*claims.Claims) *ast.Term, allow bool) (memoKey, bool) {
+	var b strings.Builder
+	b.WriteString(k.rest)
+	if _, ok := m.plan.writeLate(&b, in, token, allow); !ok {
+		return memoKey{}, false
+	}
+	return memoKey{claims: k.claims, rest: b.String(), second: true}, true
+}
+
+// store remembers v, the verdict evaluated for in, under k from find.
+func (m *memo) store(k memoKey, in *Input, token func(*claims.Claims) *ast.Term, v verdict) {
+	if m.late && !k.second {
+		var b strings.Builder
+		b.WriteString(k.rest)
+		reads, ok := m.plan.writeLate(&b, in, token, v.allow)
+		if !ok {
+			return
+		}
+		if reads { // the first step keeps the answer, the second the verdict
+			m.verdicts.Add(k, verdict{allow: v.allow, partial: true})
+			k = memoKey{claims: k.claims, rest: b.String(), second: true}
+		}
+	}
+	m.verdicts.Add(k, v)
+}
 
 // clockDependent are built-ins that OPA does not mark Nondeterministic but
 // that check a certificate chain's validity against the current time, so

@@ -44,6 +44,9 @@ type verdict struct {
 	allow   bool
 	reasons []string
 	headers map[string]string
+	// partial marks a decision cache entry that holds only allow, for a
+	// key's first step (memo.find).
+	partial bool
 }
 
 // apply fills d with the verdict. Reasons and headers are shared with the

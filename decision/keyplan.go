@@ -39,7 +39,8 @@ import (
 //
 //   - a sub-document of input.resource or input.context that the residual
 //     compares, as a whole expression of a rule body, with a constant or
-//     another part of the input, tests with one of the pure built-ins of
+//     another part of the input (either possibly read through object.get
+//     with a constant key and default), tests with one of the pure built-ins of
 //     atomBuiltins (startswith, in, regex.match, ...), or is itself the
 //     expression (input.resource.public), matters only through the
 //     expression's outcome. For =, == and != that is equal, different, or
@@ -146,10 +147,12 @@ var atomBuiltins = map[string]bool{
 	ast.IsArray.Name: true, ast.IsObject.Name: true, ast.IsSet.Name: true, ast.IsNull.Name: true,
 }
 
-// operand is a path into the input or a scalar constant.
+// operand is a path into the input or a scalar constant. With orElse, it
+// is object.get(input.<path but its last key>, <last key>, orElse).
 type operand struct {
 	path     []string // ["resource", "owner"], ["subject"], ["token", "claims", "sub"]
 	constant *ast.Term
+	orElse   *ast.Term
 }
 
 const (
@@ -548,6 +551,14 @@ func atomOf(e *ast.Expr) (atom, bool) {
 			a.request = a.request || requestPart(path[0])
 			input = true
 			a.ops[i].path = path
+		case ast.Call: // object.get(input.resource, "owner", ""), a common guard against a missing key
+			o, ok := objectGet(v)
+			if !ok {
+				return atom{}, false
+			}
+			a.request = a.request || requestPart(o.path[0])
+			input = true
+			a.ops[i] = o
 		default:
 			if !ast.IsConstant(v) {
 				return atom{}, false
@@ -561,20 +572,48 @@ func atomOf(e *ast.Expr) (atom, bool) {
 	return a, input
 }
 
+// objectGet recognises object.get(input.<path>, <string>, <constant>) as
+// an operand.
+func objectGet(c ast.Call) (operand, bool) {
+	if len(c) != 4 || c[0].Value.Compare(ast.ObjectGet.Ref()) != 0 {
+		return operand{}, false
+	}
+	r, ok := c[1].Value.(ast.Ref)
+	key, isString := c[2].Value.(ast.String)
+	if !ok || !isString || !r.HasPrefix(ast.InputRootRef) || !ast.IsConstant(c[3].Value) {
+		return operand{}, false
+	}
+	parent, all := stringPath(r)
+	path := append(slices.Clip(parent), string(key))
+	if !all || len(parent) == 0 || !inputPart(path) {
+		return operand{}, false
+	}
+	return operand{path: path, orElse: c[3]}, true
+}
+
 // callForm is e as a call expression when it is a call used as a value,
 // which passes on the same outcomes: is_owner := input.resource.owner ==
 // input.subject, inlined by partial evaluation as the body expression
 // equal(input.resource.owner, input.subject).
+// Partial evaluation also writes object.get(x, k, d) == c as
+// object.get(x, k, d, c), which is given back as the comparison.
 func callForm(e *ast.Expr) *ast.Expr {
-	t, ok := e.Terms.(*ast.Term)
-	if !ok {
+	var x *ast.Expr
+	switch terms := e.Terms.(type) {
+	case *ast.Term:
+		c, ok := terms.Value.(ast.Call)
+		if !ok {
+			return e
+		}
+		x = ast.NewExpr([]*ast.Term(c))
+	case []*ast.Term:
+		if len(terms) != 5 || terms[0].Value.Compare(ast.ObjectGet.Ref()) != 0 || !ast.IsConstant(terms[4].Value) {
+			return e
+		}
+		x = ast.Equality.Expr(ast.CallTerm(terms[:4]...), terms[4])
+	default:
 		return e
 	}
-	c, ok := t.Value.(ast.Call)
-	if !ok {
-		return e
-	}
-	x := ast.NewExpr([]*ast.Term(c))
 	x.Negated, x.With = e.Negated, e.With
 	return x
 }
@@ -692,6 +731,9 @@ func (k *keying) outcome(i int) byte {
 func (o operand) equal(p operand) bool {
 	if o.constant != nil || p.constant != nil {
 		return o.constant != nil && p.constant != nil && o.constant.Equal(p.constant)
+	}
+	if (o.orElse == nil) != (p.orElse == nil) || o.orElse != nil && !o.orElse.Equal(p.orElse) {
+		return false
 	}
 	return slices.Equal(o.path, p.path)
 }
@@ -871,6 +913,9 @@ func (o operand) term(k *keying) (*ast.Term, bool) {
 	if o.constant != nil {
 		return o.constant, true
 	}
+	if o.orElse != nil {
+		return o.objectGet(k)
+	}
 	in := k.in
 	switch o.path[0] {
 	case "subject":
@@ -913,6 +958,25 @@ func (o operand) term(k *keying) (*ast.Term, bool) {
 		t = find(t, rest)
 	}
 	return t, true
+}
+
+// objectGet answers object.get for the operand as OPA does: undefined when
+// the object is; the key's value, or orElse where the object lacks it. On
+// a value that is not an object, where object.get fails, it reports false:
+// the decision is not cached and the evaluation meets the failure.
+func (o operand) objectGet(k *keying) (*ast.Term, bool) {
+	t, ok := operand{path: o.path[:len(o.path)-1]}.term(k)
+	if !ok || t == nil {
+		return nil, ok
+	}
+	obj, ok := t.Value.(ast.Object)
+	if !ok {
+		return nil, false
+	}
+	if v := obj.Get(stringTerm(o.path[len(o.path)-1])); v != nil {
+		return v, true
+	}
+	return o.orElse, true
 }
 
 // find is the term at path below t, nil when undefined.

@@ -56,6 +56,22 @@ user := {"id": input.subject, "roles": object.get(input.token.claims, "roles", [
 allow if { some role in user.roles; input.action in data.roles[role] }
 allow if { input.action == "orders:read"; input.resource.owner == user.id }
 reasons contains "ok" if allow`, 0.85},
+	{"functions", `
+import rego.v1
+default allow := false
+permitted(role, action) if action in data.roles[role]
+owns(resource, subject) if resource.owner == subject
+allow if { some role in input.token.claims.roles; permitted(role, input.action) }
+allow if { input.action == "orders:read"; owns(input.resource, input.subject) }
+reasons contains sprintf("%s may %s", [input.subject, input.action]) if allow
+reasons contains sprintf("%s may not %s", [input.subject, input.action]) if not allow`, 0.85},
+	{"object.get and a permissions set", `
+default allow := false
+perms contains p if { some role in object.get(input.token.claims, "roles", []); some p in object.get(data.roles, role, []) }
+allow if input.action in perms
+allow if { input.action == "orders:read"; object.get(input.resource, "owner", "") == input.subject }
+reasons := ["granted"] if allow
+reasons := [sprintf("denied: %s", [input.action])] if not allow`, 0.85},
 	{"shipped like", `
 default allow := false
 allow if count(grants) > 0

@@ -147,6 +147,15 @@ reasons contains "bound" if allow`, "", `startswith(resource.id,"ord-")`},
 	{"a built-in's result in a reason", `
 allow if input.resource.owner == input.subject
 reasons contains sprintf("ord: %v", [startswith(input.resource.id, "ord-")]) if allow`, "late resource.id when allow", "resource.owner~subject"},
+	{"object.get with a default", `
+allow if {
+	input.action == "read"
+	object.get(input.resource, "owner", "") == input.subject
+}
+allow if object.get(input.context, "level", 0) > 3
+reasons contains sprintf("tier %s", [object.get(input.token.claims, "tier", "basic")]) if allow
+reasons contains sprintf("order %v", [input.resource.id]) if object.get(input.resource, "level", "none") == "none"`,
+		`resource.id when eq resource.level|"none"~"none"`, `(resource.owner|""~subject when eq action~"read") context.level|0<>3 resource.level|"none"~"none"`},
 	{"a comparison assigned to a rule", `
 is_owner := input.resource.owner == input.subject
 allow if {
@@ -232,8 +241,11 @@ func describePlan(p *keyPlan) (values, atoms string) {
 		return "none", ""
 	}
 	side := func(o operand) string {
-		if o.constant != nil {
+		switch {
+		case o.constant != nil:
 			return o.constant.String()
+		case o.orElse != nil:
+			return strings.Join(o.path, ".") + "|" + o.orElse.String()
 		}
 		return strings.Join(o.path, ".")
 	}

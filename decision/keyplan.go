@@ -237,14 +237,14 @@ type residualUnit struct {
 	body ast.Body
 	head *ast.Head
 	rule ast.Ref   // nil for a query
-	refs []ast.Ref // the references to data in body and head
+	refs []ast.Ref // the ground prefixes of its references to data, in body and head
 }
 
 func newUnit(body ast.Body, head *ast.Head, rule ast.Ref) residualUnit {
 	u := residualUnit{body: body, head: head, rule: rule}
 	collect := func(t *ast.Term) bool {
 		if r, ok := t.Value.(ast.Ref); ok && r.HasPrefix(ast.DefaultRootRef) {
-			u.refs = append(u.refs, r)
+			u.refs = append(u.refs, r.GroundPrefix()) // data.partial.p[x] may be any rule of p
 		}
 		return false
 	}

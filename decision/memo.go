@@ -149,7 +149,7 @@ func (m *memo) find(in *Input, token func(*claims.Claims) *ast.Term) (v verdict,
 	}
 	v, hit = m.verdicts.Get(k)
 	if hit && v.partial {
-		if k, ok = m.second(k, in, token, v.allow); !ok {
+		if k, _, ok = m.second(k, in, token, v.allow); !ok {
 			return verdict{}, false, k, false
 		}
 		v, hit = m.verdicts.Get(k)
@@ -162,28 +162,25 @@ func (m *memo) find(in *Input, token func(*claims.Claims) *ast.Term) (v verdict,
 	return v, hit, k, true
 }
 
-// second is k with its second step for in, whose answer is allow.
-func (m *memo) second(k memoKey, in *Input, token func(*claims.Claims) *ast.Term, allow bool) (memoKey, bool) {
+// second is k with its second step for in, whose answer is allow, and
+// whether that answer reads a late value; false when one cannot be keyed.
+func (m *memo) second(k memoKey, in *Input, token func(*claims.Claims) *ast.Term, allow bool) (memoKey, bool, bool) {
 	var b strings.Builder
 	b.WriteString(k.rest)
-	if _, ok := m.plan.writeLate(&b, in, token, allow); !ok {
-		return memoKey{}, false
-	}
-	return memoKey{claims: k.claims, rest: b.String(), second: true}, true
+	reads, ok := m.plan.writeLate(&b, in, token, allow)
+	return memoKey{claims: k.claims, rest: b.String(), second: true}, reads, ok
 }
 
 // store remembers v, the verdict evaluated for in, under k from find.
 func (m *memo) store(k memoKey, in *Input, token func(*claims.Claims) *ast.Term, v verdict) {
 	if m.late && !k.second {
-		var b strings.Builder
-		b.WriteString(k.rest)
-		reads, ok := m.plan.writeLate(&b, in, token, v.allow)
+		k2, reads, ok := m.second(k, in, token, v.allow)
 		if !ok {
 			return
 		}
 		if reads { // the first step keeps the answer, the second the verdict
 			m.verdicts.Add(k, verdict{allow: v.allow, partial: true})
-			k = memoKey{claims: k.claims, rest: b.String(), second: true}
+			k = k2
 		}
 	}
 	m.verdicts.Add(k, v)

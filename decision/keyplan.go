@@ -695,6 +695,15 @@ type keying struct {
 	allow int8
 }
 
+// keying starts writing the key of in.
+func (p *keyPlan) keying(in *Input, token func(*claims.Claims) *ast.Term) keying {
+	k := keying{in: in, token: token, atoms: p.atoms}
+	if n := len(p.atoms) - len(k.outcomes); n > 0 {
+		k.more = make([]byte, n)
+	}
+	return k
+}
+
 // hold says whether all conds hold for the input.
 func (k *keying) hold(conds []cond) bool {
 	for _, c := range conds {
@@ -744,10 +753,7 @@ func (o operand) equal(p operand) bool {
 // reports false when an outcome it needs or a value cannot be computed;
 // the decision is then not cached.
 func (p *keyPlan) writeKey(b *strings.Builder, in *Input, token func(*claims.Claims) *ast.Term) bool {
-	k := keying{in: in, token: token, atoms: p.atoms}
-	if n := len(p.atoms) - len(k.outcomes); n > 0 {
-		k.more = make([]byte, n)
-	}
+	k := p.keying(in, token)
 	b.WriteByte(0)
 	for i := range p.atoms {
 		switch a := &p.atoms[i]; {
@@ -771,12 +777,10 @@ func (p *keyPlan) writeKey(b *strings.Builder, in *Input, token func(*claims.Cla
 // not read them. It reports whether one is read; and false, as writeKey,
 // when one cannot be computed.
 func (p *keyPlan) writeLate(b *strings.Builder, in *Input, token func(*claims.Claims) *ast.Term, allow bool) (reads, ok bool) {
-	k := keying{in: in, token: token, atoms: p.atoms, allow: -1}
+	k := p.keying(in, token)
+	k.allow = -1
 	if allow {
 		k.allow = 1
-	}
-	if n := len(p.atoms) - len(k.outcomes); n > 0 {
-		k.more = make([]byte, n)
 	}
 	for i := range p.values {
 		if v := &p.values[i]; v.late {

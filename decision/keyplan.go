@@ -76,6 +76,12 @@ import (
 //     order's id in its denials then shares one entry for a user's allowed
 //     requests and keys the id for the denied ones.
 //
+// Partial evaluation leaves some rules as they are (a rule with else, for
+// one), and the residual then refers to the set's own rule; the plan reads
+// those rules, and the rules they refer to, as it reads the residual's
+// (setRules). Before it did, a decision object built with else was keyed on
+// nothing it read and a cached answer stood in for another owner's.
+//
 // Two inputs with the same token, action, request, AuthZEN entities and
 // the same values and atom outcomes make the residual evaluate the same
 // way, so the set decides them the same way. A residual that reads the
@@ -192,13 +198,47 @@ func planKey(ctx context.Context, compiler *ast.Compiler, store storage.Store, e
 	}
 	// The residual's rules live below data.partial (rego.Partial's default
 	// namespace): the decision's allow is data.partial.<entry>.allow there.
-	allow := append(ast.Ref{ast.DefaultRootDocument, ast.InternedTerm("partial")}, entry[1:]...).Append(keyAllow)
+	partial := ast.Ref{ast.DefaultRootDocument, ast.InternedTerm("partial")}
+	for _, r := range setRules(compiler, residual, partial) {
+		residual = append(residual, r)
+	}
+	allow := []ast.Ref{append(slices.Clip(partial), entry[1:]...).Append(keyAllow), entry.Append(keyAllow)}
 	return analyseResidual(residual, allow)
 }
 
-// analyseResidual derives the plan from the residual's bodies and modules,
-// in which allow is the decision's allow rule.
-func analyseResidual(residual []any, allow ast.Ref) *keyPlan {
+// setRules are the rules of the set itself that the residual refers to,
+// outside its own support rules below partial, and the rules those refer
+// to in turn. Partial evaluation leaves some rules as they are (one with
+// else, for one); the plan must read what they read of the input too.
+func setRules(c *ast.Compiler, residual []any, partial ast.Ref) []*ast.Rule {
+	seen := map[*ast.Rule]bool{}
+	var rules []*ast.Rule
+	var visit func(x any)
+	visit = func(x any) {
+		ast.WalkTerms(x, func(t *ast.Term) bool {
+			r, ok := t.Value.(ast.Ref)
+			if !ok || !r.HasPrefix(ast.DefaultRootRef) || r.HasPrefix(partial) {
+				return false
+			}
+			for _, rule := range c.GetRulesDynamicWithOpts(r, ast.RulesOptions{}) {
+				if !seen[rule] {
+					seen[rule] = true
+					rules = append(rules, rule)
+					visit(rule)
+				}
+			}
+			return false
+		})
+	}
+	for _, x := range residual {
+		visit(x)
+	}
+	return rules
+}
+
+// analyseResidual derives the plan from the residual's bodies, modules and
+// rules, in which allow are the paths of the decision's allow rule.
+func analyseResidual(residual []any, allow []ast.Ref) *keyPlan {
 	a := &analysis{plan: &keyPlan{}, allow: allow}
 	var units []residualUnit
 	for _, x := range residual {
@@ -207,11 +247,10 @@ func analyseResidual(residual []any, allow ast.Ref) *keyPlan {
 			units = append(units, newUnit(x, nil, nil))
 		case *ast.Module:
 			for _, r := range x.Rules {
-				path := r.Path()
-				for ; r != nil; r = r.Else {
-					units = append(units, newUnit(r.Body, r.Head, path))
-				}
+				units = rule(units, r)
 			}
+		case *ast.Rule:
+			units = rule(units, x)
 		}
 	}
 	gate := a.gates(units)
@@ -229,6 +268,15 @@ func analyseResidual(residual []any, allow ast.Ref) *keyPlan {
 		})
 	}
 	return a.plan
+}
+
+// rule appends the units of r and its else chain.
+func rule(units []residualUnit, r *ast.Rule) []residualUnit {
+	path := r.Path()
+	for ; r != nil; r = r.Else {
+		units = append(units, newUnit(r.Body, r.Head, path))
+	}
+	return units
 }
 
 // residualUnit is a body of the residual: a query's, or a definition's of
@@ -275,7 +323,7 @@ func (a *analysis) gates(units []residualUnit) func(residualUnit) int8 {
 			return g
 		}
 		memo[key] = 0 // while computing: Rego has no recursion, but do not loop
-		if path.Equal(a.allow) {
+		if slices.ContainsFunc(a.allow, func(r ast.Ref) bool { return r.Equal(path) }) {
 			return 0
 		}
 		g, seen := int8(0), false
@@ -298,7 +346,7 @@ func (a *analysis) gates(units []residualUnit) func(residualUnit) int8 {
 	}
 	ofUnit = func(u residualUnit) int8 {
 		for _, e := range u.body {
-			if t, ok := e.Terms.(*ast.Term); ok && len(e.With) == 0 && ast.NewTerm(a.allow).Equal(t) {
+			if t, ok := e.Terms.(*ast.Term); ok && len(e.With) == 0 && slices.ContainsFunc(a.allow, func(r ast.Ref) bool { return t.Value.Compare(r) == 0 }) {
 				if e.Negated {
 					return -1
 				}
@@ -368,7 +416,7 @@ func (p *keyPlan) prune() {
 // analysis is the state of analyseResidual.
 type analysis struct {
 	plan  *keyPlan
-	allow ast.Ref // the decision's allow in the residual
+	allow []ast.Ref // the decision's allow: the residual's, the set's
 	exprs int
 	whole bool // the residual reads the input as a whole or rebinds it
 }

@@ -72,6 +72,13 @@ allow if input.action in perms
 allow if { input.action == "orders:read"; object.get(input.resource, "owner", "") == input.subject }
 reasons := ["granted"] if allow
 reasons := [sprintf("denied: %s", [input.action])] if not allow`, 0.85},
+	{"a decision object with else", `
+default allow := false
+decision := {"allow": true, "why": "role"} if { some r in input.token.claims.roles; input.action in data.roles[r] }
+else := {"allow": true, "why": "owner"} if { input.action == "orders:read"; input.resource.owner == input.subject }
+else := {"allow": false, "why": "none"}
+allow := decision.allow
+reasons := [decision.why]`, 0.85},
 	{"shipped like", `
 default allow := false
 allow if count(grants) > 0

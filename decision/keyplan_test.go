@@ -230,6 +230,16 @@ allow if {
 	count([1 | input.resource.owner == input.subject]) > 0
 }
 reasons contains "ok" if allow`, "", "resource.owner~subject"},
+	{"a rule with else, which partial evaluation leaves as it is", `
+decision := {"allow": true, "why": "role"} if "manager" in input.token.claims.roles
+else := {"allow": true, "why": "owner"} if input.resource.owner == input.subject
+else := {"allow": false, "why": "none"}
+allow := decision.allow
+reasons := [decision.why]`, "", "resource.owner~subject"},
+	{"the id in an else after allow", `
+allow if input.resource.owner == input.subject
+reasons := ["owner"] if allow
+else := [sprintf("not the owner of order %v", [input.resource.id])]`, "resource.id", "resource.owner~subject"},
 	{"the input rebound", `
 allow if owns with input.subject as "alice"
 owns if input.resource.owner == input.subject

@@ -68,8 +68,8 @@ import (
 //     approvals share one entry whoever owns the order. Only guards decide
 //     this, never other atoms, so no two atoms can each excuse the other;
 //   - a value read only in bodies that succeed on one answer alone (late:
-//     the body tests the decision's allow, or its rule is reached only from
-//     such bodies, as reasons := denials if not allow reaches denials) is
+//     the body tests the decision's allow, follows else after a body that
+//     is only that test, or its rule is reached only from such bodies, as reasons := denials if not allow reaches denials) is
 //     keyed in a second step, once the first has given the answer
 //     (memo.find). No body that decides allow reads it, so every input with
 //     the same first step has the same answer. A policy that quotes the
@@ -273,8 +273,12 @@ func analyseResidual(residual []any, allow []ast.Ref) *keyPlan {
 // rule appends the units of r and its else chain.
 func rule(units []residualUnit, r *ast.Rule) []residualUnit {
 	path := r.Path()
+	var before []ast.Body
 	for ; r != nil; r = r.Else {
-		units = append(units, newUnit(r.Body, r.Head, path))
+		u := newUnit(r.Body, r.Head, path)
+		u.after = before
+		units = append(units, u)
+		before = append(slices.Clip(before), r.Body)
 	}
 	return units
 }
@@ -286,6 +290,9 @@ type residualUnit struct {
 	head *ast.Head
 	rule ast.Ref   // nil for a query
 	refs []ast.Ref // the ground prefixes of its references to data, in body and head
+	// after are the bodies before it in its rule's else chain: it is
+	// evaluated only when they all fail.
+	after []ast.Body
 }
 
 func newUnit(body ast.Body, head *ast.Head, rule ast.Ref) residualUnit {
@@ -346,11 +353,15 @@ func (a *analysis) gates(units []residualUnit) func(residualUnit) int8 {
 	}
 	ofUnit = func(u residualUnit) int8 {
 		for _, e := range u.body {
-			if t, ok := e.Terms.(*ast.Term); ok && len(e.With) == 0 && slices.ContainsFunc(a.allow, func(r ast.Ref) bool { return t.Value.Compare(r) == 0 }) {
-				if e.Negated {
-					return -1
+			if g := a.allowTest(e); g != 0 {
+				return g
+			}
+		}
+		for _, b := range u.after { // an else after a body that is only a test of allow
+			if len(b) == 1 {
+				if g := a.allowTest(b[0]); g != 0 {
+					return -g
 				}
-				return 1
 			}
 		}
 		if u.rule == nil {
@@ -359,6 +370,19 @@ func (a *analysis) gates(units []residualUnit) func(residualUnit) int8 {
 		return ofRule(u.rule)
 	}
 	return ofUnit
+}
+
+// allowTest says whether e tests the decision's allow: 1 for allow, -1 for
+// not allow, 0 when it is not such a test.
+func (a *analysis) allowTest(e *ast.Expr) int8 {
+	t, ok := e.Terms.(*ast.Term)
+	if !ok || len(e.With) > 0 || !slices.ContainsFunc(a.allow, func(r ast.Ref) bool { return t.Value.Compare(r) == 0 }) {
+		return 0
+	}
+	if e.Negated {
+		return -1
+	}
+	return 1
 }
 
 // prune drops the guards that no keyed value or atom depends on, so that

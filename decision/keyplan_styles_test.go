@@ -79,6 +79,12 @@ else := {"allow": true, "why": "owner"} if { input.action == "orders:read"; inpu
 else := {"allow": false, "why": "none"}
 allow := decision.allow
 reasons := [decision.why]`, 0.85},
+	{"the id in an else after allow", `
+default allow := false
+allow if { some r in input.token.claims.roles; input.action in data.roles[r] }
+allow if { input.action == "orders:read"; input.resource.owner == input.subject }
+reasons := ["ok"] if allow
+else := [sprintf("no access to %v", [input.resource.id])]`, 0.5},
 	{"shipped like", `
 default allow := false
 allow if count(grants) > 0

@@ -239,7 +239,7 @@ reasons := [decision.why]`, "", "resource.owner~subject"},
 	{"the id in an else after allow", `
 allow if input.resource.owner == input.subject
 reasons := ["owner"] if allow
-else := [sprintf("not the owner of order %v", [input.resource.id])]`, "resource.id", "resource.owner~subject"},
+else := [sprintf("not the owner of order %v", [input.resource.id])]`, "late resource.id when not allow", "resource.owner~subject"},
 	{"the input rebound", `
 allow if owns with input.subject as "alice"
 owns if input.resource.owner == input.subject

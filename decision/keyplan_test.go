@@ -464,6 +464,33 @@ func TestShippedPlan(t *testing.T) {
 // function whose definitions conflict), the engine must deny with
 // policy_error: an answer cached for another input must not stand in.
 func TestKeyPlanDifferential(t *testing.T) {
+	inputs := differentialInputs(3000)
+	erring := map[string]bool{
+		"a function whose definitions conflict for some ids":          true,
+		"the id for owners, beside a rule whose definitions conflict": true,
+	}
+	for _, tc := range planPolicies {
+		t.Run(tc.name, func(t *testing.T) {
+			e := planEngine(t, tc.rego)
+			allowed, errs := compareWithPlain(t, e, inputs)
+			// Only the shapes with conflicting definitions err, and they must, on some inputs.
+			if wantErrs := erring[tc.name]; (errs > 0) != wantErrs {
+				t.Errorf("%d of %d plain evaluations failed", errs, len(inputs))
+			}
+			hits, _ := e.DecisionCacheStats()
+			if tc.values != "none" && hits == 0 {
+				t.Errorf("no cache hits")
+			}
+			if allowed == 0 || allowed == len(inputs) {
+				t.Errorf("%d of %d allowed: the draw must exercise both outcomes", allowed, len(inputs))
+			}
+		})
+	}
+}
+
+// differentialInputs draws n requests from small domains, so that they
+// collide on every part of a key.
+func differentialInputs(n int) []Input {
 	subjects := []string{"alice", "bob", ""}
 	ownerValues := []any{"alice", "bob", "root", nil, json.Number("1"), "1", json.Number("1.0"), map[string]any{"a": "alice"}, []any{"alice"}}
 	typeValues := []any{"order", "ORDER", nil}
@@ -476,7 +503,7 @@ func TestKeyPlanDifferential(t *testing.T) {
 		tokens[sub] = &claims.Claims{Subject: sub, Header: claims.Header{Alg: "RS256"}, Raw: map[string]any{"sub": sub}}
 	}
 	rng := rand.New(rand.NewPCG(14, 2))
-	inputs := make([]Input, 3000)
+	inputs := make([]Input, n)
 	for i := range inputs {
 		sub := subjects[rng.IntN(len(subjects))]
 		in := Input{Action: []string{"read", "write"}[rng.IntN(2)], Resource: map[string]any{"id": ids[rng.IntN(len(ids))]}, Context: map[string]any{}}
@@ -508,51 +535,41 @@ func TestKeyPlanDifferential(t *testing.T) {
 		}
 		inputs[i] = in
 	}
-	erring := map[string]bool{
-		"a function whose definitions conflict for some ids":          true,
-		"the id for owners, beside a rule whose definitions conflict": true,
+	return inputs
+}
+
+// compareWithPlain decides every input through e and through the plain
+// evaluation of its active set, and fails t at the first difference in
+// decision, reasons or headers. Where the plain evaluation fails, the
+// engine must deny with policy_error. It returns the allowed and the
+// failed counts.
+func compareWithPlain(t *testing.T, e *Engine, inputs []Input) (allowed, errs int) {
+	t.Helper()
+	set := e.set.Load()
+	for i, in := range inputs {
+		got := e.Decide(context.Background(), in)
+		input, err := buildInput(&in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := e.eval(context.Background(), set.authz, input, nil, false)
+		if err != nil { // the policy errs on this input: the engine must deny with policy_error, never reuse an answer
+			if got.Allow || got.Reason != ReasonPolicyError {
+				t.Fatalf("request %d (%+v): plain evaluation fails (%v), engine %+v", i, in, err, got)
+			}
+			errs++
+			continue
+		}
+		v, err := readDecision(r)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if want := v.apply(Decision{Revision: set.revision}); !reflect.DeepEqual(got, want) {
+			t.Fatalf("request %d (%+v): engine %+v, plain evaluation %+v", i, in, got, want)
+		}
+		if got.Allow {
+			allowed++
+		}
 	}
-	for _, tc := range planPolicies {
-		t.Run(tc.name, func(t *testing.T) {
-			e := planEngine(t, tc.rego)
-			set := e.set.Load()
-			allowed, errs := 0, 0
-			for i, in := range inputs {
-				got := e.Decide(context.Background(), in)
-				input, err := buildInput(&in, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r, err := e.eval(context.Background(), set.authz, input, nil, false)
-				if err != nil { // the policy errs on this input: the engine must deny with policy_error, never reuse an answer
-					if got.Allow || got.Reason != ReasonPolicyError {
-						t.Fatalf("request %d (%+v): plain evaluation fails (%v), engine %+v", i, in, err, got)
-					}
-					errs++
-					continue
-				}
-				v, err := readDecision(r)
-				if err != nil {
-					t.Fatalf("request %d: %v", i, err)
-				}
-				if want := v.apply(Decision{Revision: set.revision}); !reflect.DeepEqual(got, want) {
-					t.Fatalf("request %d (%+v): engine %+v, plain evaluation %+v", i, in, got, want)
-				}
-				if got.Allow {
-					allowed++
-				}
-			}
-			// Only the shapes with conflicting definitions err, and they must, on some inputs.
-			if wantErrs := erring[tc.name]; (errs > 0) != wantErrs {
-				t.Errorf("%d of %d plain evaluations failed", errs, len(inputs))
-			}
-			hits, _ := e.DecisionCacheStats()
-			if tc.values != "none" && hits == 0 {
-				t.Errorf("no cache hits")
-			}
-			if allowed == 0 || allowed == len(inputs) {
-				t.Errorf("%d of %d allowed: the draw must exercise both outcomes", allowed, len(inputs))
-			}
-		})
-	}
+	return allowed, errs
 }

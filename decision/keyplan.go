@@ -247,10 +247,10 @@ func analyseResidual(residual []any, allow []ast.Ref) *keyPlan {
 			units = append(units, newUnit(x, nil, nil))
 		case *ast.Module:
 			for _, r := range x.Rules {
-				units = rule(units, r)
+				units = ruleUnits(units, r)
 			}
 		case *ast.Rule:
-			units = rule(units, x)
+			units = ruleUnits(units, x)
 		}
 	}
 	gate := a.gates(units)
@@ -270,8 +270,8 @@ func analyseResidual(residual []any, allow []ast.Ref) *keyPlan {
 	return a.plan
 }
 
-// rule appends the units of r and its else chain.
-func rule(units []residualUnit, r *ast.Rule) []residualUnit {
+// ruleUnits appends the units of r and its else chain.
+func ruleUnits(units []residualUnit, r *ast.Rule) []residualUnit {
 	path := r.Path()
 	var before []ast.Body
 	for ; r != nil; r = r.Else {
@@ -454,8 +454,8 @@ func (a *analysis) unit(body ast.Body, head *ast.Head, gate int8) {
 	// guards alone decide whether the body's atoms are keyed.
 	var conds, guards []cond
 	for _, e := range body {
-		if at, ok := atomOf(e); ok {
-			c := cond{atom: a.atomIndex(at), op: cmp.Or(callForm(e).Operator().String(), at.op), negated: e.Negated}
+		if at, op, ok := atomOf(e); ok {
+			c := cond{atom: a.atomIndex(at), op: op, negated: e.Negated}
 			conds = append(conds, c)
 			if !at.request {
 				guards = append(guards, c)
@@ -471,7 +471,7 @@ func (a *analysis) unit(body ast.Body, head *ast.Head, gate int8) {
 			if len(x.With) > 0 {
 				a.whole = true // the input rebound
 			}
-			if at, ok := atomOf(x); ok {
+			if at, _, ok := atomOf(x); ok {
 				if at.request {
 					u := &a.plan.atoms[a.atomIndex(at)].uses
 					if slices.Contains(body, x) {
@@ -573,22 +573,24 @@ func stringPath(r ast.Ref) ([]string, bool) {
 // where each operand is below input.resource or input.context, another
 // part of the input (token, subject, action), or a constant, and one is
 // not a constant. As a body expression, false and undefined both fail it,
-// so the outcome decides the evaluation.
-func atomOf(e *ast.Expr) (atom, bool) {
+// so the outcome decides the evaluation. It also gives the test's operator,
+// as cond.holds reads an outcome: the call's (=, ==, <, startswith, ...),
+// or truthy.
+func atomOf(e *ast.Expr) (atom, string, bool) {
 	e = callForm(e)
 	if t, ok := e.Terms.(*ast.Term); ok && len(e.With) == 0 { // a value as a test: defined and not false
 		r, ok := t.Value.(ast.Ref)
 		if !ok || !r.HasPrefix(ast.InputRootRef) {
-			return atom{}, false
+			return atom{}, "", false
 		}
 		path, all := stringPath(r)
 		if !all || len(path) == 0 || !inputPart(path) {
-			return atom{}, false
+			return atom{}, "", false
 		}
-		return atom{op: truthy, ops: []operand{{path: path}}, request: requestPart(path[0])}, true
+		return atom{op: truthy, ops: []operand{{path: path}}, request: requestPart(path[0])}, truthy, true
 	}
 	if !e.IsCall() || len(e.With) > 0 {
-		return atom{}, false
+		return atom{}, "", false
 	}
 	var a atom
 	switch name := e.Operator().String(); name {
@@ -599,14 +601,14 @@ func atomOf(e *ast.Expr) (atom, bool) {
 	default:
 		b, ok := ast.BuiltinMap[name]
 		if !atomBuiltins[name] || !ok || len(e.Operands()) != b.Decl.Arity() {
-			return atom{}, false
+			return atom{}, "", false
 		}
 		if a.op, a.fn = name, topdown.GetBuiltin(name); a.fn == nil {
-			return atom{}, false // outcome takes an atom without fn for a comparison
+			return atom{}, "", false // outcome takes an atom without fn for a comparison
 		}
 	}
 	if (a.op == "equal" || a.op == "order") && len(e.Operands()) != 2 {
-		return atom{}, false
+		return atom{}, "", false
 	}
 	a.ops = make([]operand, len(e.Operands()))
 	input := false
@@ -614,11 +616,11 @@ func atomOf(e *ast.Expr) (atom, bool) {
 		switch v := t.Value.(type) {
 		case ast.Ref:
 			if !v.HasPrefix(ast.InputRootRef) {
-				return atom{}, false
+				return atom{}, "", false
 			}
 			path, all := stringPath(v)
 			if !all || len(path) == 0 || !inputPart(path) {
-				return atom{}, false
+				return atom{}, "", false
 			}
 			a.request = a.request || requestPart(path[0])
 			input = true
@@ -626,26 +628,27 @@ func atomOf(e *ast.Expr) (atom, bool) {
 		case ast.Call: // object.get(input.resource, "owner", ""), a common guard against a missing key
 			o, ok := objectGet(v)
 			if !ok {
-				return atom{}, false
+				return atom{}, "", false
 			}
 			a.request = a.request || requestPart(o.path[0])
 			input = true
 			a.ops[i] = o
 		default:
 			if !ast.IsConstant(v) {
-				return atom{}, false
+				return atom{}, "", false
 			}
 			a.ops[i].constant = t
 		}
 	}
 	if a.op == ast.RegexMatch.Name && a.ops[0].constant == nil {
-		return atom{}, false // a pattern from the input is compiled at evaluation, under its deadline, not for the key
+		return atom{}, "", false // a pattern from the input is compiled at evaluation, under its deadline, not for the key
 	}
-	return a, input
+	return a, e.Operator().String(), input
 }
 
 // objectGet recognises object.get(input.<path>, <string>, <constant>) as
-// an operand.
+// an operand, for an object below the resource, the context or the token
+// (operand.term looks up no other document whole).
 func objectGet(c ast.Call) (operand, bool) {
 	if len(c) != 4 || c[0].Value.Compare(ast.ObjectGet.Ref()) != 0 {
 		return operand{}, false
@@ -656,10 +659,10 @@ func objectGet(c ast.Call) (operand, bool) {
 		return operand{}, false
 	}
 	parent, all := stringPath(r)
-	path := append(slices.Clip(parent), string(key))
-	if !all || len(parent) == 0 || !inputPart(path) {
+	if !all || len(parent) == 0 || !slices.Contains([]string{"resource", "context", "token"}, parent[0]) {
 		return operand{}, false
 	}
+	path := append(slices.Clip(parent), string(key))
 	return operand{path: path, orElse: c[3]}, true
 }
 
@@ -795,8 +798,10 @@ func (k *keying) hold(conds []cond) bool {
 
 // outcome is atom i's outcome for the input.
 func (k *keying) outcome(i int) byte {
-	slot := &k.outcomes[min(i, len(k.outcomes)-1)]
-	if i >= len(k.outcomes) {
+	var slot *byte
+	if i < len(k.outcomes) {
+		slot = &k.outcomes[i]
+	} else {
 		slot = &k.more[i-len(k.outcomes)]
 	}
 	if *slot == 0 {
@@ -1041,6 +1046,12 @@ func (o operand) term(k *keying) (*ast.Term, bool) {
 // a value that is not an object, where object.get fails, it reports false:
 // the decision is not cached and the evaluation meets the failure.
 func (o operand) objectGet(k *keying) (*ast.Term, bool) {
+	// Defined at the path, the value is below an object: object.get's
+	// answer. Only a missing key looks at its parent, which the resource's
+	// costs converting whole.
+	if t, ok := (operand{path: o.path}).term(k); !ok || t != nil {
+		return t, ok
+	}
 	t, ok := operand{path: o.path[:len(o.path)-1]}.term(k)
 	if !ok || t == nil {
 		return nil, ok

@@ -1,14 +1,9 @@
 package decision
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
-	"reflect"
 	"testing"
-	"testing/fstest"
-	"time"
 
 	"github.com/wardenauthz/warden/claims"
 )
@@ -189,39 +184,14 @@ func TestKeyPlanStyles(t *testing.T) {
 	}
 	for _, style := range policyStyles {
 		t.Run(style.name, func(t *testing.T) {
-			fsys := fstest.MapFS{
-				"authz.rego": {Data: []byte("package warden.authz\n" + style.rego)},
-				"data.json":  {Data: []byte(`{"roles": {"manager": ["orders:read", "orders:approve"], "staff": ["orders:read"]}}`)},
-			}
-			e, err := NewEngine(context.Background(), fsys, Options{DecisionCacheSize: 10000, Logger: slog.New(slog.DiscardHandler), EvalTimeout: 10 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
+			e := planEngineWith(t, style.rego, `{"roles": {"manager": ["orders:read", "orders:approve"], "staff": ["orders:read"]}}`)
 			set := e.set.Load()
 			if set.memo.plan == nil {
 				t.Fatal("no key plan")
 			}
-			allowed := 0
-			for i, in := range inputs {
-				got := e.Decide(context.Background(), in)
-				input, err := buildInput(&in, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r, err := e.eval(context.Background(), set.authz, input, nil, false)
-				if err != nil {
-					t.Fatal(err)
-				}
-				v, err := readDecision(r)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if want := v.apply(Decision{Revision: set.revision}); !reflect.DeepEqual(got, want) {
-					t.Fatalf("request %d (%+v): engine %+v, plain evaluation %+v", i, in, got, want)
-				}
-				if got.Allow {
-					allowed++
-				}
+			allowed, errs := compareWithPlain(t, e, inputs)
+			if errs > 0 {
+				t.Errorf("%d of %d plain evaluations failed", errs, len(inputs))
 			}
 			hits, misses := e.DecisionCacheStats()
 			values, atoms := describePlan(set.memo.plan)

@@ -156,6 +156,9 @@ allow if object.get(input.context, "level", 0) > 3
 reasons contains sprintf("tier %s", [object.get(input.token.claims, "tier", "basic")]) if allow
 reasons contains sprintf("order %v", [input.resource.id]) if object.get(input.resource, "level", "none") == "none"`,
 		`resource.id when eq resource.level|"none"~"none"`, `(resource.owner|""~subject when eq action~"read") context.level|0<>3 resource.level|"none"~"none"`},
+	{"object.get on the proxied request, a document it does not look into", `
+allow if input.resource.owner == input.subject
+reasons contains sprintf("%v", [input.resource.id]) if object.get(input.request, "method", "") == "GET"`, "resource.id", "resource.owner~subject"},
 	{"a comparison assigned to a rule", `
 is_owner := input.resource.owner == input.subject
 allow if {
@@ -318,9 +321,15 @@ func describePlan(p *keyPlan) (values, atoms string) {
 
 func planEngine(t *testing.T, rego string) *Engine {
 	t.Helper()
+	return planEngineWith(t, "default allow := false\n"+rego, `{"owners": ["alice", "bob"]}`)
+}
+
+// planEngineWith is an engine for package warden.authz of rego, over data.
+func planEngineWith(t *testing.T, rego, data string) *Engine {
+	t.Helper()
 	fsys := fstest.MapFS{
-		"authz.rego": {Data: []byte("package warden.authz\n\ndefault allow := false\n" + rego)},
-		"data.json":  {Data: []byte(`{"owners": ["alice", "bob"]}`)},
+		"authz.rego": {Data: []byte("package warden.authz\n\n" + rego)},
+		"data.json":  {Data: []byte(data)},
 	}
 	e, err := NewEngine(context.Background(), fsys, Options{DecisionCacheSize: 1000, Logger: slog.New(slog.DiscardHandler), EvalTimeout: 10 * time.Second})
 	if err != nil {

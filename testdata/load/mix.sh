@@ -9,9 +9,10 @@
 #   USERS=20000 ROUNDS=2 testdata/load/mix.sh   # more users (1,000 by default): round 1 cold, 2 warm
 # Phases: the agreement check (Warden and OPA must give the same decision
 # and reasons on 2,000 requests), then for each server the mix and one
-# request repeated; then Warden at half its saturating mix rate (open loop)
-# for the p99, and the bare handler at the same rate, whose latency is the
-# generator's and the network's share; then Warden on both cores.
+# request repeated; then, open loop, Warden at half its saturating mix rate
+# for the p99, the bare handler at the same rate (the generator's and the
+# machine's share of the latency), OPA and the bare handler each at half of
+# its own saturating rate, and Warden at OPA's; then Warden on both cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d)
@@ -66,16 +67,20 @@ taskset -c 1 "$tmp/mix" check -dir "$tmp" -warden "$W" -opa "$O" -n 2000
 load() { taskset -c 1 "$tmp/mix" load -dir "$tmp" -c "$c" -d "$d" "$@"; }
 for round in $(seq "${ROUNDS:-1}"); do # rounds alternate the servers, so a slow spell of the machine shows as a spread
   load -url "$W" -label "warden mix" | tee -a "$tmp/warden-mix"
-  load -url "$O" -shape opa -label "opa mix"
-  load -url "$B" -label "bare mix"
+  load -url "$O" -shape opa -label "opa mix" | tee -a "$tmp/opa-mix"
+  load -url "$B" -label "bare mix" | tee -a "$tmp/bare-mix"
   load -url "$W" -repeat -label "warden repeated"
   load -url "$O" -shape opa -repeat -label "opa repeated"
   load -url "$B" -repeat -label "bare repeated"
 done
-half=$(awk 'NR == 1 {printf "%d", $3/2}' "$tmp/warden-mix")
+half() { awk 'NR == 1 {printf "%d", $3/2}' "$tmp/$1-mix"; } # half of the first round's rate
+wh=$(half warden) oh=$(half opa) bh=$(half bare)
 for round in $(seq "${ROUNDS:-1}"); do
-  load -url "$W" -rate "$half" -c 64 -label "warden mix at $half/s"
-  load -url "$B" -rate "$half" -c 64 -label "bare mix at $half/s" # the generator's and the machine's share of the latency
+  load -url "$W" -rate "$wh" -c 64 -label "warden mix at $wh/s"
+  load -url "$B" -rate "$wh" -c 64 -label "bare mix at $wh/s" # the generator's and the machine's share of the latency
+  load -url "$O" -shape opa -rate "$oh" -c 64 -label "opa mix at $oh/s"
+  load -url "$B" -rate "$bh" -c 64 -label "bare mix at $bh/s"
+  load -url "$W" -rate "$oh" -c 64 -label "warden mix at $oh/s"
 done
 kill "$wpid"; wait "$wpid" 2>/dev/null || true
 start_warden 2 0,1

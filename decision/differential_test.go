@@ -28,16 +28,7 @@ func TestDifferentialMix(t *testing.T) {
 		t.Fatal(err)
 	}
 	set := e.set.Load()
-	profiles := [][]any{{"manager"}, {"staff"}, {"staff", "auditor"}, nil}
-	users := make([]*claims.Claims, 200)
-	for i := range users {
-		sub := fmt.Sprintf("user-%d", i)
-		raw := map[string]any{"sub": sub, "iss": "warden-dev", "aud": "warden", "iat": json.Number("1795428000"), "exp": json.Number("1795428900")}
-		if p := profiles[i%len(profiles)]; p != nil {
-			raw["roles"] = p
-		}
-		users[i] = &claims.Claims{Subject: sub, Issuer: "warden-dev", Header: claims.Header{Alg: "RS256", Kid: "k1"}, Raw: raw}
-	}
+	users := mixUsers(200)
 	rng := rand.New(rand.NewPCG(14, 1))
 	paths := []string{"/orders", "/orders/%d", "/orders/%d/approve", "/admin", "/orders/%d/items"}
 	methods := []string{"GET", "POST", "DELETE"}
@@ -47,17 +38,8 @@ func TestDifferentialMix(t *testing.T) {
 			inputs = append(inputs, inputs[rng.IntN(len(inputs))])
 			continue
 		}
-		u := users[rng.IntN(len(users))]
-		action := "orders:read"
-		if rng.IntN(3) == 2 {
-			action = "orders:approve"
-		}
-		owner := users[rng.IntN(len(users))].Subject
-		if rng.IntN(4) == 0 {
-			owner = u.Subject
-		}
-		id := fmt.Sprint(rng.IntN(1000000))
-		in := Input{Claims: u, Action: action, Resource: map[string]any{"type": "order", "id": id, "owner": owner}}
+		in := mixInput(rng, users)
+		u := in.Claims
 		switch rng.IntN(6) {
 		case 0: // a proxied request
 			path := paths[rng.IntN(len(paths))]
@@ -69,8 +51,8 @@ func TestDifferentialMix(t *testing.T) {
 		case 1: // an AuthZEN evaluation
 			in.AuthZEN = &AuthZEN{
 				Subject:  Entity{Type: "user", ID: u.Subject, Properties: map[string]any{"department": fmt.Sprint(rng.IntN(3))}},
-				Action:   Action{Name: action},
-				Resource: Entity{Type: "order", ID: id, Properties: map[string]any{"owner": owner}},
+				Action:   Action{Name: in.Action},
+				Resource: Entity{Type: "order", ID: in.Resource["id"].(string), Properties: map[string]any{"owner": in.Resource["owner"]}},
 			}
 		}
 		inputs = append(inputs, in)
@@ -103,4 +85,37 @@ func TestDifferentialMix(t *testing.T) {
 		t.Errorf("cache %d hits, %d misses: the mix must exercise both", hits-hitsBefore, misses)
 	}
 	t.Logf("%d requests, %d answered from the decision cache", len(inputs), hits-hitsBefore)
+}
+
+// mixUsers are the verified claims of n users of issue 14's mix, in its
+// four role profiles in turn: manager, staff, staff and auditor, and no
+// roles claim.
+func mixUsers(n int) []*claims.Claims {
+	profiles := [][]any{{"manager"}, {"staff"}, {"staff", "auditor"}, nil}
+	users := make([]*claims.Claims, n)
+	for i := range users {
+		sub := fmt.Sprintf("user-%d", i)
+		raw := map[string]any{"sub": sub, "iss": "warden-dev", "aud": "warden", "iat": json.Number("1795428000"), "exp": json.Number("1795428900")}
+		if p := profiles[i%len(profiles)]; p != nil {
+			raw["roles"] = p
+		}
+		users[i] = &claims.Claims{Subject: sub, Issuer: "warden-dev", Header: claims.Header{Alg: "RS256", Kid: "k1"}, Raw: raw}
+	}
+	return users
+}
+
+// mixInput draws a request of the mix: a random user, orders:read two
+// times in three else orders:approve, an order id out of a million, owned
+// by the user one time in four and by another user otherwise.
+func mixInput(rng *rand.Rand, users []*claims.Claims) Input {
+	u := users[rng.IntN(len(users))]
+	action := "orders:read"
+	if rng.IntN(3) == 2 {
+		action = "orders:approve"
+	}
+	owner := users[rng.IntN(len(users))].Subject
+	if rng.IntN(4) == 0 {
+		owner = u.Subject
+	}
+	return Input{Claims: u, Action: action, Resource: map[string]any{"type": "order", "id": fmt.Sprint(rng.IntN(1000000)), "owner": owner}}
 }

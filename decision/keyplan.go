@@ -322,14 +322,14 @@ func (u residualUnit) reaches(path ast.Ref) bool {
 // same answer (reasons := denials if not allow makes every definition of
 // denials a denial's). The allow rule's own definitions are never gated.
 func (a *analysis) gates(units []residualUnit) func(residualUnit) int8 {
-	memo := map[string]int8{}
+	byRule := map[string]int8{} // each rule's gate, once computed
 	var ofUnit func(residualUnit) int8
 	ofRule := func(path ast.Ref) int8 {
 		key := path.String()
-		if g, ok := memo[key]; ok {
+		if g, ok := byRule[key]; ok {
 			return g
 		}
-		memo[key] = 0 // while computing: Rego has no recursion, but do not loop
+		byRule[key] = 0 // while computing: Rego has no recursion, but do not loop
 		if slices.ContainsFunc(a.allow, func(r ast.Ref) bool { return r.Equal(path) }) {
 			return 0
 		}
@@ -348,7 +348,7 @@ func (a *analysis) gates(units []residualUnit) func(residualUnit) int8 {
 				break
 			}
 		}
-		memo[key] = g
+		byRule[key] = g
 		return g
 	}
 	ofUnit = func(u residualUnit) int8 {
@@ -626,7 +626,7 @@ func atomOf(e *ast.Expr) (atom, string, bool) {
 			input = true
 			a.ops[i].path = path
 		case ast.Call: // object.get(input.resource, "owner", ""), a common guard against a missing key
-			o, ok := objectGet(v)
+			o, ok := objectGetOperand(v)
 			if !ok {
 				return atom{}, "", false
 			}
@@ -646,10 +646,10 @@ func atomOf(e *ast.Expr) (atom, string, bool) {
 	return a, e.Operator().String(), input
 }
 
-// objectGet recognises object.get(input.<path>, <string>, <constant>) as
+// objectGetOperand recognises object.get(input.<path>, <string>, <constant>) as
 // an operand, for an object below the resource, the context or the token
 // (operand.term looks up no other document whole).
-func objectGet(c ast.Call) (operand, bool) {
+func objectGetOperand(c ast.Call) (operand, bool) {
 	if len(c) != 4 || c[0].Value.Compare(ast.ObjectGet.Ref()) != 0 {
 		return operand{}, false
 	}

@@ -1,11 +1,8 @@
 package decision
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/wardenauthz/warden/claims"
 )
 
 // policyStyles are ways security teams write the mix's policy (RBAC over
@@ -158,29 +155,11 @@ reasons := deny | {"no grant"} if not allow`, 0.85},
 // of a million) through each style's engine, requires every decision to
 // be the plain evaluation's, and the cache to answer its share.
 func TestKeyPlanStyles(t *testing.T) {
-	profiles := [][]any{{"manager"}, {"staff"}, {"staff", "auditor"}, nil}
-	users := make([]*claims.Claims, 100)
-	for i := range users {
-		sub := fmt.Sprintf("user-%03d", i)
-		raw := map[string]any{"sub": sub}
-		if p := profiles[i%4]; p != nil {
-			raw["roles"] = p
-		}
-		users[i] = &claims.Claims{Subject: sub, Header: claims.Header{Alg: "RS256"}, Raw: raw}
-	}
+	users := mixUsers(100)
 	rng := rand.New(rand.NewPCG(14, 14))
 	inputs := make([]Input, 3000)
 	for i := range inputs {
-		u := rng.IntN(len(users))
-		action := "orders:read"
-		if rng.IntN(3) == 2 {
-			action = "orders:approve"
-		}
-		owner := users[rng.IntN(len(users))].Subject
-		if rng.IntN(4) == 0 {
-			owner = users[u].Subject
-		}
-		inputs[i] = Input{Claims: users[u], Action: action, Resource: map[string]any{"type": "order", "id": fmt.Sprint(rng.IntN(1000000)), "owner": owner}}
+		inputs[i] = mixInput(rng, users)
 	}
 	for _, style := range policyStyles {
 		t.Run(style.name, func(t *testing.T) {

@@ -161,14 +161,27 @@ func TestOpenDecisionLogOutput(t *testing.T) {
 		}
 	}
 	closeOut(logger)
+	// lumberjack removes the rotated files past max_files on a goroutine
+	// of its own, which Close does not wait for: give it a few seconds.
+	var files []string
 	var total int64
-	files, _ := filepath.Glob(filepath.Join(dir, "flood*.jsonl"))
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		files, _ = filepath.Glob(filepath.Join(dir, "flood*.jsonl"))
+		total = 0
+		for _, f := range files {
+			if info, err := os.Stat(f); err == nil {
+				total += info.Size()
+			}
+		}
+		if len(files) <= 3 || time.Now().After(deadline) {
+			break
+		}
+	}
 	for _, f := range files {
 		info, err := os.Stat(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		total += info.Size()
 		if info.Mode().Perm() != 0o600 {
 			t.Errorf("%s has mode %v, want 0600", f, info.Mode().Perm())
 		}
